@@ -1,0 +1,67 @@
+"""The protocol's vocabulary: result codes and payment states (spec section 6).
+
+Business code never writes these as string literals; it names the enum member.
+"""
+from enum import StrEnum
+
+
+class ResultCode(StrEnum):
+    """Every result code of protocol v1. The HTTP status of each lives in gateway/errors.py only."""
+
+    OK = "OK"
+    XML_MALFORMED = "XML_MALFORMED"
+    XML_SCHEMA_INVALID = "XML_SCHEMA_INVALID"
+    XML_FORBIDDEN_CONSTRUCT = "XML_FORBIDDEN_CONSTRUCT"
+    XML_ENCODING_INVALID = "XML_ENCODING_INVALID"
+    XML_TOO_LARGE = "XML_TOO_LARGE"
+    UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
+    UNSUPPORTED_FORMAT = "UNSUPPORTED_FORMAT"
+    SIG_MISSING = "SIG_MISSING"
+    SIG_INVALID = "SIG_INVALID"
+    SIG_ALGORITHM_FORBIDDEN = "SIG_ALGORITHM_FORBIDDEN"
+    CERT_UNKNOWN = "CERT_UNKNOWN"
+    CERT_EXPIRED = "CERT_EXPIRED"
+    CERT_NOT_YET_VALID = "CERT_NOT_YET_VALID"
+    CERT_REVOKED = "CERT_REVOKED"
+    REPLAY = "REPLAY"
+    TIMESTAMP_OUT_OF_WINDOW = "TIMESTAMP_OUT_OF_WINDOW"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    NOT_FOUND = "NOT_FOUND"
+    RATE_LIMITED = "RATE_LIMITED"
+    OVERLOADED = "OVERLOADED"
+    INTERNAL = "INTERNAL"
+
+
+class ReasonCode(StrEnum):
+    """Per-payment reason codes: the payment is REJECTED, the message itself is OK."""
+
+    DUPLICATE_REFERENCE = "DUPLICATE_REFERENCE"
+    LIMIT_SINGLE = "LIMIT_SINGLE"
+    LIMIT_DAILY = "LIMIT_DAILY"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    AMOUNT_INVALID = "AMOUNT_INVALID"
+    CURRENCY_NOT_ALLOWED = "CURRENCY_NOT_ALLOWED"
+    ACCOUNT_INVALID = "ACCOUNT_INVALID"
+    BANK_CODE_INVALID = "BANK_CODE_INVALID"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    APPROVAL_BY_MAKER = "APPROVAL_BY_MAKER"
+    APPROVAL_DIGEST_MISMATCH = "APPROVAL_DIGEST_MISMATCH"
+    NOT_CANCELLABLE = "NOT_CANCELLABLE"
+
+
+class PaymentState(StrEnum):
+    PENDING_APPROVAL = "PENDING_APPROVAL"
+    ACCEPTED = "ACCEPTED"          # validated, funds held
+    PROCESSING = "PROCESSING"      # sent for clearing
+    UNKNOWN = "UNKNOWN"            # outcome not known: query, never resend
+    SETTLED = "SETTLED"
+    RETURNED = "RETURNED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+class Grant(StrEnum):
+    QUERY = "query"
+    PAY = "pay"
+    APPROVE = "approve"

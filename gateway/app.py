@@ -1,0 +1,106 @@
+"""The HTTP binding of spec section 1: FastAPI routes around the request pipeline."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from sqlalchemy import text
+
+from gateway import signing
+from gateway.pipeline import Gateway, Reply
+from gateway.settings import Settings
+from gateway.storage.engine import make_engine, migrate
+from schemas import SCHEMA_DIR
+
+log = logging.getLogger("directlink.http")
+XML = "application/xml"
+SCHEMA_NAMES = sorted(p.name.removesuffix(".xsd") for p in SCHEMA_DIR.iterdir() if p.name.endswith(".xsd"))
+
+
+def build_gateway(settings: Settings, *, run_migrations: bool = True) -> Gateway:
+    """Open the database (migrated to head) and load the gateway key once."""
+    engine = make_engine(settings.db_url)
+    if run_migrations:
+        migrate(engine)
+    passphrase = settings.gateway_key_passphrase
+    signer = signing.Signer(settings.path(settings.gateway_key).read_bytes(),
+                            settings.path(settings.gateway_cert).read_bytes(),
+                            passphrase.get_secret_value().encode() if passphrase else None)
+    return Gateway(settings, engine, signer)
+
+
+def create_app(gateway: Gateway) -> FastAPI:
+    """The FastAPI application serving one gateway."""
+    app = FastAPI(title="DirectLink gateway", version="1", docs_url=None, redoc_url=None)
+    registry = CollectorRegistry()
+    results = Counter("directlink_requests", "Requests by result code", ["code"], registry=registry)
+    latency = Histogram("directlink_request_seconds", "Time to answer a request", registry=registry)
+    limit = gateway.settings.max_body_bytes
+
+    @app.post("/v1/messages")
+    async def post_message(request: Request) -> Response:
+        started = time.perf_counter()
+        body = await _read_limited(request, limit)
+        if body is None:
+            reply = await run_in_threadpool(gateway.too_large)
+        else:
+            try:
+                reply = await run_in_threadpool(gateway.handle, body)
+            except Exception:  # noqa: BLE001 - a defect: nothing was committed, answer INTERNAL, never crash
+                log.exception("request failed")
+                reply = gateway.internal_error(body)
+        results.labels(reply.code.value).inc()
+        latency.observe(time.perf_counter() - started)
+        return _respond(reply)
+
+    @app.get("/v1/certificate")
+    def certificate() -> Response:
+        return Response(gateway.signer.cert_pem, media_type="application/x-pem-file")
+
+    @app.get("/v1/schemas/{name}.xsd")
+    def schema(name: str) -> Response:
+        if name not in SCHEMA_NAMES:  # an allow-list: no path ever reaches the file system from the URL
+            raise HTTPException(404, "unknown schema")
+        return Response(SCHEMA_DIR.joinpath(f"{name}.xsd").read_bytes(), media_type=XML)
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        with gateway.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    def metrics() -> PlainTextResponse:
+        return PlainTextResponse(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None as soon as it is known to be over the limit (before buffering it all)."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _respond(reply: Reply) -> Response:
+    return Response(reply.body, status_code=reply.status, media_type=XML, headers=reply.headers)
+
+
+def app_from_home(home: Path | str = ".") -> FastAPI:
+    """Factory for `uvicorn --factory gateway.app:app_from_home` (reads DIRECTLINK_HOME or the cwd)."""
+    return create_app(build_gateway(Settings.load(home)))
+
+

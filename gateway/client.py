@@ -1,0 +1,138 @@
+"""A DirectLink client: builds and signs Requests, posts them, and verifies the signed Responses.
+
+Used by `directlink send`, the demo and the tests; ERP teams can use it as a reference client.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+import httpx
+from cryptography import x509
+from lxml import etree
+
+from gateway import signing
+from gateway.messages import E
+from gateway.xmlsafe import NS, q, text
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A verified Response: HTTP status, result code and text, the answer element (if any), the raw bytes."""
+
+    status: int
+    code: str
+    detail: str
+    body: etree._Element | None
+    raw: bytes
+
+
+class Client:
+    def __init__(self, base_url: str, client: str, operator: str, key_pem: bytes, cert_pem: bytes,
+                 gateway_cert_pem: bytes, http: httpx.Client | None = None):
+        self.base_url = base_url.rstrip("/")
+        self.client, self.operator = client, operator
+        self.signer = signing.Signer(key_pem, cert_pem)
+        self.gateway_cert = x509.load_pem_x509_certificate(gateway_cert_pem)
+        self.http = http or httpx.Client(timeout=30)
+
+    def request(self, operation: etree._Element, *, message_id: str | None = None,
+                created: dt.datetime | None = None) -> bytes:
+        """A signed Request around an operation element."""
+        created = created or dt.datetime.now(dt.timezone.utc).astimezone()
+        root = E.Request(
+            E.Header(E.MessageId(message_id or new_message_id()), E.Created(created.isoformat(timespec="seconds")),
+                     E.Client(self.client), E.Operator(self.operator)),
+            operation, version="1")
+        return self.signer.sign(root)
+
+    def sign_document(self, root: etree._Element) -> bytes:
+        """Sign a Request read from a file, filling in MessageId and Created where they are empty."""
+        head = root.find(q("Header"))
+        for name, value in (("MessageId", new_message_id()),
+                            ("Created", dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")),
+                            ("Client", self.client), ("Operator", self.operator)):
+            el = head.find(q(name))
+            if el is None:
+                el = etree.SubElement(head, q(name))
+            if not (el.text or "").strip() or name == "Operator":
+                el.text = value
+        order = {q("MessageId"): 0, q("Created"): 1, q("Client"): 2, q("Operator"): 3}
+        head[:] = sorted(head, key=lambda c: order.get(c.tag, 9))
+        return self.signer.sign(root)
+
+    def post(self, body: bytes) -> Answer:
+        """Post signed bytes; verify the answer's signature and that it answers exactly these bytes."""
+        resp = self.http.post(f"{self.base_url}/v1/messages", content=body,
+                              headers={"Content-Type": "application/xml"})
+        return verify_answer(resp.status_code, resp.content, self.gateway_cert, signing.digest_b64(body))
+
+    def call(self, operation: etree._Element, **kw) -> Answer:
+        return self.post(self.request(operation, **kw))
+
+
+def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate, request_digest: str | None) -> Answer:
+    """Verify a Response's signature against the pinned gateway certificate and bind it to our request."""
+    root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
+    sig = signing.signature_element(root)
+    signing.check_profile(sig)
+    signed = signing.verify(root, gateway_cert).signed
+    digest = signed.find(f"{q('Header')}/{q('RequestDigest')}")
+    if request_digest is not None and digest is not None and text(digest) != request_digest:
+        raise signing.SignatureRejected("the answer is for another request (RequestDigest differs)")
+    result = signed.find(q("Result"))
+    body = next((el for el in signed[2:] if isinstance(el.tag, str) and el.tag.startswith(f"{{{NS}}}")), None)
+    return Answer(status, result.get("code"), text(result.find(q("Text"))) or "", body, raw)
+
+
+def new_message_id() -> str:
+    return f"ERP-{dt.datetime.now():%Y%m%d%H%M%S}-{secrets.token_hex(5)}"
+
+
+# ---- operation builders ---------------------------------------------------------------------------------
+
+def account_query() -> etree._Element:
+    return E.AccountQuery()
+
+
+def balance_query(*accounts: str, as_of: dt.date | None = None) -> etree._Element:
+    el = E.BalanceQuery(*[E.Account(a) for a in accounts])
+    if as_of:
+        el.append(E.AsOf(as_of.isoformat()))
+    return el
+
+
+def payment(client_ref: str, debtor: str, amount: str, creditor_name: str, creditor_account: str, *,
+            currency: str = "CNY", scheme: str = "INTERNAL", bank_code: str = "", bank_name: str | None = None,
+            purpose: str = "货款", remark: str | None = None, urgency: str | None = None) -> etree._Element:
+    creditor = E.Creditor(E.Name(creditor_name), E.Account(creditor_account), E.BankCode(bank_code, scheme=scheme))
+    if bank_name:
+        creditor.append(E.BankName(bank_name))
+    el = E.Payment(E.ClientRef(client_ref), E.DebtorAccount(debtor), E.Amount(amount, currency=currency),
+                   creditor, E.Purpose(purpose))
+    if remark:
+        el.append(E.Remark(remark))
+    if urgency:
+        el.append(E.Urgency(urgency))
+    return el
+
+
+def payment_order(*payments: etree._Element, batch_id: str | None = None) -> etree._Element:
+    el = E.PaymentOrder(*([E.BatchId(batch_id)] if batch_id else []))
+    el.extend(payments)
+    return el
+
+
+def status_query(*client_refs: str, payment_ids: tuple[str, ...] = ()) -> etree._Element:
+    return E.PaymentStatusQuery(*[E.ClientRef(r) for r in client_refs], *[E.PaymentId(i) for i in payment_ids])
+
+
+def statement_query(account: str, after: str = "", limit: int | None = None,
+                    fmt: str | None = None) -> etree._Element:
+    el = E.StatementQuery(E.Account(account), E.After(after))
+    if limit:
+        el.append(E.Limit(str(limit)))
+    if fmt:
+        el.append(E.Format(fmt))
+    return el

@@ -1,0 +1,183 @@
+"""Who is who: clients, their accounts, operators, registered certificates and grants.
+
+The database is the source of truth (so every replica sees the same thing at once); `config/directory.toml`
+is applied to it by `directlink init` and `directlink config apply`, and the CLI changes it piece by piece.
+Every change is written to the audit log.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from sqlalchemy import Connection, insert, select, update
+
+from domain.codes import Grant
+from domain.money import Money, check_currency, parse_amount
+from gateway import ledger
+from gateway.signing import fingerprint
+from gateway.storage.tables import accounts, audit_log, certificates, clients, grants, operators
+
+_CERT_CACHE: dict[str, x509.Certificate] = {}  # by fingerprint: a certificate's content never changes
+
+
+@dataclass(frozen=True)
+class RegisteredCert:
+    fingerprint: str
+    certificate: x509.Certificate
+    not_before: dt.datetime
+    not_after: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class AccountGrant:
+    """An operator's rights on one account, with the account's own facts alongside."""
+
+    account: str
+    name: str
+    currency: str
+    grants: frozenset[Grant]
+    single_limit: int | None
+    daily_limit: int | None
+
+    def money(self, minor: int | None) -> Money | None:
+        return None if minor is None else Money.from_minor(minor, self.currency)
+
+
+def registered_certs(conn: Connection, client: str, operator: str) -> list[RegisteredCert]:
+    """The certificates registered for an operator, newest first."""
+    rows = conn.execute(select(certificates).where(
+        certificates.c.client_id == client, certificates.c.operator_id == operator)
+        .order_by(certificates.c.not_before.desc())).all()
+    result = []
+    for row in rows:
+        cert = _CERT_CACHE.get(row.fingerprint)
+        if cert is None:
+            cert = _CERT_CACHE[row.fingerprint] = x509.load_pem_x509_certificate(row.pem.encode("ascii"))
+        result.append(RegisteredCert(row.fingerprint, cert, row.not_before, row.not_after, row.revoked_at))
+    return result
+
+
+def operator_grants(conn: Connection, client: str, operator: str) -> dict[str, AccountGrant]:
+    """account number -> the operator's grant on it; accounts without a grant are simply absent."""
+    rows = conn.execute(
+        select(grants, accounts.c.name, accounts.c.currency)
+        .join(accounts, accounts.c.number == grants.c.account)
+        .where(grants.c.client_id == client, grants.c.operator_id == operator,
+               accounts.c.client_id == client)
+        .order_by(grants.c.account)).all()
+    result = {}
+    for r in rows:
+        rights = frozenset(g for g, on in ((Grant.QUERY, r.can_query), (Grant.PAY, r.can_pay),
+                                           (Grant.APPROVE, r.can_approve)) if on)
+        if rights:
+            result[r.account] = AccountGrant(r.account, r.name, r.currency, rights, r.single_limit, r.daily_limit)
+    return result
+
+
+def audit_change(conn: Connection, now: dt.datetime, what: str, detail: str) -> None:
+    conn.execute(insert(audit_log).values(at=now, kind="config", code=what, detail=detail))
+
+
+def upsert_client(conn: Connection, client_id: str, name: str, now: dt.datetime) -> None:
+    if conn.execute(select(clients.c.id).where(clients.c.id == client_id)).first() is None:
+        conn.execute(insert(clients).values(id=client_id, name=name))
+    else:
+        conn.execute(update(clients).where(clients.c.id == client_id).values(name=name))
+    audit_change(conn, now, "CLIENT_SET", f"{client_id} {name}")
+
+
+def open_account(conn: Connection, number: str, client_id: str, name: str, currency: str,
+                 opening: str | None, now: dt.datetime, today: dt.date) -> bool:
+    """Open an account (funded from the bank's opening book if `opening` is given); False if it exists."""
+    check_currency(currency)
+    if conn.execute(select(accounts.c.number).where(accounts.c.number == number)).first() is not None:
+        conn.execute(update(accounts).where(accounts.c.number == number).values(name=name))
+        return False
+    conn.execute(insert(accounts).values(number=number, client_id=client_id, name=name, currency=currency,
+                                         booked=0, held=0, entry_seq=0, opened_at=now))
+    if opening:
+        amount = parse_amount(opening, currency).minor
+        source = ledger.ensure_internal_account(conn, currency, "OPENING", now)
+        ledger.post(conn, f"OPEN-{number}"[:35], [
+            ledger.Leg(number, ledger.CRDT, amount, "Opening balance", counterparty_name="Opening balance"),
+            ledger.Leg(source, ledger.DBIT, amount, f"Opening balance of {number}"),
+        ], now, today)
+    audit_change(conn, now, "ACCOUNT_OPENED", f"{number} {client_id} {currency} opening={opening or 0}")
+    return True
+
+
+def upsert_operator(conn: Connection, client_id: str, operator_id: str, name: str, now: dt.datetime) -> None:
+    key = (operators.c.client_id == client_id) & (operators.c.id == operator_id)
+    if conn.execute(select(operators.c.id).where(key)).first() is None:
+        conn.execute(insert(operators).values(client_id=client_id, id=operator_id, name=name))
+    else:
+        conn.execute(update(operators).where(key).values(name=name))
+    audit_change(conn, now, "OPERATOR_SET", f"{client_id}/{operator_id} {name}")
+
+
+def register_certificate(conn: Connection, client_id: str, operator_id: str, pem: bytes,
+                         now: dt.datetime) -> str:
+    """Register (pin) a certificate for an operator; returns its fingerprint. Re-registering is a no-op."""
+    cert = x509.load_pem_x509_certificate(pem)
+    fp = fingerprint(cert)
+    if conn.execute(select(certificates.c.fingerprint).where(certificates.c.fingerprint == fp)).first() is None:
+        conn.execute(insert(certificates).values(
+            fingerprint=fp, client_id=client_id, operator_id=operator_id, pem=pem.decode("ascii"),
+            not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, added_at=now))
+        audit_change(conn, now, "CERT_REGISTERED", f"{client_id}/{operator_id} {fp}")
+    return fp
+
+
+def revoke_certificate(conn: Connection, fp: str, now: dt.datetime) -> bool:
+    """Mark a certificate revoked from now on; every replica sees it on the next request."""
+    done = conn.execute(update(certificates).where(certificates.c.fingerprint == fp,
+                                                   certificates.c.revoked_at.is_(None))
+                        .values(revoked_at=now)).rowcount == 1
+    if done:
+        audit_change(conn, now, "CERT_REVOKED", fp)
+    return done
+
+
+def set_grant(conn: Connection, client_id: str, operator_id: str, account: str, rights: set[str],
+              single_limit: str | None, daily_limit: str | None, now: dt.datetime) -> None:
+    """Give an operator exactly `rights` on an account (an empty set removes them), with optional limits."""
+    currency = conn.execute(select(accounts.c.currency).where(
+        accounts.c.number == account, accounts.c.client_id == client_id)).scalar()
+    if currency is None:
+        raise ValueError(f"account {account} does not belong to client {client_id}")
+    unknown = set(rights) - {g.value for g in Grant}
+    if unknown:
+        raise ValueError(f"unknown grants {sorted(unknown)} (query, pay, approve)")
+    values = dict(can_query=Grant.QUERY in rights, can_pay=Grant.PAY in rights,
+                  can_approve=Grant.APPROVE in rights,
+                  single_limit=parse_amount(single_limit, currency).minor if single_limit else None,
+                  daily_limit=parse_amount(daily_limit, currency).minor if daily_limit else None)
+    key = (grants.c.client_id == client_id) & (grants.c.operator_id == operator_id) & (grants.c.account == account)
+    if conn.execute(select(grants.c.account).where(key)).first() is None:
+        conn.execute(insert(grants).values(client_id=client_id, operator_id=operator_id, account=account, **values))
+    else:
+        conn.execute(update(grants).where(key).values(**values))
+    audit_change(conn, now, "GRANT_SET", f"{client_id}/{operator_id} {account} {sorted(rights)} "
+                                         f"single={single_limit} daily={daily_limit}")
+
+
+def apply_file(conn: Connection, path: Path, now: dt.datetime, today: dt.date) -> dict[str, int]:
+    """Apply a directory TOML file (clients, accounts, operators, grants); returns counts of what it holds."""
+    doc = tomllib.loads(path.read_text("utf-8"))
+    base = path.parent
+    for c in doc.get("clients", []):
+        upsert_client(conn, c["id"], c["name"], now)
+    for a in doc.get("accounts", []):
+        open_account(conn, a["number"], a["client"], a["name"], a["currency"], a.get("opening_balance"), now, today)
+    for o in doc.get("operators", []):
+        upsert_operator(conn, o["client"], o["id"], o.get("name", o["id"]), now)
+        for cert_path in o.get("certificates", []):
+            register_certificate(conn, o["client"], o["id"], (base / cert_path).read_bytes(), now)
+    for g in doc.get("grants", []):
+        set_grant(conn, g["client"], g["operator"], g["account"], set(g["permissions"]),
+                  g.get("single_limit"), g.get("daily_limit"), now)
+    return {k: len(doc.get(k, [])) for k in ("clients", "accounts", "operators", "grants")}

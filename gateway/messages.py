@@ -1,0 +1,232 @@
+"""Protocol v1 messages <-> domain objects (spec sections 2 and 5).
+
+Parsing reads only the signed tree handed over by gateway/signing.py; rendering builds answers that
+gateway/pipeline.py wraps in a signed Response.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from lxml import etree
+from lxml.builder import ElementMaker
+
+from domain.codes import ResultCode
+from domain.errors import PaymentRejected
+from domain.models import AccountInfo, Balance, PaymentInstruction, PaymentStatus, Statement, build_instruction
+from domain.money import Money
+from gateway.signing import DS, digest_b64
+from gateway.xmlsafe import NS, q, text
+
+E = ElementMaker(namespace=NS, nsmap={None: NS})
+
+
+@dataclass(frozen=True)
+class Header:
+    message_id: str
+    created: dt.datetime
+    client: str
+    operator: str
+
+
+def header(root: etree._Element) -> Header:
+    """The Request header; the tree has passed the XSD, so every field is present and well-typed."""
+    h = root.find(q("Header"))
+    return Header(text(h.find(q("MessageId"))), dt.datetime.fromisoformat(text(h.find(q("Created")))),
+                  text(h.find(q("Client"))), text(h.find(q("Operator"))))
+
+
+def operation(root: etree._Element) -> etree._Element:
+    """The one operation element of a Request (the child after Header that is not the signature)."""
+    return next(el for el in root[1:] if isinstance(el.tag, str) and not el.tag.startswith(f"{{{DS}}}"))
+
+
+def local(el: etree._Element) -> str:
+    return etree.QName(el).localname
+
+
+def _opt(el: etree._Element, name: str) -> str | None:
+    return text(el.find(q(name)))
+
+
+def _date(value: str | None) -> dt.date | None:
+    return dt.date.fromisoformat(value) if value else None
+
+
+# ---- requests ---------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ParsedPayment:
+    """One Payment element: its instruction, or the reason it cannot be one, and its OrderDigest."""
+
+    client_ref: str
+    order_digest: str
+    instruction: PaymentInstruction | None
+    problem: PaymentRejected | None
+
+
+def parse_payment(el: etree._Element) -> ParsedPayment:
+    """Turn one Payment element into an instruction; per-payment problems are returned, not raised."""
+    # OrderDigest: SHA-256 over the exclusive C14N of the Payment element as signed (spec section 5).
+    digest = digest_b64(etree.tostring(el, method="c14n", exclusive=True, with_comments=False))
+    client_ref = _opt(el, "ClientRef")
+    amount = el.find(q("Amount"))
+    creditor = el.find(q("Creditor"))
+    bank = creditor.find(q("BankCode"))
+    try:
+        instruction = build_instruction(
+            client_ref=client_ref,
+            end_to_end_id=_opt(el, "EndToEndId"),
+            debtor_account=_opt(el, "DebtorAccount"),
+            amount=text(amount),
+            currency=amount.get("currency"),
+            creditor_name=_opt(creditor, "Name"),
+            creditor_account=_opt(creditor, "Account"),
+            bank_scheme=bank.get("scheme"),
+            bank_code=text(bank),
+            bank_name=_opt(creditor, "BankName"),
+            purpose=_opt(el, "Purpose"),
+            remark=_opt(el, "Remark"),
+            requested_date=_date(_opt(el, "RequestedDate")),
+            urgency=_opt(el, "Urgency") or "NORMAL",
+        )
+    except PaymentRejected as problem:
+        return ParsedPayment(client_ref, digest, None, problem)
+    return ParsedPayment(client_ref, digest, instruction, None)
+
+
+def parse_payment_order(el: etree._Element) -> tuple[str | None, list[ParsedPayment]]:
+    return _opt(el, "BatchId"), [parse_payment(p) for p in el.iterfind(q("Payment"))]
+
+
+def parse_balance_query(el: etree._Element) -> tuple[list[str], dt.date | None]:
+    return [text(a) for a in el.iterfind(q("Account"))], _date(_opt(el, "AsOf"))
+
+
+@dataclass(frozen=True)
+class StatusQuery:
+    client_refs: tuple[str, ...]
+    payment_ids: tuple[str, ...]
+    date_from: dt.date | None
+    date_to: dt.date | None
+
+
+def parse_status_query(el: etree._Element) -> StatusQuery:
+    return StatusQuery(tuple(text(e) for e in el.iterfind(q("ClientRef"))),
+                       tuple(text(e) for e in el.iterfind(q("PaymentId"))),
+                       _date(_opt(el, "From")), _date(_opt(el, "To")))
+
+
+@dataclass(frozen=True)
+class StatementRequest:
+    account: str
+    after: str | None
+    date_from: dt.date | None
+    date_to: dt.date | None
+    limit: int
+    format: str
+
+
+def parse_statement_query(el: etree._Element) -> StatementRequest:
+    after = el.find(q("After"))
+    return StatementRequest(
+        account=_opt(el, "Account"),
+        after=None if after is None else text(after),
+        date_from=_date(_opt(el, "From")), date_to=_date(_opt(el, "To")),
+        limit=int(_opt(el, "Limit") or 500), format=_opt(el, "Format") or "directlink")
+
+
+# ---- answers ----------------------------------------------------------------------------------------------
+
+def stamp(moment: dt.datetime, zone: dt.tzinfo) -> str:
+    """A dateTime with offset in the bank's zone, to the second."""
+    return moment.astimezone(zone).isoformat(timespec="seconds")
+
+
+def _money(tag: str, money: Money) -> etree._Element:
+    return E(tag, money.text(), currency=money.currency)
+
+
+def render_account_list(infos: list[AccountInfo]) -> etree._Element:
+    out = E.AccountList()
+    for info in infos:
+        item = E.AccountInfo(E.Account(info.account), E.Name(info.name), E.Currency(info.currency),
+                             *[E.Grant(g.value) for g in info.grants])
+        if info.single_limit is not None:
+            item.append(_money("SingleLimit", info.single_limit))
+        if info.daily_limit is not None:
+            item.append(_money("DailyLimit", info.daily_limit))
+        out.append(item)
+    return out
+
+
+def render_balance_report(balances: list[Balance], zone: dt.tzinfo) -> etree._Element:
+    return E.BalanceReport(*[
+        E.Balance(E.Account(b.account), E.Currency(b.currency), E.Booked(b.booked.text()),
+                  E.Available(b.available.text()), E.AsOf(stamp(b.as_of, zone)))
+        for b in balances])
+
+
+def render_payment_status(s: PaymentStatus, zone: dt.tzinfo) -> etree._Element:
+    el = E.PaymentStatus(E.ClientRef(s.client_ref))
+    if s.payment_id:
+        el.append(E.PaymentId(s.payment_id))
+    el.append(E.State(s.state.value))
+    if s.reason:
+        el.append(E.Reason(s.reason_text or "", code=s.reason.value))
+    if s.approvals_required:
+        el.append(E.Approvals(required=str(s.approvals_required), given=str(s.approvals_given)))
+    if s.order_digest:
+        el.append(E.OrderDigest(s.order_digest))
+    if s.updated:
+        el.append(E.Updated(stamp(s.updated, zone)))
+    return el
+
+
+def render_payment_report(batch_id: str | None, statuses: list[PaymentStatus], zone: dt.tzinfo) -> etree._Element:
+    report = E.PaymentReport()
+    if batch_id:
+        report.append(E.BatchId(batch_id))
+    report.extend(render_payment_status(s, zone) for s in statuses)
+    return report
+
+
+def render_statement(st: Statement, zone: dt.tzinfo) -> etree._Element:
+    out = E.Statement(E.Account(st.account), E.Currency(st.currency),
+                      E.Opening(st.opening.text(), date=st.opening_date.isoformat()))
+    for e in st.entries:
+        entry = E.Entry(E.EntryId(f"{e.entry_id:012d}"), E.Booked(stamp(e.booked, zone)),
+                        E.ValueDate(e.value_date.isoformat()), E.Direction(e.direction),
+                        _money("Amount", e.amount), E.BalanceAfter(e.balance_after.text()))
+        if e.counterparty is not None:
+            party = E.Counterparty()
+            if e.counterparty.name:
+                party.append(E.Name(e.counterparty.name))
+            if e.counterparty.account:
+                party.append(E.Account(e.counterparty.account))
+            if e.counterparty.bank is not None:
+                party.append(E.BankCode(e.counterparty.bank.code, scheme=e.counterparty.bank.scheme))
+            entry.append(party)
+        if e.client_ref:
+            entry.append(E.ClientRef(e.client_ref))
+        if e.end_to_end_id:
+            entry.append(E.EndToEndId(e.end_to_end_id))
+        entry.extend([E.BankRef(e.bank_ref), E.Narrative(e.narrative), E.Reversal("true" if e.reversal else "false")])
+        out.append(entry)
+    out.extend([E.Closing(st.closing.text(), date=st.closing_date.isoformat()), E.NextCursor(st.next_cursor),
+                E.Complete("true" if st.complete else "false")])
+    return out
+
+
+def render_response(*, message_id: str, created: str, in_reply_to: str | None, request_digest: str | None,
+                    code: ResultCode, detail: str, answer: etree._Element | None) -> etree._Element:
+    """The unsigned Response envelope around an answer (or around a rejection, with no answer)."""
+    head = E.Header(E.MessageId(message_id), E.Created(created))
+    if in_reply_to:
+        head.append(E.InReplyTo(in_reply_to))
+    if request_digest:
+        head.append(E.RequestDigest(request_digest, algorithm="sha256"))
+    root = E.Response(head, E.Result(E.Text(detail), code=code.value), version="1")
+    if answer is not None:
+        root.append(answer)
+    return root

@@ -1,0 +1,119 @@
+"""The operations of spec section 5: each takes the verified request's context and its operation element,
+checks the operator's grants, calls the domain services and returns the answer element."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+from lxml import etree
+from sqlalchemy import Connection
+
+from domain.codes import Grant
+from domain.errors import GatewayError, NotFound, PermissionDenied, UnsupportedFormat
+from domain.models import AccountInfo, Balance
+from domain.money import Money
+from gateway import directory, ledger, messages, payments, statements
+from gateway.directory import AccountGrant
+from gateway.settings import Settings
+from gateway.xmlsafe import q
+
+
+@dataclass
+class Context:
+    """What every operation knows: who asks (from the verified signature), when, and the open transaction."""
+
+    conn: Connection
+    settings: Settings
+    client: str
+    operator: str
+    now: dt.datetime
+
+    @cached_property
+    def grants(self) -> dict[str, AccountGrant]:
+        return directory.operator_grants(self.conn, self.client, self.operator)
+
+    def grant(self, account: str, right: Grant) -> AccountGrant:
+        """The operator's grant on an account holding `right`; NOT_FOUND if it holds none at all on it."""
+        grant = self.grants.get(account)
+        if grant is None:
+            raise NotFound(f"unknown account {account}")
+        if right not in grant.grants:
+            raise PermissionDenied(f"operator {self.operator} holds no '{right}' grant on {account}")
+        return grant
+
+    def pay_context(self) -> payments.PayContext:
+        return payments.PayContext(self.conn, self.client, self.operator, self.grants, self.now,
+                                   self.settings.zone, self.settings.own_cnaps_prefix)
+
+
+def account_query(ctx: Context, el: etree._Element) -> etree._Element:
+    infos = [AccountInfo(g.account, g.name, g.currency, tuple(x for x in Grant if x in g.grants),
+                         g.money(g.single_limit), g.money(g.daily_limit)) for g in ctx.grants.values()]
+    return messages.render_account_list(infos)
+
+
+def balance_query(ctx: Context, el: etree._Element) -> etree._Element:
+    wanted, as_of = messages.parse_balance_query(el)
+    if wanted:
+        chosen = [ctx.grant(a, Grant.QUERY) for a in dict.fromkeys(wanted)]
+    else:
+        chosen = [g for g in ctx.grants.values() if Grant.QUERY in g.grants]
+    zone = ctx.settings.zone
+    at = None
+    if as_of is not None and as_of < ctx.now.astimezone(zone).date():
+        at = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    balances = []
+    for g in chosen:
+        booked, available = ledger.balance(ctx.conn, g.account, at)
+        stamp = ctx.now if at is None else at - dt.timedelta(seconds=1)  # end of that day
+        balances.append(Balance(g.account, g.currency, Money.from_minor(booked, g.currency),
+                                Money.from_minor(available, g.currency), stamp))
+    return messages.render_balance_report(balances, zone)
+
+
+def payment_order(ctx: Context, el: etree._Element) -> etree._Element:
+    batch_id, parsed = messages.parse_payment_order(el)
+    results = payments.submit(ctx.pay_context(), batch_id, parsed)
+    return messages.render_payment_report(batch_id, results, ctx.settings.zone)
+
+
+def payment_status_query(ctx: Context, el: etree._Element) -> etree._Element:
+    query = messages.parse_status_query(el)
+    found = payments.statuses(ctx.pay_context(), query.client_refs, query.payment_ids,
+                              query.date_from, query.date_to)
+    return messages.render_payment_report(None, found, ctx.settings.zone)
+
+
+def statement_query(ctx: Context, el: etree._Element) -> etree._Element:
+    req = messages.parse_statement_query(el)
+    ctx.grant(req.account, Grant.QUERY)
+    if req.format != "directlink":
+        raise UnsupportedFormat(f"no adapter renders statement format {req.format!r}")
+    st = statements.read(ctx.conn, req.account, after=req.after, date_from=req.date_from, date_to=req.date_to,
+                         limit=req.limit, zone=ctx.settings.zone, now=ctx.now)
+    return messages.render_statement(st, ctx.settings.zone)
+
+
+def document_submit(ctx: Context, el: etree._Element) -> etree._Element:
+    doc = el.find(q("Document"))
+    raise UnsupportedFormat(f"no adapter reads payment format {doc.get('format')!r}")
+
+
+def not_available(ctx: Context, el: etree._Element) -> etree._Element:
+    raise GatewayError(f"{messages.local(el)} is not available on this gateway yet",
+                       code=UnsupportedFormat.code)
+
+
+OPERATIONS: dict[str, Callable[[Context, etree._Element], etree._Element]] = {
+    "AccountQuery": account_query,
+    "BalanceQuery": balance_query,
+    "PaymentOrder": payment_order,
+    "PaymentStatusQuery": payment_status_query,
+    "StatementQuery": statement_query,
+    "DocumentSubmit": document_submit,
+    "PaymentApproval": not_available,
+    "PaymentCancel": not_available,
+}
+

@@ -1,0 +1,220 @@
+"""Accepting payments: idempotency by ClientRef, grants and limits, holds, and immediate settlement
+of payments between accounts of this bank. Runs inside the request's transaction (accept means commit).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from domain.codes import Grant, PaymentState, ReasonCode
+from domain.errors import NotFound, PaymentRejected
+from domain.models import PaymentInstruction, PaymentStatus
+from gateway import ledger
+from gateway.directory import AccountGrant
+from gateway.messages import ParsedPayment
+from gateway.storage.tables import accounts, payment_events, payments
+
+# States that no longer count against a daily limit.
+_RELEASED = (PaymentState.REJECTED, PaymentState.FAILED, PaymentState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class PayContext:
+    conn: Connection
+    client: str
+    operator: str
+    grants: dict[str, AccountGrant]
+    now: dt.datetime
+    zone: dt.tzinfo
+    own_cnaps_prefix: str
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.astimezone(self.zone).date()
+
+    def day_start(self) -> dt.datetime:
+        local = dt.datetime.combine(self.today, dt.time(), tzinfo=self.zone)
+        return local.astimezone(dt.timezone.utc)
+
+
+def new_payment_id(today: dt.date) -> str:
+    return f"P{today:%Y%m%d}{secrets.token_hex(6).upper()}"
+
+
+def status_of(row) -> PaymentStatus:
+    """A payments row as the PaymentStatus the ERP sees."""
+    return PaymentStatus(
+        client_ref=row.client_ref, payment_id=row.id, state=PaymentState(row.state),
+        reason=ReasonCode(row.reason_code) if row.reason_code else None, reason_text=row.reason_text,
+        approvals_required=row.approvals_required, approvals_given=row.approvals_given,
+        order_digest=row.order_digest, updated=row.updated_at)
+
+
+def rejected(client_ref: str, problem: PaymentRejected) -> PaymentStatus:
+    return PaymentStatus(client_ref=client_ref, state=PaymentState.REJECTED, reason=problem.reason,
+                         reason_text=problem.detail)
+
+
+def is_internal(ctx: PayContext, instruction: PaymentInstruction) -> bool:
+    """A payment to an account of this bank: INTERNAL scheme or our own CNAPS prefix."""
+    bank = instruction.creditor.bank
+    return bank.scheme == "INTERNAL" or (bank.scheme == "CNAPS" and bank.code.startswith(ctx.own_cnaps_prefix))
+
+
+def submit(ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]) -> list[PaymentStatus]:
+    """Accept each payment on its own; return one status per payment, in order."""
+    # Lock every account the batch may touch, in one sorted sweep, before touching any (no deadlocks).
+    touched = {p.instruction.debtor_account for p in parsed if p.instruction}
+    touched |= {p.instruction.creditor.account for p in parsed if p.instruction and is_internal(ctx, p.instruction)}
+    ledger.lock_accounts(ctx.conn, touched)
+    results = []
+    for p in parsed:
+        if p.problem is not None:
+            results.append(rejected(p.client_ref, p.problem))
+            continue
+        try:
+            with ctx.conn.begin_nested():   # a rejected payment leaves no trace; its siblings go on
+                results.append(_accept(ctx, batch_id, p))
+        except PaymentRejected as problem:
+            results.append(rejected(p.client_ref, problem))
+    return results
+
+
+def _existing(ctx: PayContext, client_ref: str):
+    return ctx.conn.execute(select(payments).where(
+        payments.c.client_id == ctx.client, payments.c.client_ref == client_ref)).first()
+
+
+def _same_or_duplicate(row, p: ParsedPayment) -> PaymentStatus:
+    if row.content_hash != p.instruction.content_hash():
+        raise PaymentRejected(ReasonCode.DUPLICATE_REFERENCE,
+                              f"ClientRef {p.client_ref} was used before for a different payment {row.id}")
+    return status_of(row)
+
+
+def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentStatus:
+    ins = p.instruction
+    row = _existing(ctx, ins.client_ref)
+    if row is not None:
+        return _same_or_duplicate(row, p)
+    grant = _check_grant(ctx, ins)
+    internal = is_internal(ctx, ins)
+    if internal:
+        _check_internal_creditor(ctx, ins)
+    payment_id = new_payment_id(ctx.today)
+    try:
+        with ctx.conn.begin_nested():
+            ctx.conn.execute(insert(payments).values(
+                id=payment_id, client_id=ctx.client, client_ref=ins.client_ref, end_to_end_id=ins.e2e,
+                batch_id=batch_id, debtor_account=ins.debtor_account, amount=ins.amount.minor,
+                currency=ins.amount.currency, creditor_name=ins.creditor.name,
+                creditor_account=ins.creditor.account, creditor_bank_scheme=ins.creditor.bank.scheme,
+                creditor_bank_code=ins.creditor.bank.code, creditor_bank_name=ins.creditor.bank_name,
+                purpose=ins.purpose, remark=ins.remark, requested_date=ins.requested_date or ctx.today,
+                urgency=ins.urgency, state=PaymentState.ACCEPTED, order_digest=p.order_digest,
+                content_hash=ins.content_hash(), maker=ctx.operator, created_at=ctx.now, updated_at=ctx.now))
+    except IntegrityError:
+        # A concurrent request claimed this ClientRef first and has committed: answer as a retry.
+        row = _existing(ctx, ins.client_ref)
+        if row is None:
+            raise
+        return _same_or_duplicate(row, p)
+    _check_daily_limit(ctx, grant, ins, payment_id)
+    if not ledger.hold(ctx.conn, payment_id, ins.debtor_account, ins.amount.minor, ctx.now):
+        raise PaymentRejected(ReasonCode.INSUFFICIENT_FUNDS,
+                              f"available balance of {ins.debtor_account} is less than {ins.amount.text()}")
+    _record(ctx, payment_id, None, PaymentState.ACCEPTED, "accepted, funds held")
+    if internal:
+        _settle_internal(ctx, payment_id, ins)
+    return status_of(ctx.conn.execute(select(payments).where(payments.c.id == payment_id)).one())
+
+
+def _check_grant(ctx: PayContext, ins: PaymentInstruction) -> AccountGrant:
+    grant = ctx.grants.get(ins.debtor_account)
+    if grant is None:
+        # Unknown and not-granted accounts look the same: an operator never learns of others' accounts.
+        raise PaymentRejected(ReasonCode.ACCOUNT_INVALID, f"unknown debtor account {ins.debtor_account}")
+    if Grant.PAY not in grant.grants:
+        raise PaymentRejected(ReasonCode.PERMISSION_DENIED,
+                              f"operator {ctx.operator} may not pay from {ins.debtor_account}")
+    if ins.amount.currency != grant.currency:
+        raise PaymentRejected(ReasonCode.CURRENCY_NOT_ALLOWED,
+                              f"account {ins.debtor_account} is in {grant.currency}, not {ins.amount.currency}")
+    if grant.single_limit is not None and ins.amount.minor > grant.single_limit:
+        raise PaymentRejected(ReasonCode.LIMIT_SINGLE,
+                              f"{ins.amount.text()} is over the single-payment limit "
+                              f"{grant.money(grant.single_limit).text()}")
+    return grant
+
+
+def _check_internal_creditor(ctx: PayContext, ins: PaymentInstruction) -> None:
+    row = ctx.conn.execute(select(accounts.c.currency, accounts.c.client_id)
+                           .where(accounts.c.number == ins.creditor.account)).first()
+    if row is None or row.client_id is None:
+        raise PaymentRejected(ReasonCode.ACCOUNT_INVALID,
+                              f"creditor account {ins.creditor.account} is not an account of this bank")
+    if row.currency != ins.amount.currency:
+        raise PaymentRejected(ReasonCode.CURRENCY_NOT_ALLOWED,
+                              f"creditor account {ins.creditor.account} is in {row.currency}")
+
+
+def _check_daily_limit(ctx: PayContext, grant: AccountGrant, ins: PaymentInstruction, payment_id: str) -> None:
+    # Runs after the debtor account row is locked, so parallel payments see each other's amounts.
+    if grant.daily_limit is None:
+        return
+    used = ctx.conn.execute(select(func.coalesce(func.sum(payments.c.amount), 0)).where(
+        payments.c.client_id == ctx.client, payments.c.maker == ctx.operator,
+        payments.c.debtor_account == ins.debtor_account, payments.c.created_at >= ctx.day_start(),
+        payments.c.state.not_in(_RELEASED), payments.c.id != payment_id)).scalar()
+    if used + ins.amount.minor > grant.daily_limit:
+        raise PaymentRejected(ReasonCode.LIMIT_DAILY,
+                              f"today's payments would reach {grant.money(used + ins.amount.minor).text()}, "
+                              f"over the daily limit {grant.money(grant.daily_limit).text()}")
+
+
+def _settle_internal(ctx: PayContext, payment_id: str, ins: PaymentInstruction) -> None:
+    """Book a transfer between two accounts of this bank at once: release the hold, post both legs."""
+    debtor_name = ctx.conn.execute(select(accounts.c.name).where(accounts.c.number == ins.debtor_account)).scalar()
+    ledger.release(ctx.conn, payment_id, ctx.now)
+    common = dict(client_ref=ins.client_ref, end_to_end_id=ins.e2e, payment_id=payment_id)
+    ledger.post(ctx.conn, payment_id, [
+        ledger.Leg(ins.debtor_account, ledger.DBIT, ins.amount.minor, ins.purpose,
+                   counterparty_name=ins.creditor.name, counterparty_account=ins.creditor.account,
+                   counterparty_scheme=ins.creditor.bank.scheme, counterparty_code=ins.creditor.bank.code,
+                   **common),
+        ledger.Leg(ins.creditor.account, ledger.CRDT, ins.amount.minor, ins.purpose,
+                   counterparty_name=debtor_name, counterparty_account=ins.debtor_account,
+                   counterparty_scheme="INTERNAL", counterparty_code="", **common),
+    ], ctx.now, ctx.today)
+    _record(ctx, payment_id, PaymentState.ACCEPTED, PaymentState.SETTLED, "settled within the bank")
+
+
+def _record(ctx: PayContext, payment_id: str, before: PaymentState | None, after: PaymentState, why: str) -> None:
+    """Move a payment to a new state and write the transition (time, actor, reason)."""
+    ctx.conn.execute(update(payments).where(payments.c.id == payment_id).values(state=after, updated_at=ctx.now))
+    ctx.conn.execute(insert(payment_events).values(payment_id=payment_id, at=ctx.now, from_state=before,
+                                                   to_state=after, actor=f"{ctx.client}/{ctx.operator}",
+                                                   reason=why))
+
+
+def statuses(ctx: PayContext, refs: tuple[str, ...], ids: tuple[str, ...],
+             date_from: dt.date | None, date_to: dt.date | None) -> list[PaymentStatus]:
+    """Statuses by ClientRef, PaymentId or creation date; only payments on accounts the operator may query."""
+    visible = [a for a, g in ctx.grants.items() if Grant.QUERY in g.grants]
+    base = select(payments).where(payments.c.client_id == ctx.client, payments.c.debtor_account.in_(visible))
+    if date_from is not None:
+        start = dt.datetime.combine(date_from, dt.time(), tzinfo=ctx.zone)
+        end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(), tzinfo=ctx.zone)
+        rows = ctx.conn.execute(base.where(payments.c.created_at >= start, payments.c.created_at < end)
+                                .order_by(payments.c.created_at, payments.c.id).limit(5000)).all()
+        return [status_of(r) for r in rows]
+    by_ref = {r.client_ref: r for r in ctx.conn.execute(base.where(payments.c.client_ref.in_(refs)))} if refs else {}
+    by_id = {r.id: r for r in ctx.conn.execute(base.where(payments.c.id.in_(ids)))} if ids else {}
+    missing = [r for r in refs if r not in by_ref] + [i for i in ids if i not in by_id]
+    if missing:
+        raise NotFound("unknown payment(s): " + ", ".join(missing[:20]))
+    return [status_of(by_ref[r]) for r in refs] + [status_of(by_id[i]) for i in ids]

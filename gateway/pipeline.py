@@ -1,0 +1,226 @@
+"""One request, start to end: hardened parse, schema, signature, identity, freshness, replay guard, the
+operation, and a signed answer, all of whose effects commit in one transaction before the answer leaves.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from lxml import etree
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from domain.codes import ResultCode
+from domain.errors import (CertificateRejected, FreshnessRejected, GatewayError, SignatureRejected,
+                           UnsupportedVersion, XmlRejected)
+from gateway import directory, messages, signing, xmlsafe
+from gateway.errors import RETRY_AFTER, http_status
+from gateway.operations import OPERATIONS, Context
+from gateway.settings import Settings
+from gateway.storage.tables import audit_log, messages as message_log
+
+log = logging.getLogger("directlink.pipeline")
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: bytes
+    code: ResultCode
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Claim:
+    """What the unverified envelope claims: used to find the certificate and to echo MessageId."""
+
+    message_id: str | None
+    client: str | None
+    operator: str | None
+
+
+class Gateway:
+    """The request pipeline. Built once per process; `handle` is thread-safe."""
+
+    def __init__(self, settings: Settings, engine: Engine, signer: signing.Signer,
+                 clock: Callable[[], dt.datetime] = utcnow):
+        self.settings = settings
+        self.engine = engine
+        self.signer = signer
+        self.clock = clock
+
+    # ---- the steps before any state is touched ------------------------------------------------------------
+
+    def handle(self, body: bytes) -> Reply:
+        """Answer one request body with a signed Response."""
+        now = self.clock()
+        digest = signing.digest_b64(body)
+        claim = _Claim(None, None, None)
+        try:
+            root = xmlsafe.parse(body, self.settings.max_body_bytes)
+            claim = _claims(root)
+            if root.tag != xmlsafe.q("Request"):
+                raise XmlRejected("the root element must be urn:directlink:v1 Request",
+                                  code=ResultCode.XML_SCHEMA_INVALID)
+            if root.get("version") != "1":
+                raise UnsupportedVersion(f"protocol version {root.get('version')!r} is not supported (1)")
+            xmlsafe.validate(root)
+            sig = signing.signature_element(root)
+            signing.check_profile(sig)
+            verified = self._authenticate(root, sig, claim, now)
+            header = messages.header(verified.signed)
+            self._check_fresh(header.created, now)
+        except GatewayError as err:
+            self._audit(now, claim, err.code, err.detail, digest, verified=False)
+            return self._answer(err.code, err.detail, claim.message_id, digest, now)
+        return self._execute(verified.signed, header, body, digest, now)
+
+    def _authenticate(self, root, sig, claim: _Claim, now: dt.datetime) -> signing.Verified:
+        with self.engine.connect() as conn:
+            registered = directory.registered_certs(conn, claim.client, claim.operator)
+        if not registered:
+            raise CertificateRejected(f"no certificate is registered for {claim.client}/{claim.operator}")
+        hinted = signing.keyinfo_certificate(sig)
+        if hinted is not None:
+            # KeyInfo only picks among pinned certificates; an unregistered one is never trusted.
+            fp = signing.fingerprint(hinted)
+            registered = [r for r in registered if r.fingerprint == fp]
+            if not registered:
+                raise CertificateRejected(f"the certificate in KeyInfo is not registered for "
+                                          f"{claim.client}/{claim.operator}")
+        failure: SignatureRejected | None = None
+        for reg in registered:
+            try:
+                verified = signing.verify(root, reg.certificate)
+            except SignatureRejected as err:
+                failure = err
+                continue
+            _check_validity(reg, now)
+            return verified
+        raise failure
+
+    def _check_fresh(self, created: dt.datetime, now: dt.datetime) -> None:
+        skew = abs((now - created).total_seconds())
+        if skew > self.settings.freshness_seconds:
+            raise FreshnessRejected(f"Created is {skew:.0f} s from the gateway clock "
+                                    f"(window {self.settings.freshness_seconds} s)",
+                                    code=ResultCode.TIMESTAMP_OUT_OF_WINDOW)
+
+    # ---- the transaction ----------------------------------------------------------------------------------
+
+    def _execute(self, signed: etree._Element, header: messages.Header, body: bytes, digest: str,
+                 now: dt.datetime) -> Reply:
+        for attempt in range(5):
+            try:
+                return self._transaction(signed, header, digest, now)
+            except IntegrityError:
+                # A concurrent identical MessageId committed first; the next attempt answers from it.
+                continue
+            except DBAPIError as err:
+                if not _transient(err) or attempt == 4:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise RuntimeError("could not complete the transaction")
+
+    def _transaction(self, signed, header: messages.Header, digest: str, now: dt.datetime) -> Reply:
+        with self.engine.begin() as conn:
+            seen = conn.execute(select(message_log).where(
+                message_log.c.client_id == header.client, message_log.c.message_id == header.message_id)).first()
+            if seen is not None:
+                if seen.request_digest == digest and seen.http_status:
+                    return Reply(seen.http_status, seen.response, ResultCode.OK)  # the original answer again
+                detail = f"MessageId {header.message_id} was already used by client {header.client}"
+                self._audit_in(conn, now, header, ResultCode.REPLAY, detail, digest)
+                return self._answer(ResultCode.REPLAY, detail, header.message_id, digest, now)
+            # Claim the MessageId first: a concurrent twin on PostgreSQL waits here until we commit.
+            conn.execute(insert(message_log).values(client_id=header.client, message_id=header.message_id,
+                                                    request_digest=digest, received_at=now, http_status=0,
+                                                    response=b""))
+            op = messages.operation(signed)
+            ctx = Context(conn, self.settings, header.client, header.operator, now)
+            try:
+                with conn.begin_nested():
+                    answer = OPERATIONS[messages.local(op)](ctx, op)
+                code, detail = ResultCode.OK, "processed"
+            except GatewayError as err:
+                answer, code, detail = None, err.code, err.detail
+            reply = self._answer(code, detail, header.message_id, digest, now, answer)
+            conn.execute(update(message_log).where(
+                message_log.c.client_id == header.client, message_log.c.message_id == header.message_id)
+                .values(http_status=reply.status, response=reply.body))
+            self._audit_in(conn, now, header, code, f"{messages.local(op)}: {detail}", digest)
+            return reply
+
+    # ---- answers and audit --------------------------------------------------------------------------------
+
+    def _answer(self, code: ResultCode, detail: str, in_reply_to: str | None, digest: str | None,
+                now: dt.datetime, answer: etree._Element | None = None) -> Reply:
+        root = messages.render_response(
+            message_id=f"GW-{now:%Y%m%d%H%M%S}-{secrets.token_hex(6)}",
+            created=messages.stamp(now, self.settings.zone), in_reply_to=in_reply_to,
+            request_digest=digest, code=code, detail=detail, answer=answer)
+        headers = {"Retry-After": str(RETRY_AFTER[code])} if code in RETRY_AFTER else {}
+        return Reply(http_status(code), self.signer.sign(root), code, headers)
+
+    def too_large(self) -> Reply:
+        """The answer for a body refused while it was still arriving (over max_body_bytes)."""
+        detail = f"the body is over the limit of {self.settings.max_body_bytes} bytes"
+        self._audit(self.clock(), _Claim(None, None, None), ResultCode.XML_TOO_LARGE, detail, None, verified=False)
+        return self._answer(ResultCode.XML_TOO_LARGE, detail, None, None, self.clock())
+
+    def internal_error(self, body: bytes) -> Reply:
+        """The answer for a defect: nothing was accepted; the same MessageId may be sent again."""
+        return self._answer(ResultCode.INTERNAL, "internal error; nothing was accepted, retry later",
+                            None, signing.digest_b64(body), self.clock())
+
+    def _audit(self, now, claim: _Claim, code: ResultCode, detail: str, digest: str, verified: bool) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(audit_log).values(
+                    at=now, kind="request", client_id=_clip(claim.client), operator_id=_clip(claim.operator),
+                    message_id=_clip(claim.message_id), code=code.value,
+                    detail=("unverified claim; " if not verified else "") + detail[:2000],
+                    request_digest=digest))
+        except Exception:  # noqa: BLE001 - an audit hiccup must not turn a rejection into a 500
+            log.exception("could not audit a rejected request")
+
+    def _audit_in(self, conn, now, header: messages.Header, code: ResultCode, detail: str, digest: str) -> None:
+        conn.execute(insert(audit_log).values(
+            at=now, kind="request", client_id=header.client, operator_id=header.operator,
+            message_id=header.message_id, code=code.value, detail=detail[:2000], request_digest=digest))
+
+
+def _claims(root: etree._Element) -> _Claim:
+    head = root.find(xmlsafe.q("Header"))
+    if head is None:
+        return _Claim(None, None, None)
+    return _Claim(*(xmlsafe.text(head.find(xmlsafe.q(n))) for n in ("MessageId", "Client", "Operator")))
+
+
+def _clip(value: str | None) -> str | None:
+    return None if value is None else value[:35]
+
+
+def _check_validity(reg: directory.RegisteredCert, now: dt.datetime) -> None:
+    if reg.revoked_at is not None and reg.revoked_at <= now:
+        raise CertificateRejected(f"certificate {reg.fingerprint[:16]} was revoked", code=ResultCode.CERT_REVOKED)
+    if now < reg.not_before:
+        raise CertificateRejected(f"certificate {reg.fingerprint[:16]} is not valid before {reg.not_before}",
+                                  code=ResultCode.CERT_NOT_YET_VALID)
+    if now > reg.not_after:
+        raise CertificateRejected(f"certificate {reg.fingerprint[:16]} expired at {reg.not_after}",
+                                  code=ResultCode.CERT_EXPIRED)
+
+
+def _transient(err: DBAPIError) -> bool:
+    """Deadlock, serialization failure or a locked SQLite database: safe to run the transaction again."""
+    sqlstate = getattr(err.orig, "sqlstate", None)
+    return sqlstate in ("40001", "40P01") or "database is locked" in str(err.orig)

@@ -1,0 +1,60 @@
+"""Gateway settings: read once from `directlink.toml` in the home directory, overridable by
+DIRECTLINK_* environment variables, and passed explicitly into everything that needs them."""
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SETTINGS_FILE = "directlink.toml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIRECTLINK_", extra="forbid")
+
+    home: Path = Path(".")
+    database_url: str = "sqlite:///directlink.db"      # relative SQLite paths are under `home`
+    bank_name: str = "DirectLink Demo Bank"
+    # CNAPS codes starting with this prefix are accounts of this bank: those payments settle at once.
+    own_cnaps_prefix: str = "999"
+    timezone: str = "Asia/Shanghai"                     # the bank's business day
+    freshness_seconds: int = 300                        # allowed |Created - now|
+    replay_retention_hours: int = 48                    # MessageIds kept at least this long (>= 24 h)
+    max_body_bytes: int = 10 * 1024 * 1024
+    gateway_key: Path = Path("certs/gateway.key.pem")
+    gateway_cert: Path = Path("certs/gateway.cert.pem")
+    gateway_key_passphrase: SecretStr | None = None
+    directory_file: Path = Path("config/directory.toml")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def path(self, p: Path) -> Path:
+        """A configured path, resolved against the home directory."""
+        return p if p.is_absolute() else self.home / p
+
+    @property
+    def db_url(self) -> str:
+        """The database URL with a relative SQLite path resolved against the home directory."""
+        prefix = "sqlite:///"
+        if self.database_url.startswith(prefix) and not self.database_url.startswith(prefix + "/"):
+            return prefix + str((self.home / self.database_url[len(prefix):]).resolve())
+        return self.database_url
+
+    @classmethod
+    def load(cls, home: Path | str = ".", **overrides) -> Settings:
+        """Read `home/directlink.toml` (if present); environment variables and overrides win."""
+        home = Path(home).resolve()
+        values: dict = {}
+        file = home / SETTINGS_FILE
+        if file.exists():
+            values = tomllib.loads(file.read_text("utf-8")).get("gateway", {})
+        # Environment variables must beat the file: pass file values as defaults only.
+        env = cls(home=home)  # type: ignore[call-arg]
+        explicit = env.model_fields_set
+        merged = {**values, **{k: getattr(env, k) for k in explicit}, **overrides, "home": home}
+        return cls.model_validate(merged)

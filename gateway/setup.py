@@ -1,0 +1,150 @@
+"""`directlink init`: a ready-to-run gateway home with keys, configuration, database and a demo client."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from gateway import directory
+from gateway.keys import write_key_pair
+from gateway.settings import SETTINGS_FILE, Settings
+from gateway.storage.engine import make_engine, migrate
+
+DEMO_ACCOUNTS = {"operating": "6222000000000001", "payroll": "6222000000000002", "supplier": "6222000000009001"}
+
+SETTINGS_TEMPLATE = """\
+# DirectLink gateway settings. Every key can be overridden by an environment variable
+# DIRECTLINK_<KEY> (e.g. DIRECTLINK_DATABASE_URL=postgresql+psycopg://user@host/db).
+[gateway]
+database_url = "sqlite:///directlink.db"
+bank_name = "DirectLink Demo Bank"
+own_cnaps_prefix = "999"        # CNAPS codes of this bank: such payments settle at once
+timezone = "Asia/Shanghai"
+freshness_seconds = 300
+replay_retention_hours = 48
+max_body_bytes = 10485760
+gateway_key = "certs/gateway.key.pem"
+gateway_cert = "certs/gateway.cert.pem"
+directory_file = "config/directory.toml"
+"""
+
+DIRECTORY_TEMPLATE = """\
+# Clients, accounts, operators, certificates and grants. Applied by `directlink init` and
+# `directlink config apply`; the database is the source of truth afterwards (see docs/configuration.md).
+
+[[clients]]
+id = "DEMO"
+name = "Demo Trading Co., Ltd."
+
+[[clients]]
+id = "ACME"
+name = "ACME Supplies (Shanghai) Co., Ltd."
+
+[[accounts]]
+number = "{operating}"
+client = "DEMO"
+name = "演示贸易有限公司 基本户"
+currency = "CNY"
+opening_balance = "1000000.00"
+
+[[accounts]]
+number = "{payroll}"
+client = "DEMO"
+name = "演示贸易有限公司 工资户"
+currency = "CNY"
+opening_balance = "250000.00"
+
+[[accounts]]
+number = "{supplier}"
+client = "ACME"
+name = "ACME Supplies operating"
+currency = "CNY"
+
+[[operators]]
+client = "DEMO"
+id = "maker"
+name = "Wang Fang (AP clerk)"
+certificates = ["../demo/maker.cert.pem"]
+
+[[operators]]
+client = "DEMO"
+id = "checker"
+name = "Li Wei (treasury)"
+certificates = ["../demo/checker.cert.pem"]
+
+[[operators]]
+client = "DEMO"
+id = "viewer"
+name = "Zhao Min (accounting)"
+certificates = ["../demo/viewer.cert.pem"]
+
+[[grants]]
+client = "DEMO"
+operator = "maker"
+account = "{operating}"
+permissions = ["query", "pay"]
+single_limit = "500000.00"
+daily_limit = "800000.00"
+
+[[grants]]
+client = "DEMO"
+operator = "maker"
+account = "{payroll}"
+permissions = ["query", "pay"]
+single_limit = "100000.00"
+daily_limit = "300000.00"
+
+[[grants]]
+client = "DEMO"
+operator = "checker"
+account = "{operating}"
+permissions = ["query", "approve"]
+
+[[grants]]
+client = "DEMO"
+operator = "checker"
+account = "{payroll}"
+permissions = ["query", "approve"]
+
+[[grants]]
+client = "DEMO"
+operator = "viewer"
+account = "{operating}"
+permissions = ["query"]
+
+[[grants]]
+client = "DEMO"
+operator = "viewer"
+account = "{payroll}"
+permissions = ["query"]
+"""
+
+
+def init_home(home: Path, key_type: str = "rsa", database_url: str | None = None) -> Settings:
+    """Create settings, keys, the demo directory and the database under `home`; return the settings."""
+    home.mkdir(parents=True, exist_ok=True)
+    if (home / SETTINGS_FILE).exists():
+        raise FileExistsError(f"{home / SETTINGS_FILE} exists already: this home is initialised")
+    text = SETTINGS_TEMPLATE
+    if database_url:
+        text = text.replace('database_url = "sqlite:///directlink.db"', f'database_url = "{database_url}"')
+    (home / SETTINGS_FILE).write_text(text, "utf-8")
+    write_key_pair(home / "certs", "gateway", "DirectLink gateway", "DirectLink Demo Bank", key_type)
+    for op in ("maker", "checker", "viewer"):
+        write_key_pair(home / "demo", op, f"DEMO/{op}", "Demo Trading Co., Ltd.", key_type)
+    (home / "config").mkdir(exist_ok=True)
+    (home / "config" / "directory.toml").write_text(DIRECTORY_TEMPLATE.format(**DEMO_ACCOUNTS), "utf-8")
+    settings = Settings.load(home)
+    apply_directory(settings)
+    return settings
+
+
+def apply_directory(settings: Settings, path: Path | None = None) -> dict[str, int]:
+    """Migrate the database and apply a directory file (default: the configured one)."""
+    engine = make_engine(settings.db_url)
+    migrate(engine)
+    now = dt.datetime.now(dt.timezone.utc)
+    with engine.begin() as conn:
+        counts = directory.apply_file(conn, path or settings.path(settings.directory_file), now,
+                                      now.astimezone(settings.zone).date())
+    engine.dispose()
+    return counts

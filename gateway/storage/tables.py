@@ -1,0 +1,188 @@
+"""The database schema. Money is integer minor units (fen): never floats, never SQLite's lossy NUMERIC.
+
+Changing a table here means adding an Alembic revision under migrations/versions/.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, ForeignKey, ForeignKeyConstraint, Index,
+                        Integer, LargeBinary, MetaData, String, Table, Text, TypeDecorator, UniqueConstraint)
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (which keeps no zone) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        value = value.astimezone(dt.timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+
+
+metadata = MetaData()
+
+clients = Table(
+    "clients", metadata,
+    Column("id", String(35), primary_key=True),
+    Column("name", String(140), nullable=False),
+)
+
+accounts = Table(
+    "accounts", metadata,
+    Column("number", String(34), primary_key=True),
+    Column("client_id", String(35), ForeignKey("clients.id"), nullable=True),  # NULL: the bank's own books
+    Column("name", String(140), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("booked", BigInteger, nullable=False, default=0),
+    Column("held", BigInteger, nullable=False, default=0),
+    Column("entry_seq", BigInteger, nullable=False, default=0),  # last EntryId booked on this account
+    Column("opened_at", UtcDateTime, nullable=False),
+)
+
+operators = Table(
+    "operators", metadata,
+    Column("client_id", String(35), ForeignKey("clients.id"), primary_key=True),
+    Column("id", String(35), primary_key=True),
+    Column("name", String(140), nullable=False),
+)
+
+certificates = Table(
+    "certificates", metadata,
+    Column("fingerprint", String(64), primary_key=True),  # SHA-256 of the DER, hex
+    Column("client_id", String(35), nullable=False),
+    Column("operator_id", String(35), nullable=False),
+    Column("pem", Text, nullable=False),
+    Column("not_before", UtcDateTime, nullable=False),
+    Column("not_after", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("added_at", UtcDateTime, nullable=False),
+    ForeignKeyConstraint(["client_id", "operator_id"], ["operators.client_id", "operators.id"]),
+    Index("ix_certificates_operator", "client_id", "operator_id"),
+)
+
+grants = Table(
+    "grants", metadata,
+    Column("client_id", String(35), primary_key=True),
+    Column("operator_id", String(35), primary_key=True),
+    Column("account", String(34), ForeignKey("accounts.number"), primary_key=True),
+    Column("can_query", Boolean, nullable=False, default=False),
+    Column("can_pay", Boolean, nullable=False, default=False),
+    Column("can_approve", Boolean, nullable=False, default=False),
+    Column("single_limit", BigInteger, nullable=True),   # minor units; NULL: no limit
+    Column("daily_limit", BigInteger, nullable=True),
+    ForeignKeyConstraint(["client_id", "operator_id"], ["operators.client_id", "operators.id"]),
+)
+
+payments = Table(
+    "payments", metadata,
+    Column("id", String(35), primary_key=True),
+    Column("client_id", String(35), nullable=False),
+    Column("client_ref", String(35), nullable=False),
+    Column("end_to_end_id", String(35), nullable=False),
+    Column("batch_id", String(35), nullable=True),
+    Column("debtor_account", String(34), ForeignKey("accounts.number"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("creditor_name", String(70), nullable=False),
+    Column("creditor_account", String(34), nullable=False),
+    Column("creditor_bank_scheme", String(8), nullable=False),
+    Column("creditor_bank_code", String(11), nullable=False),
+    Column("creditor_bank_name", String(70), nullable=True),
+    Column("purpose", String(60), nullable=False),
+    Column("remark", String(140), nullable=True),
+    Column("requested_date", Date, nullable=False),
+    Column("urgency", String(8), nullable=False),
+    Column("state", String(20), nullable=False),
+    Column("reason_code", String(35), nullable=True),
+    Column("reason_text", String(255), nullable=True),
+    Column("order_digest", String(44), nullable=False),   # base64 SHA-256 of the exc-c14n Payment element
+    Column("content_hash", String(64), nullable=False),   # what idempotency compares
+    Column("maker", String(35), nullable=False),
+    Column("approvals_required", Integer, nullable=False, default=0),
+    Column("approvals_given", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("client_id", "client_ref", name="uq_payments_client_ref"),  # idempotency, forever
+    Index("ix_payments_daily", "client_id", "maker", "debtor_account", "created_at"),
+)
+
+payment_events = Table(
+    "payment_events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("payment_id", String(35), ForeignKey("payments.id"), nullable=False, index=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("from_state", String(20), nullable=True),
+    Column("to_state", String(20), nullable=False),
+    Column("actor", String(80), nullable=False),
+    Column("reason", String(255), nullable=True),
+)
+
+holds = Table(
+    "holds", metadata,
+    Column("payment_id", String(35), ForeignKey("payments.id"), primary_key=True),
+    Column("account", String(34), ForeignKey("accounts.number"), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("placed_at", UtcDateTime, nullable=False),
+    Column("released_at", UtcDateTime, nullable=True),
+    Index("ix_holds_account", "account", "placed_at"),
+)
+
+entries = Table(
+    "entries", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("account", String(34), ForeignKey("accounts.number"), nullable=False),
+    # Per-account sequence, assigned while the account row is locked: entries of one account become
+    # visible in seq order, so a cursor on seq never skips a late-committing entry.
+    Column("seq", BigInteger, nullable=False),
+    Column("journal", String(35), nullable=False),        # BankRef: the legs of one posting share it
+    Column("booked_at", UtcDateTime, nullable=False),
+    Column("value_date", Date, nullable=False),
+    Column("direction", String(4), nullable=False),       # CRDT | DBIT
+    Column("amount", BigInteger, nullable=False),
+    Column("balance_after", BigInteger, nullable=False),
+    Column("counterparty_name", String(70), nullable=True),
+    Column("counterparty_account", String(34), nullable=True),
+    Column("counterparty_scheme", String(8), nullable=True),
+    Column("counterparty_code", String(11), nullable=True),
+    Column("client_ref", String(35), nullable=True),
+    Column("end_to_end_id", String(35), nullable=True),
+    Column("narrative", String(140), nullable=False),
+    Column("reversal", Boolean, nullable=False, default=False),
+    Column("payment_id", String(35), nullable=True),
+    UniqueConstraint("account", "seq", name="uq_entries_account_seq"),
+    Index("ix_entries_account_booked", "account", "booked_at"),
+)
+
+messages = Table(
+    "messages", metadata,
+    Column("client_id", String(35), primary_key=True),
+    Column("message_id", String(35), primary_key=True),
+    Column("request_digest", String(44), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False, index=True),
+    Column("http_status", Integer, nullable=False),
+    Column("response", LargeBinary, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("kind", String(20), nullable=False),           # request | config
+    Column("client_id", String(35), nullable=True),
+    Column("operator_id", String(35), nullable=True),
+    Column("message_id", String(35), nullable=True),
+    Column("code", String(35), nullable=False),
+    Column("detail", Text, nullable=True),
+    Column("request_digest", String(44), nullable=True),
+)
