@@ -51,7 +51,7 @@ number = "{payroll}"
 client = "DEMO"
 name = "演示贸易有限公司 工资户"
 currency = "CNY"
-opening_balance = "250000.00"
+opening_balance = "400000.00"
 
 [[accounts]]
 number = "{supplier}"

@@ -1,0 +1,120 @@
+"""Shared fixtures. Every gateway test runs twice: on SQLite and on the PostgreSQL server named by
+DIRECTLINK_TEST_DATABASE_URL (set by .ci/run; each test gets a schema of its own there)."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, func, select, text
+
+from gateway import client as dl
+from gateway.app import build_gateway, create_app
+from gateway.setup import DEMO_ACCOUNTS, init_home
+from gateway.storage.tables import accounts, entries, holds, messages, payments
+
+PG_ENV = "DIRECTLINK_TEST_DATABASE_URL"
+OPERATING, PAYROLL, SUPPLIER = DEMO_ACCOUNTS["operating"], DEMO_ACCOUNTS["payroll"], DEMO_ACCOUNTS["supplier"]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'gateway.db'}"
+        return
+    base = os.environ.get(PG_ENV)
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set (.ci/run sets it to the local PostgreSQL)")
+    schema = f"t_{secrets.token_hex(6)}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    sep = "&" if "?" in base else "?"
+    yield f"{base}{sep}options=-csearch_path%3D{schema}"
+    with admin.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def home(tmp_path, db_url):
+    """An initialised gateway home: keys, directory, migrated database with the demo client."""
+    return init_home(tmp_path / "home", database_url=db_url)
+
+
+class Clock:
+    """The gateway's clock, movable by tests (freshness, certificate validity, business days)."""
+
+    def __init__(self):
+        self.offset = dt.timedelta()
+
+    def __call__(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc) + self.offset
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def gateway(home, clock):
+    gw = build_gateway(home)
+    gw.clock = clock
+    yield gw
+    gw.engine.dispose()
+
+
+@pytest.fixture
+def http(gateway):
+    with TestClient(create_app(gateway)) as tc:
+        yield tc
+
+
+def operator_client(home, http, name: str, client: str = "DEMO") -> dl.Client:
+    demo = home.home / "demo"
+    return dl.Client("http://testserver", client, name, (demo / f"{name}.key.pem").read_bytes(),
+                     (demo / f"{name}.cert.pem").read_bytes(),
+                     home.path(home.gateway_cert).read_bytes(), http=http)
+
+
+@pytest.fixture
+def maker(home, http):
+    return operator_client(home, http, "maker")
+
+
+@pytest.fixture
+def viewer(home, http):
+    return operator_client(home, http, "viewer")
+
+
+@pytest.fixture
+def checker(home, http):
+    return operator_client(home, http, "checker")
+
+
+def snapshot(engine) -> dict:
+    """Everything a request could change: balances, holds, payments, entries, remembered MessageIds."""
+    with engine.connect() as conn:
+        return {
+            "accounts": sorted(tuple(r) for r in conn.execute(
+                select(accounts.c.number, accounts.c.booked, accounts.c.held, accounts.c.entry_seq))),
+            "payments": sorted(tuple(r) for r in conn.execute(select(payments.c.id, payments.c.state))),
+            "holds": conn.execute(select(func.count()).select_from(holds)).scalar(),
+            "entries": conn.execute(select(func.count()).select_from(entries)).scalar(),
+            "messages": conn.execute(select(func.count()).select_from(messages)).scalar(),
+        }
+
+
+def booked_total(engine) -> int:
+    """Sum of all booked balances, the bank's books included: zero while money is conserved."""
+    with engine.connect() as conn:
+        return conn.execute(select(func.sum(accounts.c.booked))).scalar()
+
+
+@pytest.fixture
+def project_root() -> Path:
+    return Path(__file__).resolve().parents[1]
