@@ -1,0 +1,125 @@
+"""Statements and balances: cursor paging without gaps or repeats, opening/closing, AsOf balances."""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from conftest import OPERATING, SUPPLIER
+from gateway import client as dl
+from gateway.xmlsafe import q, text
+
+
+def page(client, account, after, limit):
+    body = client.call(dl.statement_query(account, after=after, limit=limit)).body
+    rows = [(text(e.find(q("EntryId"))), text(e.find(q("Direction"))), Decimal(text(e.find(q("Amount")))),
+             Decimal(text(e.find(q("BalanceAfter"))))) for e in body.iterfind(q("Entry"))]
+    return (rows, Decimal(text(body.find(q("Opening")))), Decimal(text(body.find(q("Closing")))),
+            text(body.find(q("NextCursor"))), text(body.find(q("Complete"))) == "true")
+
+
+def read_all(client, account, limit, cursor=""):
+    entries = []
+    while True:
+        rows, opening, closing, cursor, complete = page(client, account, cursor, limit)
+        if rows:
+            assert opening == rows[0][3] - (rows[0][2] if rows[0][1] == "CRDT" else -rows[0][2])
+            assert closing == rows[-1][3]
+        entries += rows
+        if complete:
+            return entries, cursor
+
+
+def assert_chain(entries):
+    """EntryIds strictly increase and each BalanceAfter follows from the one before."""
+    ids = [int(e[0]) for e in entries]
+    assert ids == sorted(set(ids)) and ids == list(range(ids[0], ids[0] + len(ids)))
+    for prev, cur in zip(entries, entries[1:]):
+        assert cur[3] == prev[3] + (cur[2] if cur[1] == "CRDT" else -cur[2])
+
+
+def pay(client, ref, amount="1.00"):
+    return client.call(dl.payment_order(dl.payment(ref, OPERATING, amount, "ACME", SUPPLIER)))
+
+
+def test_paging_covers_every_entry_once(maker):
+    for i in range(7):
+        pay(maker, f"ST-{i}", f"{i + 1}.00")
+    entries, cursor = read_all(maker, OPERATING, limit=3)
+    assert len(entries) == 8                       # opening credit + 7 debits
+    assert_chain(entries)
+    assert entries[-1][3] == Decimal("1000000.00") - sum(Decimal(i + 1) for i in range(7))
+    # caught up: the same cursor later gives an empty, complete page with opening == closing
+    rows, opening, closing, same, complete = page(maker, OPERATING, cursor, 3)
+    assert (rows, same, complete, opening == closing) == ([], cursor, True, True)
+
+
+def test_entries_booked_between_pages_are_picked_up(maker):
+    first, _, _, cursor, _ = page(maker, OPERATING, "", 1)
+    pay(maker, "LATE-1")
+    rest, _ = read_all(maker, OPERATING, limit=1, cursor=cursor)
+    assert [r[0] for r in first + rest] == ["000000000001", "000000000002"]
+
+
+def test_unknown_cursor_is_not_found(maker):
+    for cursor in ("999999999999", "abc", "-1", "１"):
+        answer = maker.call(dl.statement_query(OPERATING, after=cursor))
+        assert (answer.status, answer.code) == (404, "NOT_FOUND"), cursor
+
+
+def test_statement_of_an_account_without_grant_is_not_found(maker):
+    answer = maker.call(dl.statement_query(SUPPLIER))
+    assert (answer.status, answer.code) == (404, "NOT_FOUND")
+
+
+def test_statement_by_date_range(maker):
+    pay(maker, "DR-1")
+    today = dt.date.today()
+    body = maker.call(dl.E.StatementQuery(dl.E.Account(OPERATING), dl.E.From(str(today - dt.timedelta(days=1))),
+                                          dl.E.To(str(today + dt.timedelta(days=1))))).body
+    assert len(body.findall(q("Entry"))) == 2
+    empty = maker.call(dl.E.StatementQuery(dl.E.Account(OPERATING), dl.E.From("2020-01-01"),
+                                           dl.E.To("2020-01-31"))).body
+    assert empty.findall(q("Entry")) == [] and text(empty.find(q("Opening"))) == "0.00"
+
+
+def test_counterparty_and_references_on_the_entry(maker):
+    pay(maker, "REF-1", "42.00")
+    rows = maker.call(dl.statement_query(OPERATING, after="000000000001")).body.find(q("Entry"))
+    assert text(rows.find(q("ClientRef"))) == "REF-1" and text(rows.find(q("EndToEndId"))) == "REF-1"
+    assert text(rows.find(f"{q('Counterparty')}/{q('Account')}")) == SUPPLIER
+    assert text(rows.find(q("Reversal"))) == "false"
+
+
+def test_balance_as_of_a_past_day_and_today(maker, clock):
+    pay(maker, "ASOF-1", "100.00")
+    yesterday = dt.date.today() - dt.timedelta(days=1)
+    body = maker.call(dl.balance_query(OPERATING, as_of=yesterday)).body.find(q("Balance"))
+    assert text(body.find(q("Booked"))) == "0.00"   # the account was opened today
+    assert text(body.find(q("AsOf"))).startswith(str(yesterday) + "T23:59:59")
+    now = maker.call(dl.balance_query(OPERATING, as_of=dt.date.today())).body.find(q("Balance"))
+    assert text(now.find(q("Booked"))) == "999900.00"
+
+
+def test_balance_query_without_accounts_lists_every_queryable_one(viewer):
+    accounts = [text(b.find(q("Account"))) for b in viewer.call(dl.balance_query()).body.iterfind(q("Balance"))]
+    assert accounts == ["6222000000000001", "6222000000000002"]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(script=st.lists(st.one_of(st.tuples(st.just("pay"), st.integers(1, 500)),
+                                 st.tuples(st.just("read"), st.integers(1, 4))), min_size=1, max_size=12))
+def test_interleaved_bookings_and_page_reads_never_skip_or_repeat(maker, script):
+    """Hypothesis interleaves payments with page reads; the pages joined equal the full statement."""
+    seen, cursor = [], ""
+    for action, n in script:
+        if action == "pay":
+            pay(maker, f"H-{dt.datetime.now().timestamp()}-{n}"[:35], f"{n}.00")
+        else:
+            rows, _, _, cursor, _ = page(maker, OPERATING, cursor, n)
+            seen += rows
+    rest, _ = read_all(maker, OPERATING, limit=5, cursor=cursor)
+    everything, _ = read_all(maker, OPERATING, limit=1000)
+    assert seen + rest == everything
+    assert_chain(everything)

@@ -1,0 +1,62 @@
+"""Unit-level checks that need no gateway: the error table, money, XSDs, the parser, migrations."""
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import inspect
+
+from domain.codes import ResultCode
+from domain.money import Money, parse_amount
+from gateway import errors, xmlsafe
+from gateway.storage.engine import make_engine, migrate
+from gateway.storage.tables import metadata
+
+
+def test_every_result_code_has_an_http_status():
+    assert set(errors.HTTP_STATUS) == set(ResultCode)
+    assert errors.http_status(ResultCode.XML_TOO_LARGE) == 413
+    assert errors.http_status(ResultCode.PERMISSION_DENIED) == 403
+
+
+@pytest.mark.parametrize("text,currency,minor", [("0.01", "CNY", 1), ("12.5", "CNY", 1250), ("7", "JPY", 7),
+                                                  ("999999999.99", "CNY", 99999999999)])
+def test_amounts_convert_to_minor_units_exactly(text, currency, minor):
+    money = parse_amount(text, currency)
+    assert money.minor == minor
+    assert Money.from_minor(minor, currency) == money
+
+
+def test_yen_has_no_decimals():
+    with pytest.raises(Exception, match="more than 0 decimals"):
+        parse_amount("1.5", "JPY")
+    assert Money.from_minor(150, "JPY").text() == "150"
+    assert Money.from_minor(5, "CNY").amount == Decimal("0.05")
+
+
+def test_migrations_produce_exactly_the_declared_schema(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(engine)
+    migrate(engine)   # idempotent
+    found = inspect(engine)
+    for table in metadata.sorted_tables:
+        assert {c["name"] for c in found.get_columns(table.name)} == {c.name for c in table.columns}
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2   # FULL
+
+
+def test_the_schema_accepts_a_sample_request():
+    body = (b'<Request xmlns="urn:directlink:v1" version="1"><Header><MessageId>M-1</MessageId>'
+            b'<Created>2026-11-22T20:00:00+08:00</Created><Client>C001</Client><Operator>maker1</Operator>'
+            b'</Header><BalanceQuery><Account>6222000000000001</Account></BalanceQuery></Request>')
+    xmlsafe.validate(xmlsafe.parse(body, 1 << 20))
+
+
+def test_a_zone_less_created_fails_the_schema():
+    body = (b'<Request xmlns="urn:directlink:v1" version="1"><Header><MessageId>M-1</MessageId>'
+            b'<Created>2026-11-22T20:00:00</Created><Client>C001</Client><Operator>maker1</Operator>'
+            b'</Header><AccountQuery/></Request>')
+    with pytest.raises(Exception) as err:
+        xmlsafe.validate(xmlsafe.parse(body, 1 << 20))
+    assert err.value.code == ResultCode.XML_SCHEMA_INVALID
