@@ -1,6 +1,7 @@
 """The HTTP binding of spec section 1: FastAPI routes around the request pipeline."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from sqlalchemy import text
 
-from gateway import signing
+from gateway import jobs, signing
 from gateway.pipeline import Gateway, Reply
 from gateway.settings import Settings
 from gateway.storage.engine import make_engine, migrate
@@ -35,8 +36,17 @@ def build_gateway(settings: Settings, *, run_migrations: bool = True) -> Gateway
 
 
 def create_app(gateway: Gateway) -> FastAPI:
-    """The FastAPI application serving one gateway."""
-    app = FastAPI(title="DirectLink gateway", version="1", docs_url=None, redoc_url=None)
+    """The FastAPI application serving one gateway (its housekeeping jobs run while it is up)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        scheduler = jobs.start(gateway)
+        try:
+            yield
+        finally:
+            scheduler.shutdown(wait=False)
+
+    app = FastAPI(title="DirectLink gateway", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
     registry = CollectorRegistry()
     results = Counter("directlink_requests", "Requests by result code", ["code"], registry=registry)
     latency = Histogram("directlink_request_seconds", "Time to answer a request", registry=registry)

@@ -1,14 +1,16 @@
 """Unit-level checks that need no gateway: the error table, money, XSDs, the parser, migrations."""
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import inspect
 
+from conftest import snapshot
 from domain.codes import ResultCode
 from domain.money import Money, parse_amount
-from gateway import errors, xmlsafe
+from gateway import client as dl, errors, jobs, xmlsafe
 from gateway.storage.engine import make_engine, migrate
 from gateway.storage.tables import metadata
 
@@ -60,3 +62,14 @@ def test_a_zone_less_created_fails_the_schema():
     with pytest.raises(Exception) as err:
         xmlsafe.validate(xmlsafe.parse(body, 1 << 20))
     assert err.value.code == ResultCode.XML_SCHEMA_INVALID
+
+
+def test_purge_forgets_only_message_ids_past_the_retention(gateway, maker, clock):
+    body = maker.request(dl.balance_query())
+    assert maker.post(body).code == "OK"
+    assert jobs.purge_messages(gateway) == 0
+    clock.offset = dt.timedelta(hours=49)
+    assert jobs.purge_messages(gateway) == 1
+    assert snapshot(gateway.engine)["messages"] == 0
+    # the purged message cannot be replayed: it is far outside the freshness window now
+    assert maker.post(body).code == "TIMESTAMP_OUT_OF_WINDOW"
