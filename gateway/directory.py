@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import Connection, insert, select, update
 
 from domain.codes import Grant
@@ -123,6 +124,7 @@ def register_certificate(conn: Connection, client_id: str, operator_id: str, pem
                          now: dt.datetime) -> str:
     """Register (pin) a certificate for an operator; returns its fingerprint. Re-registering is a no-op."""
     cert = x509.load_pem_x509_certificate(pem)
+    check_key(cert)
     fp = fingerprint(cert)
     if conn.execute(select(certificates.c.fingerprint).where(certificates.c.fingerprint == fp)).first() is None:
         conn.execute(insert(certificates).values(
@@ -130,6 +132,16 @@ def register_certificate(conn: Connection, client_id: str, operator_id: str, pem
             not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, added_at=now))
         audit_change(conn, now, "CERT_REGISTERED", f"{client_id}/{operator_id} {fp}")
     return fp
+
+
+def check_key(cert: x509.Certificate) -> None:
+    """Only keys the signature profile allows may be registered: RSA of 2048 bits or more, or P-256."""
+    key = cert.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
+        return
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return
+    raise ValueError("the certificate's key is not RSA-2048+ or ECDSA P-256 (spec section 3)")
 
 
 def revoke_certificate(conn: Connection, fp: str, now: dt.datetime) -> bool:

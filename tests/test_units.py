@@ -1,16 +1,18 @@
-"""Unit-level checks that need no gateway: the error table, money, XSDs, the parser, migrations."""
+"""Smaller checks: the error table, money, XSDs, migrations, key registration, MessageId retention."""
 from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import inspect
 
 from conftest import snapshot
 from domain.codes import ResultCode
 from domain.money import Money, parse_amount
-from gateway import client as dl, errors, jobs, xmlsafe
+from gateway import client as dl, directory, errors, jobs, xmlsafe
+from gateway.keys import cert_pem, self_signed
 from gateway.storage.engine import make_engine, migrate
 from gateway.storage.tables import metadata
 
@@ -73,3 +75,11 @@ def test_purge_forgets_only_message_ids_past_the_retention(gateway, maker, clock
     assert snapshot(gateway.engine)["messages"] == 0
     # the purged message cannot be replayed: it is far outside the freshness window now
     assert maker.post(body).code == "TIMESTAMP_OUT_OF_WINDOW"
+
+
+@pytest.mark.parametrize("key", [rsa.generate_private_key(65537, 1024), ec.generate_private_key(ec.SECP384R1())],
+                         ids=["rsa1024", "p384"])
+def test_keys_outside_the_profile_cannot_be_registered(gateway, clock, key):
+    pem = cert_pem(self_signed(key, "DEMO/weak", "Demo"))
+    with pytest.raises(ValueError, match="RSA-2048"), gateway.engine.begin() as conn:
+        directory.register_certificate(conn, "DEMO", "maker", pem, clock())
