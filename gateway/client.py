@@ -136,3 +136,11 @@ def statement_query(account: str, after: str = "", limit: int | None = None,
     if fmt:
         el.append(E.Format(fmt))
     return el
+
+
+def cancel(payment_id: str, comment: str | None = None) -> etree._Element:
+    return E.PaymentCancel(E.PaymentId(payment_id), *([E.Comment(comment)] if comment else []))
+
+
+def approval(payment_id: str, order_digest: str, decision: str = "APPROVE") -> etree._Element:
+    return E.PaymentApproval(E.PaymentId(payment_id), E.OrderDigest(order_digest), E.Decision(decision))

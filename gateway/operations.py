@@ -11,13 +11,13 @@ from lxml import etree
 from sqlalchemy import Connection
 
 from domain.codes import Grant
-from domain.errors import GatewayError, NotFound, PermissionDenied, UnsupportedFormat
+from domain.errors import NotFound, PermissionDenied, UnsupportedFormat
 from domain.models import AccountInfo, Balance
 from domain.money import Money
-from gateway import directory, ledger, messages, payments, statements
+from gateway import directory, ledger, lifecycle, messages, payments, statements
 from gateway.directory import AccountGrant
 from gateway.settings import Settings
-from gateway.xmlsafe import q
+from gateway.xmlsafe import q, text
 
 
 @dataclass
@@ -101,9 +101,14 @@ def document_submit(ctx: Context, el: etree._Element) -> etree._Element:
     raise UnsupportedFormat(f"no adapter reads payment format {doc.get('format')!r}")
 
 
-def not_available(ctx: Context, el: etree._Element) -> etree._Element:
-    raise GatewayError(f"{messages.local(el)} is not available on this gateway yet",
-                       code=UnsupportedFormat.code)
+def payment_cancel(ctx: Context, el: etree._Element) -> etree._Element:
+    status = lifecycle.cancel(ctx.pay_context(), text(el.find(q("PaymentId"))), text(el.find(q("Comment"))))
+    return messages.render_payment_report(None, [status], ctx.settings.zone)
+
+
+def payment_approval(ctx: Context, el: etree._Element) -> etree._Element:
+    status = lifecycle.approve(ctx.pay_context(), text(el.find(q("PaymentId"))))
+    return messages.render_payment_report(None, [status], ctx.settings.zone)
 
 
 OPERATIONS: dict[str, Callable[[Context, etree._Element], etree._Element]] = {
@@ -113,7 +118,7 @@ OPERATIONS: dict[str, Callable[[Context, etree._Element], etree._Element]] = {
     "PaymentStatusQuery": payment_status_query,
     "StatementQuery": statement_query,
     "DocumentSubmit": document_submit,
-    "PaymentApproval": not_available,
-    "PaymentCancel": not_available,
+    "PaymentApproval": payment_approval,
+    "PaymentCancel": payment_cancel,
 }
 

@@ -127,7 +127,7 @@ def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentS
     if not ledger.hold(ctx.conn, payment_id, ins.debtor_account, ins.amount.minor, ctx.now):
         raise PaymentRejected(ReasonCode.INSUFFICIENT_FUNDS,
                               f"available balance of {ins.debtor_account} is less than {ins.amount.text()}")
-    _record(ctx, payment_id, None, PaymentState.ACCEPTED, "accepted, funds held")
+    record(ctx, payment_id, None, PaymentState.ACCEPTED, "accepted, funds held")
     if internal:
         _settle_internal(ctx, payment_id, ins)
     return status_of(ctx.conn.execute(select(payments).where(payments.c.id == payment_id)).one())
@@ -190,10 +190,10 @@ def _settle_internal(ctx: PayContext, payment_id: str, ins: PaymentInstruction) 
                    counterparty_name=debtor_name, counterparty_account=ins.debtor_account,
                    counterparty_scheme="INTERNAL", counterparty_code="", **common),
     ], ctx.now, ctx.today)
-    _record(ctx, payment_id, PaymentState.ACCEPTED, PaymentState.SETTLED, "settled within the bank")
+    record(ctx, payment_id, PaymentState.ACCEPTED, PaymentState.SETTLED, "settled within the bank")
 
 
-def _record(ctx: PayContext, payment_id: str, before: PaymentState | None, after: PaymentState, why: str) -> None:
+def record(ctx: PayContext, payment_id: str, before: PaymentState | None, after: PaymentState, why: str) -> None:
     """Move a payment to a new state and write the transition (time, actor, reason)."""
     ctx.conn.execute(update(payments).where(payments.c.id == payment_id).values(state=after, updated_at=ctx.now))
     ctx.conn.execute(insert(payment_events).values(payment_id=payment_id, at=ctx.now, from_state=before,
