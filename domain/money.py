@@ -15,7 +15,8 @@ from domain.codes import ReasonCode
 from domain.errors import PaymentRejected
 
 # ASCII digits only: Decimal() and int() would accept '1e3', 'NaN', '１２３' (full-width), '1_000', ' 12 '.
-_AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,17})(?:\.([0-9]+))?", re.ASCII)
+# At most 15 integer digits: in minor units that still fits the ledger's 64-bit integers.
+_AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,14})(?:\.([0-9]+))?", re.ASCII)
 _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 
 

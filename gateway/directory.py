@@ -17,9 +17,9 @@ from sqlalchemy import Connection, insert, select, update
 
 from domain.codes import Grant
 from domain.money import Money, check_currency, parse_amount
-from gateway import ledger
+from gateway import audit, ledger
 from gateway.signing import fingerprint
-from gateway.storage.tables import accounts, audit_log, certificates, clients, grants, operators
+from gateway.storage.tables import accounts, certificates, clients, grants, operators
 
 _CERT_CACHE: dict[str, x509.Certificate] = {}  # by fingerprint: a certificate's content never changes
 
@@ -80,7 +80,7 @@ def operator_grants(conn: Connection, client: str, operator: str) -> dict[str, A
 
 
 def audit_change(conn: Connection, now: dt.datetime, what: str, detail: str) -> None:
-    conn.execute(insert(audit_log).values(at=now, kind="config", code=what, detail=detail))
+    audit.append(conn, chain=audit.SYSTEM, at=now, kind="config", code=what, detail=detail)
 
 
 def upsert_client(conn: Connection, client_id: str, name: str, now: dt.datetime) -> None:

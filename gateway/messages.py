@@ -6,19 +6,21 @@ gateway/pipeline.py wraps in a signed Response.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 
 from lxml import etree
 from lxml.builder import ElementMaker
 
 from domain.codes import ResultCode
-from domain.errors import PaymentRejected
+from domain.errors import FreshnessRejected, PaymentRejected, XmlRejected
 from domain.models import AccountInfo, Balance, PaymentInstruction, PaymentStatus, Statement, build_instruction
 from domain.money import Money
 from gateway.signing import DS, digest_b64
 from gateway.xmlsafe import NS, q, text
 
 E = ElementMaker(namespace=NS, nsmap={None: NS})
+_DATE_ZONE = re.compile(r"Z|[+-][0-9]{2}:[0-9]{2}")
 
 
 @dataclass(frozen=True)
@@ -32,8 +34,22 @@ class Header:
 def header(root: etree._Element) -> Header:
     """The Request header; the tree has passed the XSD, so every field is present and well-typed."""
     h = root.find(q("Header"))
-    return Header(text(h.find(q("MessageId"))), dt.datetime.fromisoformat(text(h.find(q("Created")))),
+    return Header(text(h.find(q("MessageId"))), parse_datetime(text(h.find(q("Created")))),
                   text(h.find(q("Client"))), text(h.find(q("Operator"))))
+
+
+def parse_datetime(value: str) -> dt.datetime:
+    """An xs:dateTime with offset. XSD allows 24:00:00 (the next midnight) and years Python cannot hold;
+    the latter are refused as out of the freshness window, never as a crash."""
+    try:
+        if "T24:00:00" in value:
+            day, _, rest = value.partition("T24:00:00")
+            midnight = dt.datetime.fromisoformat(f"{day}T00:00:00{rest.lstrip('.0123456789')}")
+            return midnight + dt.timedelta(days=1)
+        return dt.datetime.fromisoformat(value)
+    except (ValueError, OverflowError) as exc:
+        raise FreshnessRejected(f"Created {value!r} is outside any usable time",
+                                code=ResultCode.TIMESTAMP_OUT_OF_WINDOW) from exc
 
 
 def operation(root: etree._Element) -> etree._Element:
@@ -50,7 +66,14 @@ def _opt(el: etree._Element, name: str) -> str | None:
 
 
 def _date(value: str | None) -> dt.date | None:
-    return dt.date.fromisoformat(value) if value else None
+    if not value:
+        return None
+    try:
+        # xs:date may carry a zone (2026-11-22Z, 2026-11-22+08:00): a business date is taken as written.
+        return dt.date.fromisoformat(value[:10] if _DATE_ZONE.fullmatch(value[10:]) else value)
+    except ValueError as exc:  # XSD also allows years such as 10000 or -0001
+        raise XmlRejected(f"date {value!r} is outside the supported range",
+                          code=ResultCode.XML_SCHEMA_INVALID) from exc
 
 
 # ---- requests ---------------------------------------------------------------------------------------------

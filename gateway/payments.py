@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
 from domain.models import PaymentInstruction, PaymentStatus
-from gateway import ledger
+from gateway import audit, ledger
 from gateway.directory import AccountGrant
 from gateway.messages import ParsedPayment
 from gateway.storage.tables import accounts, payment_events, payments
@@ -199,6 +199,8 @@ def record(ctx: PayContext, payment_id: str, before: PaymentState | None, after:
     ctx.conn.execute(insert(payment_events).values(payment_id=payment_id, at=ctx.now, from_state=before,
                                                    to_state=after, actor=f"{ctx.client}/{ctx.operator}",
                                                    reason=why))
+    audit.append(ctx.conn, chain=ctx.client, at=ctx.now, kind="payment", code=after.value, client_id=ctx.client,
+                 operator_id=ctx.operator, payment_id=payment_id, from_state=before, to_state=after, detail=why)
 
 
 def statuses(ctx: PayContext, refs: tuple[str, ...], ids: tuple[str, ...],

@@ -17,13 +17,14 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from domain.codes import ResultCode
 from domain.errors import (CertificateRejected, FreshnessRejected, GatewayError, SignatureRejected,
                            UnsupportedVersion, XmlRejected)
-from gateway import directory, messages, signing, xmlsafe
+from gateway import audit, directory, messages, signing, xmlsafe
 from gateway.errors import RETRY_AFTER, http_status
 from gateway.operations import OPERATIONS, Context
 from gateway.settings import Settings
-from gateway.storage.tables import audit_log, messages as message_log
+from gateway.storage.tables import messages as message_log
 
 log = logging.getLogger("directlink.pipeline")
+UNVERIFIED_BODY_KEPT = 64 * 1024
 
 
 def utcnow() -> dt.datetime:
@@ -79,9 +80,10 @@ class Gateway:
             header = messages.header(verified.signed)
             self._check_fresh(header.created, now)
         except GatewayError as err:
-            self._audit(now, claim, err.code, err.detail, digest, verified=False)
-            return self._answer(err.code, err.detail, claim.message_id, digest, now)
-        return self._execute(verified.signed, header, body, digest, now)
+            reply = self._answer(err.code, err.detail, claim.message_id, digest, now)
+            self._audit_unverified(now, claim, err.code, err.detail, digest, body, reply.body)
+            return reply
+        return self._execute(verified, header, body, digest, now)
 
     def _authenticate(self, root, sig, claim: _Claim, now: dt.datetime) -> signing.Verified:
         with self.engine.connect() as conn:
@@ -116,11 +118,11 @@ class Gateway:
 
     # ---- the transaction ----------------------------------------------------------------------------------
 
-    def _execute(self, signed: etree._Element, header: messages.Header, body: bytes, digest: str,
+    def _execute(self, verified: signing.Verified, header: messages.Header, body: bytes, digest: str,
                  now: dt.datetime) -> Reply:
         for attempt in range(5):
             try:
-                return self._transaction(signed, header, digest, now)
+                return self._transaction(verified, header, body, digest, now)
             except IntegrityError:
                 # A concurrent identical MessageId committed first; the next attempt answers from it.
                 continue
@@ -130,7 +132,9 @@ class Gateway:
                 time.sleep(0.01 * (attempt + 1))
         raise RuntimeError("could not complete the transaction")
 
-    def _transaction(self, signed, header: messages.Header, digest: str, now: dt.datetime) -> Reply:
+    def _transaction(self, verified: signing.Verified, header: messages.Header, body: bytes, digest: str,
+                     now: dt.datetime) -> Reply:
+        signer = signing.fingerprint(verified.certificate)
         with self.engine.begin() as conn:
             seen = conn.execute(select(message_log).where(
                 message_log.c.client_id == header.client, message_log.c.message_id == header.message_id)).first()
@@ -138,13 +142,14 @@ class Gateway:
                 if seen.request_digest == digest and seen.http_status:
                     return Reply(seen.http_status, seen.response, ResultCode.OK)  # the original answer again
                 detail = f"MessageId {header.message_id} was already used by client {header.client}"
-                self._audit_in(conn, now, header, ResultCode.REPLAY, detail, digest)
-                return self._answer(ResultCode.REPLAY, detail, header.message_id, digest, now)
+                reply = self._answer(ResultCode.REPLAY, detail, header.message_id, digest, now)
+                self._audit_verified(conn, now, header, ResultCode.REPLAY, detail, digest, signer, body, reply.body)
+                return reply
             # Claim the MessageId first: a concurrent twin on PostgreSQL waits here until we commit.
             conn.execute(insert(message_log).values(client_id=header.client, message_id=header.message_id,
                                                     request_digest=digest, received_at=now, http_status=0,
                                                     response=b""))
-            op = messages.operation(signed)
+            op = messages.operation(verified.signed)
             ctx = Context(conn, self.settings, header.client, header.operator, now)
             try:
                 with conn.begin_nested():
@@ -156,7 +161,8 @@ class Gateway:
             conn.execute(update(message_log).where(
                 message_log.c.client_id == header.client, message_log.c.message_id == header.message_id)
                 .values(http_status=reply.status, response=reply.body))
-            self._audit_in(conn, now, header, code, f"{messages.local(op)}: {detail}", digest)
+            self._audit_verified(conn, now, header, code, f"{messages.local(op)}: {detail}", digest, signer,
+                                 body, reply.body)
             return reply
 
     # ---- answers and audit --------------------------------------------------------------------------------
@@ -173,29 +179,35 @@ class Gateway:
     def too_large(self) -> Reply:
         """The answer for a body refused while it was still arriving (over max_body_bytes)."""
         detail = f"the body is over the limit of {self.settings.max_body_bytes} bytes"
-        self._audit(self.clock(), _Claim(None, None, None), ResultCode.XML_TOO_LARGE, detail, None, verified=False)
-        return self._answer(ResultCode.XML_TOO_LARGE, detail, None, None, self.clock())
+        reply = self._answer(ResultCode.XML_TOO_LARGE, detail, None, None, self.clock())
+        self._audit_unverified(self.clock(), _Claim(None, None, None), ResultCode.XML_TOO_LARGE, detail, None,
+                               b"", reply.body)
+        return reply
 
     def internal_error(self, body: bytes) -> Reply:
         """The answer for a defect: nothing was accepted; the same MessageId may be sent again."""
         return self._answer(ResultCode.INTERNAL, "internal error; nothing was accepted, retry later",
                             None, signing.digest_b64(body), self.clock())
 
-    def _audit(self, now, claim: _Claim, code: ResultCode, detail: str, digest: str, verified: bool) -> None:
+    def _audit_unverified(self, now, claim: _Claim, code: ResultCode, detail: str, digest: str | None,
+                          body: bytes, answer: bytes) -> None:
+        """Audit a request refused before its signer was known (its own chain: nobody vouches for it)."""
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(audit_log).values(
-                    at=now, kind="request", client_id=_clip(claim.client), operator_id=_clip(claim.operator),
-                    message_id=_clip(claim.message_id), code=code.value,
-                    detail=("unverified claim; " if not verified else "") + detail[:2000],
-                    request_digest=digest))
+                audit.append(conn, chain=audit.UNVERIFIED, at=now, kind="request", code=code.value,
+                             client_id=_clip(claim.client), operator_id=_clip(claim.operator),
+                             message_id=_clip(claim.message_id), detail="unverified claim; " + detail[:2000],
+                             request_digest=digest,
+                             # keep small bodies whole; a flood of huge junk must not fill the disk
+                             request=body if len(body) <= UNVERIFIED_BODY_KEPT else None, response=answer)
         except Exception:  # noqa: BLE001 - an audit hiccup must not turn a rejection into a 500
             log.exception("could not audit a rejected request")
 
-    def _audit_in(self, conn, now, header: messages.Header, code: ResultCode, detail: str, digest: str) -> None:
-        conn.execute(insert(audit_log).values(
-            at=now, kind="request", client_id=header.client, operator_id=header.operator,
-            message_id=header.message_id, code=code.value, detail=detail[:2000], request_digest=digest))
+    def _audit_verified(self, conn, now, header: messages.Header, code: ResultCode, detail: str, digest: str,
+                        signer: str, body: bytes, answer: bytes) -> None:
+        audit.append(conn, chain=header.client, at=now, kind="request", code=code.value, client_id=header.client,
+                     operator_id=header.operator, message_id=header.message_id, detail=detail[:2000],
+                     request_digest=digest, cert_fingerprint=signer, request=body, response=answer)
 
 
 def _claims(root: etree._Element) -> _Claim:

@@ -39,9 +39,15 @@ def declared_encoding(body: bytes) -> str:
     """Return the allowed codec named by the XML declaration (UTF-8 without one); raise if not allowed."""
     if body.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
         raise XmlRejected("UTF-16/32 input is not accepted", code=ResultCode.XML_ENCODING_INVALID)
-    head = body[:200]
-    match = _DECLARATION.match(head.removeprefix(codecs.BOM_UTF8))
-    name = match.group(1).decode("ascii").lower() if match else "utf-8"
+    text = body.removeprefix(codecs.BOM_UTF8)
+    name = "utf-8"
+    if text.startswith(b"<?xml"):
+        end = text.find(b"?>")
+        if end < 0:
+            raise XmlRejected("the XML declaration is not closed", code=ResultCode.XML_MALFORMED)
+        match = _DECLARATION.match(text[:end + 2])  # the whole declaration, however much blank it holds
+        if match:
+            name = match.group(1).decode("ascii").lower()
     codec = ALLOWED_ENCODINGS.get(name)
     if codec is None or (body.startswith(codecs.BOM_UTF8) and codec != "utf-8"):
         raise XmlRejected(f"encoding {name!r} is not accepted (UTF-8, GB18030, GBK)",

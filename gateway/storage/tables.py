@@ -81,6 +81,7 @@ grants = Table(
     Column("can_approve", Boolean, nullable=False, default=False),
     Column("single_limit", BigInteger, nullable=True),   # minor units; NULL: no limit
     Column("daily_limit", BigInteger, nullable=True),
+    Column("approve_limit", BigInteger, nullable=True),  # largest payment this approver may approve
     ForeignKeyConstraint(["client_id", "operator_id"], ["operators.client_id", "operators.id"]),
 )
 
@@ -113,6 +114,8 @@ payments = Table(
     Column("approvals_given", Integer, nullable=False, default=0),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    Column("sent_at", UtcDateTime, nullable=True),        # last hand-over to clearing
+    Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("client_id", "client_ref", name="uq_payments_client_ref"),  # idempotency, forever
     Index("ix_payments_daily", "client_id", "maker", "debtor_account", "created_at"),
 )
@@ -164,6 +167,36 @@ entries = Table(
     Index("ix_entries_account_booked", "account", "booked_at"),
 )
 
+approval_policies = Table(
+    "approval_policies", metadata,
+    Column("client_id", String(35), ForeignKey("clients.id"), primary_key=True),
+    Column("account", String(34), primary_key=True),      # "" = every account of the client
+    Column("threshold", BigInteger, primary_key=True),    # payments at or above this (minor units) ...
+    Column("approvals", Integer, nullable=False),         # ... need this many distinct approvers
+)
+
+payment_approvals = Table(
+    "payment_approvals", metadata,
+    Column("payment_id", String(35), ForeignKey("payments.id"), primary_key=True),
+    Column("approver", String(35), primary_key=True),     # one decision per approver: distinctness by key
+    Column("decision", String(8), nullable=False),        # APPROVE | REJECT
+    Column("at", UtcDateTime, nullable=False),
+    Column("comment", String(140), nullable=True),
+)
+
+# The simulated clearing system on the other side (CNAPS or a correspondent). It keeps its own records,
+# keyed by our PaymentId, so that an unknown outcome can be asked about and a re-send is idempotent.
+sim_clearing = Table(
+    "sim_clearing", metadata,
+    Column("payment_id", String(35), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("outcome", String(10), nullable=False),        # SETTLED | FAILED
+    Column("reason", String(140), nullable=True),
+    Column("returned_at", UtcDateTime, nullable=True),    # set when the creditor's bank sends it back
+    Column("return_reason", String(140), nullable=True),
+)
+
 messages = Table(
     "messages", metadata,
     Column("client_id", String(35), primary_key=True),
@@ -177,12 +210,34 @@ messages = Table(
 audit_log = Table(
     "audit_log", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("chain", String(40), nullable=True),           # one hash chain per client, plus system/unverified
+    Column("seq", BigInteger, nullable=True),             # position in its chain
     Column("at", UtcDateTime, nullable=False),
-    Column("kind", String(20), nullable=False),           # request | config
+    Column("kind", String(20), nullable=False),           # request | payment | config
     Column("client_id", String(35), nullable=True),
     Column("operator_id", String(35), nullable=True),
     Column("message_id", String(35), nullable=True),
     Column("code", String(35), nullable=False),
     Column("detail", Text, nullable=True),
     Column("request_digest", String(44), nullable=True),
+    Column("payment_id", String(35), nullable=True, index=True),
+    Column("from_state", String(20), nullable=True),
+    Column("to_state", String(20), nullable=True),
+    Column("cert_fingerprint", String(64), nullable=True),
+    Column("request", LargeBinary, nullable=True),        # the exact bytes received
+    Column("response", LargeBinary, nullable=True),       # the exact bytes answered
+    Column("prev_hash", String(64), nullable=True),
+    Column("hash", String(64), nullable=True),
+    UniqueConstraint("chain", "seq", name="uq_audit_log_chain_seq"),
+)
+
+# The head of each audit chain, locked by every append to it, so records chain in commit order while
+# different clients' transactions never wait for each other.
+audit_head = Table(
+    "audit_head", metadata,
+    Column("chain", String(40), primary_key=True),
+    Column("seq", BigInteger, nullable=False),             # last record appended
+    Column("hash", String(64), nullable=False),
+    Column("base_seq", BigInteger, nullable=False),        # records up to here were purged (retention) ...
+    Column("base_hash", String(64), nullable=False),       # ... and this was the hash of the last of them
 )

@@ -1,0 +1,107 @@
+"""The audit trail: append-only, hash-chained records of every request (with its exact bytes and the
+verifying certificate), every payment state change and every configuration change.
+
+Each record's hash covers the previous record's hash and all of its own fields, so editing, removing or
+reordering any record breaks the chain, and the head row catches a cut tail. There is one chain per
+client (plus `system` and `unverified`), each head row locked by its appends: records chain in commit order
+without making different clients wait for each other.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from gateway.storage.tables import audit_head, audit_log
+
+GENESIS = "0" * 64
+SYSTEM, UNVERIFIED = "system", "unverified"
+_FIELDS = ("chain", "seq", "at", "kind", "client_id", "operator_id", "message_id", "code", "detail",
+           "request_digest", "payment_id", "from_state", "to_state", "cert_fingerprint", "request", "response")
+
+
+def record_hash(prev_hash: str, record: dict) -> str:
+    """SHA-256 over the previous hash and a canonical form of every field (bytes by their SHA-256)."""
+    canon = {}
+    for name in _FIELDS:
+        value = record.get(name)
+        if isinstance(value, bytes | memoryview):
+            value = hashlib.sha256(bytes(value)).hexdigest()
+        elif isinstance(value, dt.datetime):
+            value = value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+        canon[name] = value
+    blob = json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256((prev_hash + blob).encode("utf-8")).hexdigest()
+
+
+def append(conn: Connection, *, chain: str, at: dt.datetime, kind: str, code: str, **fields) -> None:
+    """Append one record to a chain, inside the caller's transaction (it commits or vanishes with it)."""
+    head = conn.execute(select(audit_head).where(audit_head.c.chain == chain).with_for_update()).first()
+    if head is None:
+        conn.execute(insert(audit_head).values(chain=chain, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS))
+        head = conn.execute(select(audit_head).where(audit_head.c.chain == chain).with_for_update()).one()
+    record = {"chain": chain, "seq": head.seq + 1, "at": at, "kind": kind, "code": code, **fields}
+    record["hash"] = record_hash(head.hash, record)
+    record["prev_hash"] = head.hash
+    conn.execute(insert(audit_log).values(**record))
+    conn.execute(update(audit_head).where(audit_head.c.chain == chain)
+                 .values(seq=record["seq"], hash=record["hash"]))
+
+
+@dataclass(frozen=True)
+class Finding:
+    chain: str
+    seq: int | None
+    problem: str
+
+
+def verify(conn: Connection) -> tuple[int, list[Finding]]:
+    """Walk every chain; return (records checked, findings). No findings means the trail is intact."""
+    findings: list[Finding] = []
+    checked = 0
+    heads = {h.chain: h for h in conn.execute(select(audit_head))}
+    chains = {c for (c,) in conn.execute(select(audit_log.c.chain).where(audit_log.c.chain.is_not(None))
+                                         .group_by(audit_log.c.chain))}
+    for chain in sorted(chains | set(heads)):
+        head = heads.get(chain)
+        if head is None:
+            findings.append(Finding(chain, None, "records exist for a chain that has no head"))
+            continue
+        expected_seq, prev = head.base_seq + 1, head.base_hash
+        rows = conn.execute(select(audit_log).where(audit_log.c.chain == chain).order_by(audit_log.c.seq))
+        for row in rows:
+            checked += 1
+            rec = row._asdict()
+            if row.seq != expected_seq:
+                findings.append(Finding(chain, row.seq, f"expected record {expected_seq}: records removed or moved"))
+            if row.prev_hash != prev:
+                findings.append(Finding(chain, row.seq, "does not follow the record before it (removed or reordered)"))
+            if record_hash(row.prev_hash or "", rec) != row.hash:
+                findings.append(Finding(chain, row.seq, "content does not match its hash (edited)"))
+            expected_seq, prev = row.seq + 1, row.hash
+        if expected_seq - 1 != head.seq or prev != head.hash:
+            findings.append(Finding(chain, head.seq, f"chain ends at {expected_seq - 1} but its head says "
+                                                     f"{head.seq}: records at the end were removed"))
+    return checked, findings
+
+
+def purge(conn: Connection, older_than: dt.datetime) -> int:
+    """Remove records older than the retention cut-off from the start of each chain, keeping it verifiable."""
+    removed = 0
+    for head in conn.execute(select(audit_head).with_for_update()).all():
+        # Only the unbroken run of old records at the start: never anything younger than the cut-off.
+        first_young = conn.execute(select(func.min(audit_log.c.seq)).where(
+            audit_log.c.chain == head.chain, audit_log.c.at >= older_than)).scalar()
+        last = (first_young - 1) if first_young is not None else head.seq
+        if last <= head.base_seq:
+            continue
+        last_hash = conn.execute(select(audit_log.c.hash).where(audit_log.c.chain == head.chain,
+                                                                audit_log.c.seq == last)).scalar_one()
+        removed += conn.execute(delete(audit_log).where(audit_log.c.chain == head.chain,
+                                                        audit_log.c.seq <= last)).rowcount
+        conn.execute(update(audit_head).where(audit_head.c.chain == head.chain)
+                     .values(base_seq=last, base_hash=last_hash))
+    return removed
