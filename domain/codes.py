@@ -47,6 +47,10 @@ class ReasonCode(StrEnum):
     APPROVAL_BY_MAKER = "APPROVAL_BY_MAKER"
     APPROVAL_DIGEST_MISMATCH = "APPROVAL_DIGEST_MISMATCH"
     NOT_CANCELLABLE = "NOT_CANCELLABLE"
+    # Added by this gateway (additive, spec section 0): why a payment ended the way it did.
+    APPROVAL_REJECTED = "APPROVAL_REJECTED"    # an approver said REJECT
+    CLEARING_FAILED = "CLEARING_FAILED"        # the clearing system refused it (funds released)
+    CLEARING_RETURNED = "CLEARING_RETURNED"    # the creditor's bank sent it back after settlement
 
 
 class PaymentState(StrEnum):

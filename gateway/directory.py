@@ -13,13 +13,13 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from domain.codes import Grant
 from domain.money import Money, check_currency, parse_amount
 from gateway import audit, ledger
 from gateway.signing import fingerprint
-from gateway.storage.tables import accounts, certificates, clients, grants, operators
+from gateway.storage.tables import accounts, approval_policies, certificates, clients, grants, operators
 
 _CERT_CACHE: dict[str, x509.Certificate] = {}  # by fingerprint: a certificate's content never changes
 
@@ -43,6 +43,7 @@ class AccountGrant:
     grants: frozenset[Grant]
     single_limit: int | None
     daily_limit: int | None
+    approve_limit: int | None = None
 
     def money(self, minor: int | None) -> Money | None:
         return None if minor is None else Money.from_minor(minor, self.currency)
@@ -75,7 +76,8 @@ def operator_grants(conn: Connection, client: str, operator: str) -> dict[str, A
         rights = frozenset(g for g, on in ((Grant.QUERY, r.can_query), (Grant.PAY, r.can_pay),
                                            (Grant.APPROVE, r.can_approve)) if on)
         if rights:
-            result[r.account] = AccountGrant(r.account, r.name, r.currency, rights, r.single_limit, r.daily_limit)
+            result[r.account] = AccountGrant(r.account, r.name, r.currency, rights, r.single_limit, r.daily_limit,
+                                             r.approve_limit)
     return result
 
 
@@ -155,7 +157,8 @@ def revoke_certificate(conn: Connection, fp: str, now: dt.datetime) -> bool:
 
 
 def set_grant(conn: Connection, client_id: str, operator_id: str, account: str, rights: set[str],
-              single_limit: str | None, daily_limit: str | None, now: dt.datetime) -> None:
+              single_limit: str | None, daily_limit: str | None, now: dt.datetime,
+              approve_limit: str | None = None) -> None:
     """Give an operator exactly `rights` on an account (an empty set removes them), with optional limits."""
     currency = conn.execute(select(accounts.c.currency).where(
         accounts.c.number == account, accounts.c.client_id == client_id)).scalar()
@@ -167,14 +170,46 @@ def set_grant(conn: Connection, client_id: str, operator_id: str, account: str, 
     values = dict(can_query=Grant.QUERY in rights, can_pay=Grant.PAY in rights,
                   can_approve=Grant.APPROVE in rights,
                   single_limit=parse_amount(single_limit, currency).minor if single_limit else None,
-                  daily_limit=parse_amount(daily_limit, currency).minor if daily_limit else None)
+                  daily_limit=parse_amount(daily_limit, currency).minor if daily_limit else None,
+                  approve_limit=parse_amount(approve_limit, currency).minor if approve_limit else None)
     key = (grants.c.client_id == client_id) & (grants.c.operator_id == operator_id) & (grants.c.account == account)
     if conn.execute(select(grants.c.account).where(key)).first() is None:
         conn.execute(insert(grants).values(client_id=client_id, operator_id=operator_id, account=account, **values))
     else:
         conn.execute(update(grants).where(key).values(**values))
     audit_change(conn, now, "GRANT_SET", f"{client_id}/{operator_id} {account} {sorted(rights)} "
-                                         f"single={single_limit} daily={daily_limit}")
+                                         f"single={single_limit} daily={daily_limit} approve={approve_limit}")
+
+
+def set_approval_policy(conn: Connection, client_id: str, account: str, threshold: str, approvals: int,
+                        now: dt.datetime) -> None:
+    """Payments of `client_id` (on `account`, or on every account for "") at or above `threshold` need
+    `approvals` distinct approvers; approvals=0 removes the tier."""
+    currency = "CNY"
+    if account:
+        currency = conn.execute(select(accounts.c.currency).where(
+            accounts.c.number == account, accounts.c.client_id == client_id)).scalar()
+        if currency is None:
+            raise ValueError(f"account {account} does not belong to client {client_id}")
+    minor = parse_amount(threshold, currency).minor
+    key = ((approval_policies.c.client_id == client_id) & (approval_policies.c.account == account)
+           & (approval_policies.c.threshold == minor))
+    conn.execute(delete(approval_policies).where(key))
+    if approvals > 0:
+        conn.execute(insert(approval_policies).values(client_id=client_id, account=account, threshold=minor,
+                                                      approvals=approvals))
+    audit_change(conn, now, "POLICY_SET", f"{client_id} {account or '*'} >= {threshold}: {approvals} approval(s)")
+
+
+def required_approvals(conn: Connection, client_id: str, account: str, amount: int) -> int:
+    """Approvals a payment needs: the highest tier it reaches, account tiers overriding client-wide ones."""
+    tiers = conn.execute(select(approval_policies.c.account, approval_policies.c.threshold,
+                                approval_policies.c.approvals)
+                         .where(approval_policies.c.client_id == client_id,
+                                approval_policies.c.account.in_((account, "")))).all()
+    own = [t for t in tiers if t.account == account] or [t for t in tiers if t.account == ""]
+    reached = [t for t in own if amount >= t.threshold]
+    return max(reached, key=lambda t: t.threshold).approvals if reached else 0
 
 
 def apply_file(conn: Connection, path: Path, now: dt.datetime, today: dt.date) -> dict[str, int]:
@@ -191,5 +226,7 @@ def apply_file(conn: Connection, path: Path, now: dt.datetime, today: dt.date) -
             register_certificate(conn, o["client"], o["id"], (base / cert_path).read_bytes(), now)
     for g in doc.get("grants", []):
         set_grant(conn, g["client"], g["operator"], g["account"], set(g["permissions"]),
-                  g.get("single_limit"), g.get("daily_limit"), now)
-    return {k: len(doc.get(k, [])) for k in ("clients", "accounts", "operators", "grants")}
+                  g.get("single_limit"), g.get("daily_limit"), now, g.get("approve_limit"))
+    for p in doc.get("approval_policies", []):
+        set_approval_policy(conn, p["client"], p.get("account", ""), p["threshold"], int(p["approvals"]), now)
+    return {k: len(doc.get(k, [])) for k in ("clients", "accounts", "operators", "grants", "approval_policies")}

@@ -107,7 +107,8 @@ def payment_cancel(ctx: Context, el: etree._Element) -> etree._Element:
 
 
 def payment_approval(ctx: Context, el: etree._Element) -> etree._Element:
-    status = lifecycle.approve(ctx.pay_context(), text(el.find(q("PaymentId"))))
+    status = lifecycle.approve(ctx.pay_context(), text(el.find(q("PaymentId"))), text(el.find(q("OrderDigest"))),
+                               text(el.find(q("Decision"))), text(el.find(q("Comment"))))
     return messages.render_payment_report(None, [status], ctx.settings.zone)
 
 

@@ -7,19 +7,17 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, func, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
 from domain.models import PaymentInstruction, PaymentStatus
-from gateway import audit, ledger
-from gateway.directory import AccountGrant
+from domain.states import RELEASED
+from gateway import directory, ledger, transitions
 from gateway.messages import ParsedPayment
-from gateway.storage.tables import accounts, payment_events, payments
+from gateway.storage.tables import accounts, payments
 
-# States that no longer count against a daily limit.
-_RELEASED = (PaymentState.REJECTED, PaymentState.FAILED, PaymentState.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -27,10 +25,14 @@ class PayContext:
     conn: Connection
     client: str
     operator: str
-    grants: dict[str, AccountGrant]
+    grants: dict[str, directory.AccountGrant]
     now: dt.datetime
     zone: dt.tzinfo
     own_cnaps_prefix: str
+
+    @property
+    def actor(self) -> str:
+        return f"{self.client}/{self.operator}"
 
     @property
     def today(self) -> dt.date:
@@ -105,6 +107,8 @@ def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentS
     internal = is_internal(ctx, ins)
     if internal:
         _check_internal_creditor(ctx, ins)
+    required = directory.required_approvals(ctx.conn, ctx.client, ins.debtor_account, ins.amount.minor)
+    initial = PaymentState.PENDING_APPROVAL if required else PaymentState.ACCEPTED
     payment_id = new_payment_id(ctx.today)
     try:
         with ctx.conn.begin_nested():
@@ -115,7 +119,7 @@ def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentS
                 creditor_account=ins.creditor.account, creditor_bank_scheme=ins.creditor.bank.scheme,
                 creditor_bank_code=ins.creditor.bank.code, creditor_bank_name=ins.creditor.bank_name,
                 purpose=ins.purpose, remark=ins.remark, requested_date=ins.requested_date or ctx.today,
-                urgency=ins.urgency, state=PaymentState.ACCEPTED, order_digest=p.order_digest,
+                urgency=ins.urgency, state=initial, order_digest=p.order_digest, approvals_required=required,
                 content_hash=ins.content_hash(), maker=ctx.operator, created_at=ctx.now, updated_at=ctx.now))
     except IntegrityError:
         # A concurrent request claimed this ClientRef first and has committed: answer as a retry.
@@ -127,13 +131,17 @@ def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentS
     if not ledger.hold(ctx.conn, payment_id, ins.debtor_account, ins.amount.minor, ctx.now):
         raise PaymentRejected(ReasonCode.INSUFFICIENT_FUNDS,
                               f"available balance of {ins.debtor_account} is less than {ins.amount.text()}")
-    record(ctx, payment_id, None, PaymentState.ACCEPTED, "accepted, funds held")
-    if internal:
-        _settle_internal(ctx, payment_id, ins)
-    return status_of(ctx.conn.execute(select(payments).where(payments.c.id == payment_id)).one())
+    why = f"waits for {required} approval(s), funds held" if required else "accepted, funds held"
+    transitions.move(ctx.conn, payment_id=payment_id, client=ctx.client, before=None, after=initial,
+                     actor=ctx.actor, why=why, now=ctx.now)
+    row = load(ctx.conn, payment_id)
+    if internal and initial == PaymentState.ACCEPTED:
+        settle_internal(ctx.conn, row, ctx.now, ctx.zone, ctx.actor)
+        row = load(ctx.conn, payment_id)
+    return status_of(row)
 
 
-def _check_grant(ctx: PayContext, ins: PaymentInstruction) -> AccountGrant:
+def _check_grant(ctx: PayContext, ins: PaymentInstruction) -> directory.AccountGrant:
     grant = ctx.grants.get(ins.debtor_account)
     if grant is None:
         # Unknown and not-granted accounts look the same: an operator never learns of others' accounts.
@@ -162,45 +170,46 @@ def _check_internal_creditor(ctx: PayContext, ins: PaymentInstruction) -> None:
                               f"creditor account {ins.creditor.account} is in {row.currency}")
 
 
-def _check_daily_limit(ctx: PayContext, grant: AccountGrant, ins: PaymentInstruction, payment_id: str) -> None:
+def _check_daily_limit(ctx: PayContext, grant: directory.AccountGrant, ins: PaymentInstruction, payment_id: str) -> None:
     # Runs after the debtor account row is locked, so parallel payments see each other's amounts.
     if grant.daily_limit is None:
         return
     used = ctx.conn.execute(select(func.coalesce(func.sum(payments.c.amount), 0)).where(
         payments.c.client_id == ctx.client, payments.c.maker == ctx.operator,
         payments.c.debtor_account == ins.debtor_account, payments.c.created_at >= ctx.day_start(),
-        payments.c.state.not_in(_RELEASED), payments.c.id != payment_id)).scalar()
+        payments.c.state.not_in(RELEASED), payments.c.id != payment_id)).scalar()
     if used + ins.amount.minor > grant.daily_limit:
         raise PaymentRejected(ReasonCode.LIMIT_DAILY,
                               f"today's payments would reach {grant.money(used + ins.amount.minor).text()}, "
                               f"over the daily limit {grant.money(grant.daily_limit).text()}")
 
 
-def _settle_internal(ctx: PayContext, payment_id: str, ins: PaymentInstruction) -> None:
-    """Book a transfer between two accounts of this bank at once: release the hold, post both legs."""
-    debtor_name = ctx.conn.execute(select(accounts.c.name).where(accounts.c.number == ins.debtor_account)).scalar()
-    ledger.release(ctx.conn, payment_id, ctx.now)
-    common = dict(client_ref=ins.client_ref, end_to_end_id=ins.e2e, payment_id=payment_id)
-    ledger.post(ctx.conn, payment_id, [
-        ledger.Leg(ins.debtor_account, ledger.DBIT, ins.amount.minor, ins.purpose,
-                   counterparty_name=ins.creditor.name, counterparty_account=ins.creditor.account,
-                   counterparty_scheme=ins.creditor.bank.scheme, counterparty_code=ins.creditor.bank.code,
+def load(conn: Connection, payment_id: str):
+    return conn.execute(select(payments).where(payments.c.id == payment_id)).one()
+
+
+def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, actor: str) -> None:
+    """Book an accepted transfer between two accounts of this bank: release the hold, post both legs."""
+    debtor_name = conn.execute(select(accounts.c.name).where(accounts.c.number == row.debtor_account)).scalar()
+    ledger.release(conn, row.id, now)
+    common = dict(client_ref=row.client_ref, end_to_end_id=row.end_to_end_id, payment_id=row.id)
+    ledger.post(conn, row.id, [
+        ledger.Leg(row.debtor_account, ledger.DBIT, row.amount, row.purpose,
+                   counterparty_name=row.creditor_name, counterparty_account=row.creditor_account,
+                   counterparty_scheme=row.creditor_bank_scheme, counterparty_code=row.creditor_bank_code,
                    **common),
-        ledger.Leg(ins.creditor.account, ledger.CRDT, ins.amount.minor, ins.purpose,
-                   counterparty_name=debtor_name, counterparty_account=ins.debtor_account,
+        ledger.Leg(row.creditor_account, ledger.CRDT, row.amount, row.purpose,
+                   counterparty_name=debtor_name, counterparty_account=row.debtor_account,
                    counterparty_scheme="INTERNAL", counterparty_code="", **common),
-    ], ctx.now, ctx.today)
-    record(ctx, payment_id, PaymentState.ACCEPTED, PaymentState.SETTLED, "settled within the bank")
+    ], now, now.astimezone(zone).date())
+    transitions.move(conn, payment_id=row.id, client=row.client_id, before=PaymentState.ACCEPTED,
+                     after=PaymentState.SETTLED, actor=actor, why="settled within the bank", now=now)
 
 
-def record(ctx: PayContext, payment_id: str, before: PaymentState | None, after: PaymentState, why: str) -> None:
-    """Move a payment to a new state and write the transition (time, actor, reason)."""
-    ctx.conn.execute(update(payments).where(payments.c.id == payment_id).values(state=after, updated_at=ctx.now))
-    ctx.conn.execute(insert(payment_events).values(payment_id=payment_id, at=ctx.now, from_state=before,
-                                                   to_state=after, actor=f"{ctx.client}/{ctx.operator}",
-                                                   reason=why))
-    audit.append(ctx.conn, chain=ctx.client, at=ctx.now, kind="payment", code=after.value, client_id=ctx.client,
-                 operator_id=ctx.operator, payment_id=payment_id, from_state=before, to_state=after, detail=why)
+def is_internal_row(row, own_cnaps_prefix: str) -> bool:
+    """The same test as is_internal, on a stored payment."""
+    return row.creditor_bank_scheme == "INTERNAL" or (
+        row.creditor_bank_scheme == "CNAPS" and row.creditor_bank_code.startswith(own_cnaps_prefix))
 
 
 def statuses(ctx: PayContext, refs: tuple[str, ...], ids: tuple[str, ...],

@@ -98,6 +98,7 @@ client = "DEMO"
 operator = "checker"
 account = "{operating}"
 permissions = ["query", "approve"]
+approve_limit = "1000000.00"
 
 [[grants]]
 client = "DEMO"
@@ -116,6 +117,13 @@ client = "DEMO"
 operator = "viewer"
 account = "{payroll}"
 permissions = ["query"]
+
+# Maker-checker: payments from the operating account at or above 200,000.00 wait for one approver.
+[[approval_policies]]
+client = "DEMO"
+account = "{operating}"
+threshold = "200000.00"
+approvals = 1
 """
 
 

@@ -1,0 +1,261 @@
+"""The command-line contract (spec section 7): `directlink init`, `serve`, `send`, `demo`, `config grant`
+and `certs list/revoke`, run as real processes the way operators' scripts and schedulers run them.
+SQLite homes only (the PostgreSQL path of the same server is judged by test_e2e_independent.py)."""
+from __future__ import annotations
+
+import os
+import socket
+import stat
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from lxml import etree
+
+NS = "urn:directlink:v1"
+CLI = [sys.executable, "-c", "from gateway.cli import main; main()"]
+OPERATING, SUPPLIER = "6222000000000001", "6222000000009001"
+OPERATORS = ("maker", "checker", "viewer")
+
+pytestmark = pytest.mark.slow
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run `directlink ARGS...` (this interpreter's installed entry point) without DIRECTLINK_* overrides."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIRECTLINK_")}
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request_file(directory: Path, name: str, operator: str, operation: str) -> Path:
+    """A Request for `directlink send`: MessageId and Created left empty for the command to fill in."""
+    path = directory / f"{name}.xml"
+    path.write_text(f"""<?xml version="1.0" encoding="UTF-8"?>
+<Request xmlns="{NS}" version="1">
+  <Header>
+    <MessageId></MessageId><Created></Created><Client>DEMO</Client><Operator>{operator}</Operator>
+  </Header>
+  {operation}
+</Request>
+""", "utf-8")
+    return path
+
+
+def payment_order(ref: str, amount: str = "1.00") -> str:
+    return (f"<PaymentOrder><Payment><ClientRef>{ref}</ClientRef><DebtorAccount>{OPERATING}</DebtorAccount>"
+            f'<Amount currency="CNY">{amount}</Amount>'
+            f'<Creditor><Name>ACME</Name><Account>{SUPPLIER}</Account>'
+            f'<BankCode scheme="INTERNAL"/></Creditor><Purpose>货款</Purpose></Payment></PaymentOrder>')
+
+
+def answer_of(stdout: str) -> etree._Element:
+    """The Response that `send` printed."""
+    root = etree.fromstring(stdout[stdout.index("<Response"):].encode("utf-8"))
+    assert root.tag == f"{{{NS}}}Response"
+    return root
+
+
+def result_code(root: etree._Element) -> str:
+    return root.find(f"{{{NS}}}Result").get("code")
+
+
+def payment_states(root: etree._Element) -> list[tuple[str, str | None]]:
+    out = []
+    for s in root.iter(f"{{{NS}}}PaymentStatus"):
+        reason = s.find(f"{{{NS}}}Reason")
+        out.append((s.find(f"{{{NS}}}State").text, None if reason is None else reason.get("code")))
+    return out
+
+
+def fingerprint(cert_file: Path) -> str:
+    return x509.load_pem_x509_certificate(cert_file.read_bytes()).fingerprint(hashes.SHA256()).hex()
+
+
+# ---- fixtures ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """One `directlink init` home served by `directlink serve` for this module; yields (home, base URL)."""
+    home = tmp_path_factory.mktemp("cli") / "gw"
+    done = cli("init", str(home))
+    assert done.returncode == 0, done.stderr
+    port = free_port()
+    log = (home / "serve.log").open("wb")
+    proc = subprocess.Popen([*CLI, "serve", "--home", str(home), "--port", str(port)], stdout=log,
+                            stderr=subprocess.STDOUT,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("DIRECTLINK_")})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (home / "serve.log").read_text()
+            assert time.monotonic() < deadline, "directlink serve did not come up"
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        yield home, url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def send(served, file: Path, operator: str, key_of: str | None = None) -> subprocess.CompletedProcess:
+    """`directlink send FILE --operator OP --key HOME/demo/OP.key.pem --url URL --gateway-cert ...`."""
+    home, url = served
+    key = home / "demo" / f"{key_of or operator}.key.pem"
+    return cli("send", str(file), "--operator", operator, "--key", str(key),
+               "--url", url, "--gateway-cert", str(home / "certs" / "gateway.cert.pem"))
+
+
+# ---- init -------------------------------------------------------------------------------------------------
+
+def test_init_creates_a_complete_home(tmp_path):
+    """`directlink init DIR` writes settings, the gateway key (0600) and certificate, demo operator keys
+    (0600) and certificates, the directory file and the SQLite database, and exits 0."""
+    home = tmp_path / "gw"
+    done = cli("init", str(home))
+    assert done.returncode == 0, done.stderr
+    settings = tomllib.loads((home / "directlink.toml").read_text("utf-8"))
+    assert "gateway" in settings
+    for key in [home / "certs" / "gateway.key.pem", *(home / "demo" / f"{op}.key.pem" for op in OPERATORS)]:
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
+        private = serialization.load_pem_private_key(key.read_bytes(), password=None)
+        assert isinstance(private, rsa.RSAPrivateKey) and private.key_size >= 2048
+    for cert in [home / "certs" / "gateway.cert.pem", *(home / "demo" / f"{o}.cert.pem" for o in OPERATORS)]:
+        x509.load_pem_x509_certificate(cert.read_bytes())
+    directory = tomllib.loads((home / "config" / "directory.toml").read_text("utf-8"))
+    assert {c["id"] for c in directory["clients"]} >= {"DEMO"}
+    assert (home / "directlink.db").stat().st_size > 0
+
+
+def test_second_init_fails_clearly_and_changes_nothing(tmp_path):
+    """A second `directlink init` of the same DIR exits non-zero with a clear message and keeps the keys."""
+    home = tmp_path / "gw"
+    assert cli("init", str(home)).returncode == 0
+    key_before = (home / "certs" / "gateway.key.pem").read_bytes()
+    maker_before = (home / "demo" / "maker.key.pem").read_bytes()
+    again = cli("init", str(home))
+    assert again.returncode != 0
+    message = (again.stderr + again.stdout).lower()
+    assert "exists" in message or "initialised" in message or "initialized" in message, message
+    assert "traceback" not in message
+    assert (home / "certs" / "gateway.key.pem").read_bytes() == key_before
+    assert (home / "demo" / "maker.key.pem").read_bytes() == maker_before
+
+
+def test_init_with_p256_makes_ec_keys(tmp_path):
+    """`directlink init DIR --key-type p256` makes ECDSA P-256 keys and certificates throughout."""
+    home = tmp_path / "gw"
+    done = cli("init", str(home), "--key-type", "p256")
+    assert done.returncode == 0, done.stderr
+    for stem in [home / "certs" / "gateway", *(home / "demo" / op for op in OPERATORS)]:
+        key = serialization.load_pem_private_key(Path(f"{stem}.key.pem").read_bytes(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
+        assert stat.S_IMODE(Path(f"{stem}.key.pem").stat().st_mode) == 0o600
+        cert = x509.load_pem_x509_certificate(Path(f"{stem}.cert.pem").read_bytes())
+        assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+
+
+# ---- send, demo -------------------------------------------------------------------------------------------
+
+def test_send_prints_the_answer_and_exits_0_for_ok(served, tmp_path):
+    """`directlink send` fills MessageId/Created, signs, posts, verifies and prints the Response; exit 0."""
+    file = request_file(tmp_path, "balance", "maker", "<BalanceQuery/>")
+    done = send(served, file, "maker")
+    assert done.returncode == 0, done.stderr
+    root = answer_of(done.stdout)
+    assert result_code(root) == "OK"
+    accounts = {b.findtext(f"{{{NS}}}Account") for b in root.iter(f"{{{NS}}}Balance")}
+    assert accounts == {OPERATING, "6222000000000002"}
+    again = send(served, file, "maker")        # the same file twice: a fresh MessageId each time, no REPLAY
+    assert again.returncode == 0 and result_code(answer_of(again.stdout)) == "OK"
+
+
+def test_send_exits_nonzero_for_a_rejection(served, tmp_path):
+    """A rejected request (no grant on another client's account; a key not registered for the operator)
+    is still printed, and `directlink send` exits non-zero."""
+    foreign = f"<BalanceQuery><Account>{SUPPLIER}</Account></BalanceQuery>"
+    file = request_file(tmp_path, "foreign", "maker", foreign)
+    done = send(served, file, "maker")
+    assert done.returncode != 0
+    assert result_code(answer_of(done.stdout)) in {"PERMISSION_DENIED", "NOT_FOUND"}
+
+    wrong_key = request_file(tmp_path, "wrong-key", "viewer", "<BalanceQuery/>")
+    done = send(served, wrong_key, "viewer", key_of="maker")
+    assert done.returncode != 0
+    assert result_code(answer_of(done.stdout)) == "CERT_UNKNOWN"
+
+
+def test_demo_runs_the_story():
+    """`directlink demo` needs no set-up, exits 0, and shows settled, accepted and rejected payments."""
+    done = cli("demo", timeout=120)
+    assert done.returncode == 0, done.stderr
+    for word in ("SETTLED", "ACCEPTED", "REJECTED"):
+        assert word in done.stdout, word
+
+
+# ---- config grant, certs ----------------------------------------------------------------------------------
+
+def test_config_grant_lets_viewer_pay(served, tmp_path):
+    """viewer may not pay until `directlink config grant DEMO viewer ACCOUNT --permissions query,pay`;
+    then the running gateway settles viewer's payment."""
+    home, _ = served
+    before = send(served, request_file(tmp_path, "pay1", "viewer", payment_order("CLI-VIEW-1")), "viewer")
+    assert payment_states(answer_of(before.stdout)) == [("REJECTED", "PERMISSION_DENIED")]
+
+    granted = cli("config", "grant", "DEMO", "viewer", OPERATING, "--permissions", "query,pay",
+                  "--home", str(home))
+    assert granted.returncode == 0, granted.stderr
+
+    after = send(served, request_file(tmp_path, "pay2", "viewer", payment_order("CLI-VIEW-2")), "viewer")
+    assert after.returncode == 0, after.stderr
+    assert payment_states(answer_of(after.stdout)) == [("SETTLED", None)]
+
+
+def test_certs_list_and_revoke(served, tmp_path):
+    """`directlink certs list` shows each operator's certificate fingerprint; after `certs revoke FP` the
+    running gateway answers that operator CERT_REVOKED, and revoking it again or an unknown FP fails."""
+    home, _ = served
+    listed = cli("certs", "list", "--home", str(home))
+    assert listed.returncode == 0, listed.stderr
+    fps = {op: fingerprint(home / "demo" / f"{op}.cert.pem") for op in OPERATORS}
+    for op, fp in fps.items():
+        [line] = [ln for ln in listed.stdout.splitlines() if fp in ln.lower()]
+        assert f"DEMO/{op}" in line and "active" in line
+
+    file = request_file(tmp_path, "balance", "checker", "<BalanceQuery/>")
+    assert send(served, file, "checker").returncode == 0
+
+    revoked = cli("certs", "revoke", fps["checker"], "--home", str(home))
+    assert revoked.returncode == 0, revoked.stderr
+    listed = cli("certs", "list", "--home", str(home))
+    [line] = [ln for ln in listed.stdout.splitlines() if fps["checker"] in ln.lower()]
+    assert "revoked" in line
+
+    done = send(served, file, "checker")
+    assert done.returncode != 0
+    assert result_code(answer_of(done.stdout)) == "CERT_REVOKED"
+    assert send(served, request_file(tmp_path, "m", "maker", "<BalanceQuery/>"), "maker").returncode == 0
+
+    assert cli("certs", "revoke", fps["checker"], "--home", str(home)).returncode != 0
+    assert cli("certs", "revoke", "00" * 32, "--home", str(home)).returncode != 0
