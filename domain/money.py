@@ -14,9 +14,11 @@ from importlib.resources import files
 from domain.codes import ReasonCode
 from domain.errors import PaymentRejected
 
-# ASCII digits only: Decimal() and int() would accept '1e3', 'NaN', '１２３' (full-width), '1_000', ' 12 '.
-# At most 15 integer digits: in minor units that still fits the ledger's 64-bit integers.
-_AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,14})(?:\.([0-9]+))?", re.ASCII)
+# Spec section 4: [0-9]+(\.[0-9]+)?, ASCII only. Decimal() and int() would also accept '1e3', 'NaN',
+# '１２３' (full-width), '1_000' and ' 12 '. Leading zeros are fine (fixed-width ERP exports pad).
+_AMOUNT = re.compile(r"([0-9]+)(?:\.([0-9]+))?", re.ASCII)
+# At most 15 significant integer digits: in minor units that still fits the ledger's 64-bit integers.
+MAX_INTEGER_DIGITS = 15
 _CURRENCY = re.compile(r"[A-Z]{3}", re.ASCII)
 
 
@@ -60,8 +62,10 @@ def parse_amount(text: str, currency: str) -> Money:
     match = _AMOUNT.fullmatch(text or "")
     if match is None:
         raise PaymentRejected(ReasonCode.AMOUNT_INVALID, f"amount {text!r} is not a plain decimal number")
+    if len(match.group(1).lstrip("0")) > MAX_INTEGER_DIGITS:
+        raise PaymentRejected(ReasonCode.AMOUNT_INVALID, f"amount {text!r} is larger than the gateway handles")
     digits = minor_units()[currency]
-    fraction = match.group(1) or ""
+    fraction = match.group(2) or ""
     if len(fraction) > digits:
         raise PaymentRejected(
             ReasonCode.AMOUNT_INVALID, f"amount {text!r} has more than {digits} decimals for {currency}"

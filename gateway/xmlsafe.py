@@ -24,15 +24,18 @@ _XINCLUDE_NS = "http://www.w3.org/2001/XInclude"
 _local = threading.local()
 
 
-def _parser() -> etree.XMLParser:
+def _parser(codec: str) -> etree.XMLParser:
+    """The hardened parser for one codec, which it is told: lxml must never guess an encoding itself."""
     # lxml parsers are not thread-safe: one per thread (FastAPI runs sync handlers in a thread pool).
-    parser = getattr(_local, "parser", None)
-    if parser is None:
-        parser = _local.parser = etree.XMLParser(
-            resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+    parsers = getattr(_local, "parsers", None)
+    if parsers is None:
+        parsers = _local.parsers = {}
+    if codec not in parsers:
+        parsers[codec] = etree.XMLParser(
+            encoding=codec, resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
             huge_tree=False, remove_pis=False, remove_comments=False, collect_ids=False,
         )
-    return parser
+    return parsers[codec]
 
 
 def declared_encoding(body: bytes) -> str:
@@ -56,6 +59,9 @@ def declared_encoding(body: bytes) -> str:
 
 
 def _check_bytes_match(body: bytes, codec: str) -> None:
+    if b"\x00" in body:
+        # NUL is never legal in XML 1.0; here it means UTF-16/32 without a byte-order mark.
+        raise XmlRejected("NUL bytes: UTF-16/32 input is not accepted", code=ResultCode.XML_ENCODING_INVALID)
     try:
         body.decode(codec)
     except UnicodeDecodeError as exc:
@@ -80,7 +86,7 @@ def parse(body: bytes, max_bytes: int) -> etree._Element:
     if any(marker in body for marker in _FORBIDDEN_MARKUP):
         raise XmlRejected("DTDs and entity declarations are not accepted", code=ResultCode.XML_FORBIDDEN_CONSTRUCT)
     try:
-        root = etree.fromstring(body, _parser())
+        root = etree.fromstring(body, _parser(codec))
     except etree.XMLSyntaxError as exc:
         raise XmlRejected(f"not well-formed XML: {exc}", code=ResultCode.XML_MALFORMED) from exc
     _refuse_constructs(root)
