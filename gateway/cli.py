@@ -16,8 +16,12 @@ app = typer.Typer(help="DirectLink bank-enterprise direct-link gateway.", no_arg
                   pretty_exceptions_enable=False)
 config_app = typer.Typer(help="Clients, accounts, operators, certificates and grants.", no_args_is_help=True)
 certs_app = typer.Typer(help="Operator certificates: add, list, revoke.", no_args_is_help=True)
+clearing_app = typer.Typer(help="The clearing job (it also runs inside `serve`).", no_args_is_help=True)
+audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(certs_app, name="certs")
+app.add_typer(clearing_app, name="clearing")
+app.add_typer(audit_app, name="audit")
 
 Home = Annotated[Path, typer.Option("--home", envvar="DIRECTLINK_HOME", help="the gateway's home directory")]
 
@@ -114,14 +118,15 @@ def config_apply(file: Path, home: Home = Path(".")) -> None:
 def config_grant(client: str, operator: str, account: str,
                  permissions: Annotated[str, typer.Option(help="comma list of query,pay,approve; empty revokes")],
                  single_limit: Optional[str] = None, daily_limit: Optional[str] = None,
-                 home: Home = Path(".")) -> None:
+                 approve_limit: Optional[str] = None, home: Home = Path(".")) -> None:
     """Set an operator's grants and limits on one account."""
     from gateway import directory
     _, engine = _engine(home)
     rights = {p.strip() for p in permissions.split(",") if p.strip()}
     try:
         with engine.begin() as conn:
-            directory.set_grant(conn, client, operator, account, rights, single_limit, daily_limit, _now())
+            directory.set_grant(conn, client, operator, account, rights, single_limit, daily_limit, _now(),
+                                approve_limit)
     except Exception as err:  # noqa: BLE001 - shown to the operator, nothing was changed
         _fail(str(err))
     typer.echo(f"{client}/{operator} on {account}: {sorted(rights) or 'no grants'}")
@@ -175,6 +180,43 @@ def certs_revoke(fingerprint: str, home: Home = Path(".")) -> None:
         if not directory.revoke_certificate(conn, fingerprint.lower(), _now()):
             _fail(f"no active certificate {fingerprint}")
     typer.echo(f"revoked {fingerprint}")
+
+
+@clearing_app.command("run")
+def clearing_run(home: Home = Path(".")) -> None:
+    """Run one clearing pass now and print what happened."""
+    from gateway.clearing import Clearing
+    settings, engine = _engine(home)
+    done = Clearing(engine, settings, _now).run_once()
+    typer.echo(", ".join(f"{n} {what}" for what, n in sorted(done.items())) or "nothing due")
+
+
+@audit_app.command("verify")
+def audit_verify(home: Home = Path(".")) -> None:
+    """Check every audit chain; exit 1 and name the records if any was edited, removed or reordered."""
+    from gateway import audit
+    _, engine = _engine(home)
+    with engine.connect() as conn:
+        checked, findings = audit.verify(conn)
+    for f in findings:
+        typer.echo(f"BROKEN chain {f.chain} record {f.seq}: {f.problem}")
+    typer.echo(f"{checked} records checked: " + ("intact" if not findings else f"{len(findings)} problem(s)"))
+    raise typer.Exit(1 if findings else 0)
+
+
+@config_app.command("policy")
+def config_policy(client: str, threshold: str, approvals: int,
+                  account: Annotated[str, typer.Option(help="default: every account of the client")] = "",
+                  home: Home = Path(".")) -> None:
+    """Payments at or above THRESHOLD need APPROVALS distinct approvers (0 removes the tier)."""
+    from gateway import directory
+    _, engine = _engine(home)
+    try:
+        with engine.begin() as conn:
+            directory.set_approval_policy(conn, client, account, threshold, approvals, _now())
+    except Exception as err:  # noqa: BLE001 - shown to the operator, nothing was changed
+        _fail(str(err))
+    typer.echo(f"{client} {account or '(all accounts)'} >= {threshold}: {approvals} approval(s)")
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from lxml import etree
 
 from gateway import signing
 from gateway.messages import E
-from gateway.xmlsafe import NS, q, text
+from gateway.xmlsafe import NS, q, text  # noqa: F401 - re-exported for callers
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,8 @@ def balance_query(*accounts: str, as_of: dt.date | None = None) -> etree._Elemen
 
 def payment(client_ref: str, debtor: str, amount: str, creditor_name: str, creditor_account: str, *,
             currency: str = "CNY", scheme: str = "INTERNAL", bank_code: str = "", bank_name: str | None = None,
-            purpose: str = "货款", remark: str | None = None, urgency: str | None = None) -> etree._Element:
+            purpose: str = "货款", remark: str | None = None, urgency: str | None = None,
+            requested_date: dt.date | None = None) -> etree._Element:
     creditor = E.Creditor(E.Name(creditor_name), E.Account(creditor_account), E.BankCode(bank_code, scheme=scheme))
     if bank_name:
         creditor.append(E.BankName(bank_name))
@@ -113,6 +114,8 @@ def payment(client_ref: str, debtor: str, amount: str, creditor_name: str, credi
                    creditor, E.Purpose(purpose))
     if remark:
         el.append(E.Remark(remark))
+    if requested_date:
+        el.append(E.RequestedDate(requested_date.isoformat()))
     if urgency:
         el.append(E.Urgency(urgency))
     return el

@@ -102,6 +102,9 @@ def open_account(conn: Connection, number: str, client_id: str, name: str, curre
         return False
     conn.execute(insert(accounts).values(number=number, client_id=client_id, name=name, currency=currency,
                                          booked=0, held=0, entry_seq=0, opened_at=now))
+    # The bank's own books for this currency exist before any payment needs them (no creation races).
+    for book in ("OPENING", "CLEARING"):
+        ledger.ensure_internal_account(conn, currency, book, now)
     if opening:
         amount = parse_amount(opening, currency).minor
         source = ledger.ensure_internal_account(conn, currency, "OPENING", now)

@@ -7,6 +7,8 @@ import logging
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete
 
+from gateway import audit
+from gateway.clearing import Clearing
 from gateway.pipeline import Gateway
 from gateway.storage.tables import messages
 
@@ -29,10 +31,23 @@ def purge_messages(gateway: Gateway) -> int:
     return removed
 
 
+def purge_audit(gateway: Gateway) -> int:
+    """Drop audit records past the retention period (default five years) from the start of each chain."""
+    cutoff = gateway.clock() - dt.timedelta(days=max(gateway.settings.audit_retention_days, 1))
+    with gateway.engine.begin() as conn:
+        return audit.purge(conn, cutoff)
+
+
 def start(gateway: Gateway) -> BackgroundScheduler:
     """Start the background jobs of one gateway process."""
     scheduler = BackgroundScheduler(timezone=gateway.settings.zone)
+    settings = gateway.settings
+    clearing = Clearing(gateway.engine, settings, gateway.clock)
+    scheduler.add_job(clearing.run_once, "interval", seconds=settings.clearing_interval_seconds, id="clearing",
+                      coalesce=True, max_instances=1)
     scheduler.add_job(purge_messages, "interval", hours=1, args=[gateway], id="purge_messages",
+                      coalesce=True, max_instances=1)
+    scheduler.add_job(purge_audit, "interval", days=1, args=[gateway], id="purge_audit",
                       coalesce=True, max_instances=1)
     scheduler.start()
     return scheduler

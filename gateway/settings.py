@@ -6,10 +6,22 @@ import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SETTINGS_FILE = "directlink.toml"
+
+
+class ClearingFaults(BaseModel):
+    """Fault injection for the simulated clearing system, so every payment path runs for real."""
+
+    fail_rate: float = 0.0        # refused by clearing: FAILED, funds released
+    unknown_rate: float = 0.0     # clearing settles it but its answer is lost: UNKNOWN until asked
+    lost_rate: float = 0.0        # the instruction never arrives: UNKNOWN, then sent again (same reference)
+    return_rate: float = 0.0      # settles, then comes back: RETURNED with a reversing credit
+    return_after_seconds: int = 0
+    scripted: dict[str, str] = {}  # ClientRef pattern (fnmatch) -> SETTLED|FAILED|UNKNOWN|LOST|RETURNED
+    seed: int | None = None
 
 
 class Settings(BaseSettings):
@@ -28,6 +40,10 @@ class Settings(BaseSettings):
     gateway_cert: Path = Path("certs/gateway.cert.pem")
     gateway_key_passphrase: SecretStr | None = None
     directory_file: Path = Path("config/directory.toml")
+    clearing_interval_seconds: int = 5                  # how often the clearing job runs
+    clearing_timeout_seconds: int = 60                  # PROCESSING with no answer this long: UNKNOWN
+    clearing_faults: ClearingFaults = ClearingFaults()
+    audit_retention_days: int = 5 * 365 + 2             # payment records are kept at least 5 years
 
     @property
     def zone(self) -> ZoneInfo:
