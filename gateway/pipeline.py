@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from domain.codes import ResultCode
 from domain.errors import (CertificateRejected, FreshnessRejected, GatewayError, SignatureRejected,
                            UnsupportedVersion, XmlRejected)
-from gateway import audit, directory, messages, signing, xmlsafe
+from gateway import audit, crash, directory, messages, signing, xmlsafe
 from gateway.errors import RETRY_AFTER, http_status
 from gateway.operations import OPERATIONS, Context
 from gateway.settings import Settings
@@ -163,7 +163,9 @@ class Gateway:
                 .values(http_status=reply.status, response=reply.body))
             self._audit_verified(conn, now, header, code, f"{messages.local(op)}: {detail}", digest, signer,
                                  body, reply.body)
-            return reply
+            crash.point(crash.REQUEST_BEFORE_COMMIT)
+        crash.point(crash.REQUEST_AFTER_COMMIT)
+        return reply
 
     # ---- answers and audit --------------------------------------------------------------------------------
 

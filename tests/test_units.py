@@ -83,3 +83,24 @@ def test_keys_outside_the_profile_cannot_be_registered(gateway, clock, key):
     pem = cert_pem(self_signed(key, "DEMO/weak", "Demo"))
     with pytest.raises(ValueError, match="RSA-2048"), gateway.engine.begin() as conn:
         directory.register_certificate(conn, "DEMO", "maker", pem, clock())
+
+
+def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
+    """An existing database at revision 0001, with data in it, upgrades to the newest schema."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from gateway.storage.engine import MIGRATIONS
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(text("INSERT INTO clients (id, name) VALUES ('OLD', 'Old Co')"))
+        conn.execute(text("INSERT INTO audit_log (at, kind, code) VALUES ('2026-01-01 00:00:00', 'config', 'X')"))
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT name FROM clients")).scalar() == "Old Co"
+        assert conn.execute(text("SELECT count(*) FROM audit_head")).scalar() == 0

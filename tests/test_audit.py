@@ -1,0 +1,111 @@
+"""The audit trail: every request with its bytes, every state change, hash-chained; tampering is found."""
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+
+from sqlalchemy import delete, select, update
+
+from conftest import OPERATING, SUPPLIER
+from gateway import audit, client as dl
+from gateway.signing import fingerprint
+from gateway.storage.tables import audit_log
+
+
+def chain(gateway, name="DEMO"):
+    with gateway.engine.connect() as conn:
+        return conn.execute(select(audit_log).where(audit_log.c.chain == name).order_by(audit_log.c.seq)).all()
+
+
+def findings(gateway):
+    with gateway.engine.connect() as conn:
+        return audit.verify(conn)[1]
+
+
+def busy(maker):
+    body = maker.request(dl.payment_order(dl.payment("AU-1", OPERATING, "10.00", "ACME", SUPPLIER)))
+    answer = maker.post(body)
+    maker.call(dl.balance_query())
+    return body, answer
+
+
+def test_requests_keep_their_exact_bytes_answer_and_signer(maker, gateway):
+    body, answer = busy(maker)
+    rows = [r for r in chain(gateway) if r.kind == "request"]
+    first = rows[0]
+    assert bytes(first.request) == body and bytes(first.response) == answer.raw
+    assert first.cert_fingerprint == fingerprint(maker.signer.certificate)
+    states = [(r.from_state, r.to_state) for r in chain(gateway) if r.kind == "payment"]
+    assert states == [(None, "ACCEPTED"), ("ACCEPTED", "SETTLED")]
+    assert findings(gateway) == []
+
+
+def test_configuration_changes_are_audited(gateway):
+    with gateway.engine.connect() as conn:
+        codes = {r.code for r in conn.execute(select(audit_log).where(audit_log.c.chain == audit.SYSTEM))}
+    assert {"ACCOUNT_OPENED", "GRANT_SET", "CERT_REGISTERED", "POLICY_SET"} <= codes
+
+
+def test_rejections_before_identity_go_to_the_unverified_chain(http, gateway):
+    http.post("/v1/messages", content=b"<Request>")
+    rows = chain(gateway, audit.UNVERIFIED)
+    assert rows[-1].code == "XML_MALFORMED" and bytes(rows[-1].request) == b"<Request>"
+
+
+def test_an_edited_record_is_found(maker, gateway):
+    busy(maker)
+    with gateway.engine.begin() as conn:
+        conn.execute(update(audit_log).where(audit_log.c.chain == "DEMO", audit_log.c.seq == 2)
+                     .values(detail="nothing to see"))
+    assert [(f.seq, "edited" in f.problem) for f in findings(gateway)] == [(2, True)]
+
+
+def test_a_removed_record_is_found(maker, gateway):
+    busy(maker)
+    with gateway.engine.begin() as conn:
+        conn.execute(delete(audit_log).where(audit_log.c.chain == "DEMO", audit_log.c.seq == 2))
+    assert findings(gateway)
+
+
+def test_reordered_records_are_found(maker, gateway):
+    busy(maker)
+    rows = chain(gateway)
+    with gateway.engine.begin() as conn:   # swap the contents of records 1 and 2, keeping each hash
+        for a, b in ((rows[0], rows[1]), (rows[1], rows[0])):
+            conn.execute(update(audit_log).where(audit_log.c.id == a.id).values(
+                seq=-a.seq, detail=b.detail, code=b.code, kind=b.kind))
+        conn.execute(update(audit_log).where(audit_log.c.seq < 0).values(seq=-audit_log.c.seq))
+    assert findings(gateway)
+
+
+def test_a_cut_tail_is_found(maker, gateway):
+    busy(maker)
+    last = chain(gateway)[-1]
+    with gateway.engine.begin() as conn:
+        conn.execute(delete(audit_log).where(audit_log.c.id == last.id))
+    assert any("end" in f.problem for f in findings(gateway))
+
+
+def test_retention_purges_only_old_records_and_the_rest_still_verifies(maker, gateway, clock):
+    busy(maker)
+    before = len(chain(gateway))
+    with gateway.engine.begin() as conn:
+        assert audit.purge(conn, clock() - dt.timedelta(days=1)) == 0
+    clock.offset = dt.timedelta(days=6 * 365)
+    with gateway.engine.begin() as conn:
+        removed = audit.purge(conn, clock() - dt.timedelta(days=5 * 365 + 2))
+    assert removed >= before and chain(gateway) == [] and findings(gateway) == []
+
+
+def test_the_cli_verifies(home, maker, gateway):
+    busy(maker)
+    cmd = [sys.executable, "-c", "from gateway.cli import main; main()", "audit", "verify", "--home", str(home.home)]
+    ok = subprocess.run(cmd, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
+                                                                  "DIRECTLINK_DATABASE_URL": home.db_url})
+    assert ok.returncode == 0 and "intact" in ok.stdout
+    with gateway.engine.begin() as conn:
+        conn.execute(update(audit_log).where(audit_log.c.chain == "DEMO", audit_log.c.seq == 1).values(code="OK2"))
+    bad = subprocess.run(cmd, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
+                                                                   "DIRECTLINK_DATABASE_URL": home.db_url})
+    assert bad.returncode == 1 and "BROKEN chain DEMO record 1" in bad.stdout
