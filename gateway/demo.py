@@ -6,7 +6,9 @@ from pathlib import Path
 
 from gateway import client as dl
 from gateway.app import build_gateway, create_app
+from gateway.clearing import Clearing
 from gateway.server import background
+from gateway.settings import ClearingFaults
 from gateway.setup import DEMO_ACCOUNTS, init_home
 from gateway.xmlsafe import q, text
 
@@ -23,6 +25,9 @@ def _balances(c: dl.Client) -> None:
 
 
 def _statuses(answer: dl.Answer) -> list[str]:
+    if answer.body is None:   # the whole request was refused
+        print(f"  HTTP {answer.status} {answer.code}: {answer.detail}")
+        return []
     ids = []
     for s in answer.body.iterfind(q("PaymentStatus")):
         reason = s.find(q("Reason"))
@@ -77,10 +82,27 @@ def run(home: Path | None = None) -> int:
             _say("The same batch again (a retry after a lost answer): nothing is paid twice")
             _statuses(maker.call(batch))
 
-            _say("PaymentStatusQuery by ClientRef")
-            _statuses(maker.call(dl.status_query("INV-2026-0001", "INV-2026-0002")))
+            _say("Maker-checker: 250,000.00 is over the operating account's approval threshold")
+            big = maker.call(dl.payment_order(dl.payment("INV-2026-0100", op, "250000.00",
+                                                         "ACME Supplies (Shanghai) Co., Ltd.", supplier)))
+            [pid] = _statuses(big)
+            digest = text(big.body.find(f"{q('PaymentStatus')}/{q('OrderDigest')}"))
+            print("  the maker holds no 'approve' grant (and could never approve its own payment anyway):")
+            _statuses(maker.call(dl.approval(pid, digest)))
+            print("  'checker' approves exactly what was sent (quoting its OrderDigest):")
+            _statuses(operator("checker").call(dl.approval(pid, digest)))
 
-            _say("Balances now: booked falls on settlement, available also by the funds held")
+            _say("Clearing to other banks (simulated; one payee account was closed)")
+            maker.call(dl.payment_order(dl.payment("INV-2026-0004", op, "990.00", "已注销公司",
+                                                   "31009999999999", scheme="CNAPS", bank_code="103100000026",
+                                                   purpose="尾款")))
+            faults = ClearingFaults(scripted={"INV-2026-0004": "FAILED"})
+            done = Clearing(gateway.engine, settings.model_copy(update={"clearing_faults": faults}),
+                            gateway.clock).run_once()
+            print(f"  clearing pass: {dict(done)}")
+            _statuses(maker.call(dl.status_query("INV-2026-0002", "INV-2026-0004")))
+
+            _say("Balances now: every settlement is booked, failed payments released their funds")
             _balances(maker)
 
             _say(f"StatementQuery on {op}, one entry a page, by cursor")

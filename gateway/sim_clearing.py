@@ -31,28 +31,29 @@ class SimulatedClearing:
         self.faults = faults
         self.rng = random.Random(faults.seed)
 
-    def _plan(self, client_ref: str, attempt: int) -> str:
+    def _plan(self, client_ref: str, attempt: int) -> tuple[str, str]:
+        """(what happens, why it fails if it does): scripted by ClientRef pattern, else by the fault rates."""
         for pattern, outcome in self.faults.scripted.items():
             if fnmatch.fnmatchcase(client_ref, pattern):
-                return "SETTLED" if outcome == "LOST" and attempt > 1 else outcome
+                return ("SETTLED" if outcome == "LOST" and attempt > 1 else outcome), FAIL_REASONS[0]
         f, draw = self.faults, self.rng.random()
         for outcome, rate in (("FAILED", f.fail_rate), ("UNKNOWN", f.unknown_rate),
                               ("LOST", f.lost_rate if attempt == 1 else 0.0), ("RETURNED", f.return_rate)):
             if draw < rate:
-                return outcome
+                return outcome, self.rng.choice(FAIL_REASONS)
             draw -= rate
-        return "SETTLED"
+        return "SETTLED", FAIL_REASONS[0]
 
     def submit(self, payment, now: dt.datetime) -> Outcome | None:
         """Hand a payment over; the answer, or None when no answer came back (timeout, lost)."""
         known = self.query(payment.id)
         if known is not None:
             return known          # idempotent by PaymentId: a re-send never pays twice
-        plan = self._plan(payment.client_ref, payment.attempts)
+        plan, why = self._plan(payment.client_ref, payment.attempts)
         if plan == "LOST":
             return None
         result = FAILED if plan == "FAILED" else SETTLED
-        reason = self.rng.choice(FAIL_REASONS) if result == FAILED else None
+        reason = why if result == FAILED else None
         returned_at = now + dt.timedelta(seconds=self.faults.return_after_seconds) if plan == "RETURNED" else None
         with self.engine.begin() as conn:
             conn.execute(insert(sim_clearing).values(
