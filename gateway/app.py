@@ -13,6 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from sqlalchemy import text
 
 from gateway import jobs, signing
+from gateway.limits import InFlight
 from gateway.pipeline import Gateway, Reply
 from gateway.settings import Settings
 from gateway.storage.engine import make_engine, migrate
@@ -51,22 +52,30 @@ def create_app(gateway: Gateway) -> FastAPI:
     results = Counter("directlink_requests", "Requests by result code", ["code"], registry=registry)
     latency = Histogram("directlink_request_seconds", "Time to answer a request", registry=registry)
     limit = gateway.settings.max_body_bytes
+    in_flight = InFlight(gateway.settings.max_in_flight)
 
     @app.post("/v1/messages")
     async def post_message(request: Request) -> Response:
         started = time.perf_counter()
-        body = await _read_limited(request, limit)
-        if body is None:
-            reply = await run_in_threadpool(gateway.too_large)
-        else:
-            try:
-                reply = await run_in_threadpool(gateway.handle, body)
-            except Exception:  # noqa: BLE001 - a defect: nothing was committed, answer INTERNAL, never crash
-                log.exception("request failed")
-                reply = gateway.internal_error(body)
+        if not in_flight.enter():
+            return _respond(await run_in_threadpool(gateway.overloaded))
+        try:
+            reply = await _handle(request)
+        finally:
+            in_flight.leave()
         results.labels(reply.code.value).inc()
         latency.observe(time.perf_counter() - started)
         return _respond(reply)
+
+    async def _handle(request: Request) -> Reply:
+        body = await _read_limited(request, limit)
+        if body is None:
+            return await run_in_threadpool(gateway.too_large)
+        try:
+            return await run_in_threadpool(gateway.handle, body)
+        except Exception:  # noqa: BLE001 - a defect: nothing was committed, answer INTERNAL, never crash
+            log.exception("request failed")
+            return gateway.internal_error(body)
 
     @app.get("/v1/certificate")
     def certificate() -> Response:

@@ -19,6 +19,7 @@ from domain.errors import (CertificateRejected, FreshnessRejected, GatewayError,
                            UnsupportedVersion, XmlRejected)
 from gateway import audit, crash, directory, messages, signing, xmlsafe
 from gateway.errors import RETRY_AFTER, http_status
+from gateway.limits import RateLimiter
 from gateway.operations import OPERATIONS, Context
 from gateway.settings import Settings
 from gateway.storage.tables import messages as message_log
@@ -57,6 +58,8 @@ class Gateway:
         self.engine = engine
         self.signer = signer
         self.clock = clock
+        self.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst,
+                                   settings.max_concurrent_per_client)
 
     # ---- the steps before any state is touched ------------------------------------------------------------
 
@@ -83,7 +86,15 @@ class Gateway:
             reply = self._answer(err.code, err.detail, claim.message_id, digest, now)
             self._audit_unverified(now, claim, err.code, err.detail, digest, body, reply.body)
             return reply
-        return self._execute(verified, header, body, digest, now)
+        wait = self.limiter.acquire(header.client)
+        if wait is not None:
+            # Not audited one by one (a flood must not flood the trail): counted in /metrics instead.
+            return self._answer(ResultCode.RATE_LIMITED, f"too many requests from {header.client}; nothing was "
+                                f"accepted, retry in {wait} s", header.message_id, digest, now, retry_after=wait)
+        try:
+            return self._execute(verified, header, body, digest, now)
+        finally:
+            self.limiter.release(header.client)
 
     def _authenticate(self, root, sig, claim: _Claim, now: dt.datetime) -> signing.Verified:
         with self.engine.connect() as conn:
@@ -170,12 +181,13 @@ class Gateway:
     # ---- answers and audit --------------------------------------------------------------------------------
 
     def _answer(self, code: ResultCode, detail: str, in_reply_to: str | None, digest: str | None,
-                now: dt.datetime, answer: etree._Element | None = None) -> Reply:
+                now: dt.datetime, answer: etree._Element | None = None, retry_after: int | None = None) -> Reply:
         root = messages.render_response(
             message_id=f"GW-{now:%Y%m%d%H%M%S}-{secrets.token_hex(6)}",
             created=messages.stamp(now, self.settings.zone), in_reply_to=in_reply_to,
             request_digest=digest, code=code, detail=detail, answer=answer)
-        headers = {"Retry-After": str(RETRY_AFTER[code])} if code in RETRY_AFTER else {}
+        wait = retry_after or RETRY_AFTER.get(code)
+        headers = {"Retry-After": str(wait)} if wait else {}
         return Reply(http_status(code), self.signer.sign(root), code, headers)
 
     def too_large(self) -> Reply:
@@ -185,6 +197,11 @@ class Gateway:
         self._audit_unverified(self.clock(), _Claim(None, None, None), ResultCode.XML_TOO_LARGE, detail, None,
                                b"", reply.body)
         return reply
+
+    def overloaded(self) -> Reply:
+        """The answer when this process is at its in-flight cap: nothing was read or accepted."""
+        return self._answer(ResultCode.OVERLOADED, "the gateway is busy; nothing was accepted, retry later",
+                            None, None, self.clock())
 
     def internal_error(self, body: bytes) -> Reply:
         """The answer for a defect: nothing was accepted; the same MessageId may be sent again."""

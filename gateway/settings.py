@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     freshness_seconds: int = 300                        # allowed |Created - now|
     replay_retention_hours: int = 48                    # MessageIds kept at least this long (>= 24 h)
     max_body_bytes: int = 10 * 1024 * 1024
+    rate_limit_per_second: float = 100.0                # per client and process, after verification
+    rate_limit_burst: int = 200
+    max_concurrent_per_client: int = 32
+    max_in_flight: int = 64                             # all requests in this process: past it, OVERLOADED
     gateway_key: Path = Path("certs/gateway.key.pem")
     gateway_cert: Path = Path("certs/gateway.cert.pem")
     gateway_key_passphrase: SecretStr | None = None

@@ -1,0 +1,72 @@
+"""Abuse limits: per-client rate and concurrency (RATE_LIMITED + Retry-After), process-wide OVERLOADED."""
+from __future__ import annotations
+
+from fastapi.testclient import TestClient
+
+from conftest import OPERATING, SUPPLIER, snapshot
+from gateway import client as dl
+from gateway.app import create_app
+from gateway.limits import InFlight, RateLimiter
+
+
+class Ticks:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_bucket_refills_at_the_configured_rate():
+    ticks = Ticks()
+    limiter = RateLimiter(rate=2.0, burst=2, max_concurrent=10, clock=ticks)
+    assert limiter.acquire("A") is None and limiter.acquire("A") is None
+    assert limiter.acquire("A") == 1          # empty: wait a second
+    assert limiter.acquire("B") is None       # other clients are not affected
+    ticks.now += 0.5
+    assert limiter.acquire("A") is None       # one token back after half a second at 2/s
+
+
+def test_concurrency_cap_per_client():
+    limiter = RateLimiter(rate=1000, burst=1000, max_concurrent=2, clock=Ticks())
+    assert limiter.acquire("A") is None and limiter.acquire("A") is None
+    assert limiter.acquire("A") == 1
+    limiter.release("A")
+    assert limiter.acquire("A") is None
+
+
+def test_in_flight_cap():
+    cap = InFlight(1)
+    assert cap.enter() and not cap.enter()
+    cap.leave()
+    assert cap.enter()
+
+
+def test_rate_limited_request_changes_nothing_and_can_be_retried(maker, gateway):
+    ticks = Ticks()
+    gateway.limiter = RateLimiter(rate=1.0, burst=1, max_concurrent=4, clock=ticks)
+    assert maker.call(dl.balance_query()).code == "OK"
+    body = maker.request(dl.payment_order(dl.payment("RL-1", OPERATING, "1.00", "ACME", SUPPLIER)))
+    before = snapshot(gateway.engine)
+    resp = maker.http.post("/v1/messages", content=body)
+    answer = dl.verify_answer(resp.status_code, resp.content, maker.gateway_cert, None)
+    assert (resp.status_code, answer.code, resp.headers["Retry-After"]) == (429, "RATE_LIMITED", "1")
+    assert snapshot(gateway.engine) == before
+    ticks.now += 1.0
+    assert maker.post(body).code == "OK"      # the same MessageId goes through once there is room
+
+
+def test_forged_requests_do_not_spend_a_clients_budget(maker, gateway, http):
+    gateway.limiter = RateLimiter(rate=0.001, burst=1, max_concurrent=4, clock=Ticks())
+    forged = maker.request(dl.balance_query(OPERATING)).replace(OPERATING.encode(), b"6222000000000002")
+    for _ in range(5):   # signed content altered: SIG_INVALID, before any budget is spent
+        assert http.post("/v1/messages", content=forged).status_code == 401
+    assert maker.call(dl.balance_query()).code == "OK"
+
+
+def test_overloaded_when_the_process_is_full(gateway, maker):
+    gateway.settings = gateway.settings.model_copy(update={"max_in_flight": 0})
+    with TestClient(create_app(gateway)) as full:
+        resp = full.post("/v1/messages", content=maker.request(dl.balance_query()))
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
+    assert dl.verify_answer(503, resp.content, maker.gateway_cert, None).code == "OVERLOADED"
