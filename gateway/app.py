@@ -30,9 +30,13 @@ def build_gateway(settings: Settings, *, run_migrations: bool = True) -> Gateway
     if run_migrations:
         migrate(engine)
     passphrase = settings.gateway_key_passphrase
-    signer = signing.Signer(settings.path(settings.gateway_key).read_bytes(),
-                            settings.path(settings.gateway_cert).read_bytes(),
-                            passphrase.get_secret_value().encode() if passphrase else None)
+    try:
+        signer = signing.Signer(settings.path(settings.gateway_key).read_bytes(),
+                                settings.path(settings.gateway_cert).read_bytes(),
+                                passphrase.get_secret_value().encode() if passphrase else None)
+    except (TypeError, ValueError) as err:   # wrong or missing passphrase; the message never holds it
+        raise SystemExit(f"cannot load the gateway key {settings.gateway_key}: {err} "
+                         f"(set DIRECTLINK_GATEWAY_KEY_PASSPHRASE for an encrypted key)") from None
     return Gateway(settings, engine, signer)
 
 
@@ -80,6 +84,14 @@ def create_app(gateway: Gateway) -> FastAPI:
     @app.get("/v1/certificate")
     def certificate() -> Response:
         return Response(gateway.signer.cert_pem, media_type="application/x-pem-file")
+
+    previous = gateway.settings.path(gateway.settings.gateway_previous_cert)
+    published = gateway.signer.cert_pem + (previous.read_bytes() if previous.exists() else b"")
+
+    @app.get("/v1/certificates")
+    def certificates() -> Response:
+        """Current and previous response-signing certificates (PEM bundle), for the overlap of a rotation."""
+        return Response(published, media_type="application/x-pem-file")
 
     @app.get("/v1/schemas/{name}.xsd")
     def schema(name: str) -> Response:

@@ -16,11 +16,13 @@ app = typer.Typer(help="DirectLink bank-enterprise direct-link gateway.", no_arg
                   pretty_exceptions_enable=False)
 config_app = typer.Typer(help="Clients, accounts, operators, certificates and grants.", no_args_is_help=True)
 certs_app = typer.Typer(help="Operator certificates: add, list, revoke.", no_args_is_help=True)
+keys_app = typer.Typer(help="The gateway's own signing key.", no_args_is_help=True)
 clearing_app = typer.Typer(help="The clearing job (it also runs inside `serve`).", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(certs_app, name="certs")
 app.add_typer(clearing_app, name="clearing")
+app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 
 Home = Annotated[Path, typer.Option("--home", envvar="DIRECTLINK_HOME", help="the gateway's home directory")]
@@ -180,6 +182,15 @@ def certs_revoke(fingerprint: str, home: Home = Path(".")) -> None:
         if not directory.revoke_certificate(conn, fingerprint.lower(), _now()):
             _fail(f"no active certificate {fingerprint}")
     typer.echo(f"revoked {fingerprint}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(home: Home = Path("."),
+                key_type: Annotated[str, typer.Option(help="rsa (2048) or p256")] = "rsa") -> None:
+    """Make a new gateway key and certificate; the old certificate stays published for the overlap."""
+    from gateway.rotation import rotate_gateway_key
+    path = rotate_gateway_key(Settings.load(home), key_type)
+    typer.echo(f"new gateway certificate {path}; restart each replica, then distribute it to clients")
 
 
 @clearing_app.command("run")

@@ -5,12 +5,12 @@ import datetime as dt
 import logging
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from gateway import audit
 from gateway.clearing import Clearing
 from gateway.pipeline import Gateway
-from gateway.storage.tables import messages
+from gateway.storage.tables import certificates, messages
 
 log = logging.getLogger("directlink.jobs")
 
@@ -38,6 +38,26 @@ def purge_audit(gateway: Gateway) -> int:
         return audit.purge(conn, cutoff)
 
 
+def warn_expiring(gateway: Gateway) -> list[str]:
+    """Warn (log and audit) about operator certificates and the gateway's own that expire soon."""
+    now = gateway.clock()
+    horizon = now + dt.timedelta(days=gateway.settings.cert_warning_days)
+    found = []
+    with gateway.engine.begin() as conn:
+        soon = conn.execute(select(certificates).where(certificates.c.revoked_at.is_(None),
+                                                       certificates.c.not_after > now,
+                                                       certificates.c.not_after <= horizon)).all()
+        for c in soon:
+            found.append(f"{c.client_id}/{c.operator_id} certificate {c.fingerprint[:16]} expires {c.not_after:%Y-%m-%d}")
+        own = gateway.signer.certificate.not_valid_after_utc
+        if own <= horizon:
+            found.append(f"the gateway's own certificate expires {own:%Y-%m-%d}: run `directlink keys rotate`")
+        for line in found:
+            log.warning("%s", line)
+            audit.append(conn, chain=audit.SYSTEM, at=now, kind="config", code="CERT_EXPIRING", detail=line)
+    return found
+
+
 def start(gateway: Gateway) -> BackgroundScheduler:
     """Start the background jobs of one gateway process."""
     scheduler = BackgroundScheduler(timezone=gateway.settings.zone)
@@ -49,5 +69,7 @@ def start(gateway: Gateway) -> BackgroundScheduler:
                       coalesce=True, max_instances=1)
     scheduler.add_job(purge_audit, "interval", days=1, args=[gateway], id="purge_audit",
                       coalesce=True, max_instances=1)
+    scheduler.add_job(warn_expiring, "interval", days=1, args=[gateway], id="warn_expiring",
+                      coalesce=True, max_instances=1, next_run_time=dt.datetime.now(dt.timezone.utc))
     scheduler.start()
     return scheduler

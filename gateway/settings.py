@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     gateway_key: Path = Path("certs/gateway.key.pem")
     gateway_cert: Path = Path("certs/gateway.cert.pem")
     gateway_key_passphrase: SecretStr | None = None
+    # After `directlink keys rotate`: the old certificate, still published while answers signed with it
+    # may be in flight (rolling restarts) and until clients have the new one.
+    gateway_previous_cert: Path = Path("certs/gateway.previous.cert.pem")
+    cert_warning_days: int = 30                         # warn this long before a certificate expires
     directory_file: Path = Path("config/directory.toml")
     clearing_interval_seconds: int = 5                  # how often the clearing job runs
     clearing_timeout_seconds: int = 60                  # PROCESSING with no answer this long: UNKNOWN

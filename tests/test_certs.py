@@ -1,0 +1,80 @@
+"""Certificate lifecycle: operator rotation with overlap, revocation, expiry warnings, and the gateway's
+own key rotation with the previous certificate still published; passphrase-protected keys."""
+from __future__ import annotations
+
+import datetime as dt
+import stat
+
+import pytest
+from cryptography import x509
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import func, select
+
+from gateway import client as dl, directory, jobs
+from gateway.app import build_gateway, create_app
+from gateway.keys import cert_pem, key_pem, new_key, self_signed
+from gateway.rotation import rotate_gateway_key
+from gateway.signing import fingerprint
+from gateway.storage.tables import audit_log
+
+
+def second_maker_key(gateway, clock, days=730):
+    key = new_key("p256")
+    cert = cert_pem(self_signed(key, "DEMO/maker", "Demo Trading Co., Ltd.", days=days))
+    with gateway.engine.begin() as conn:
+        fp = directory.register_certificate(conn, "DEMO", "maker", cert, clock())
+    return key_pem(key), cert, fp
+
+
+def test_rotation_overlap_then_revocation_of_the_old_certificate(maker, gateway, clock, http, home):
+    key, cert, _ = second_maker_key(gateway, clock)
+    new = dl.Client("http://testserver", "DEMO", "maker", key, cert, home.path(home.gateway_cert).read_bytes(),
+                    http=http)
+    assert maker.call(dl.balance_query()).code == "OK" and new.call(dl.balance_query()).code == "OK"
+    with gateway.engine.begin() as conn:
+        assert directory.revoke_certificate(conn, fingerprint(maker.signer.certificate), clock())
+    assert maker.call(dl.balance_query()).code == "CERT_REVOKED"
+    assert new.call(dl.balance_query()).code == "OK"
+
+
+def test_expiry_warning_names_the_certificate_and_is_audited(gateway, clock):
+    _, _, fp = second_maker_key(gateway, clock, days=10)
+    warnings = jobs.warn_expiring(gateway)
+    assert len(warnings) == 1 and fp[:16] in warnings[0] and "DEMO/maker" in warnings[0]
+    clock.offset = dt.timedelta(days=701)          # now the demo certificates (730 days) are close too
+    assert len(jobs.warn_expiring(gateway)) == 4   # maker, checker, viewer and the gateway's own; not the expired one
+    with gateway.engine.connect() as conn:
+        audited = conn.execute(select(func.count()).select_from(audit_log)
+                               .where(audit_log.c.code == "CERT_EXPIRING")).scalar()
+    assert audited == 5
+
+
+def test_gateway_key_rotation_publishes_both_certificates(home, maker):
+    old = home.path(home.gateway_cert).read_bytes()
+    rotate_gateway_key(home)
+    new = home.path(home.gateway_cert).read_bytes()
+    assert new != old and home.path(home.gateway_previous_cert).read_bytes() == old
+    rotated = build_gateway(home)
+    with TestClient(create_app(rotated)) as tc:
+        bundle = tc.get("/v1/certificates").content
+        assert x509.load_pem_x509_certificates(bundle) == [x509.load_pem_x509_certificate(new),
+                                                          x509.load_pem_x509_certificate(old)]
+        c = dl.Client("http://testserver", "DEMO", "maker", (home.home / "demo/maker.key.pem").read_bytes(),
+                      (home.home / "demo/maker.cert.pem").read_bytes(), new, http=tc)
+        assert c.call(dl.balance_query()).code == "OK"        # answers verify with the new certificate
+    rotated.engine.dispose()
+
+
+def test_passphrase_protected_gateway_key(home):
+    secret = "correct horse battery staple"
+    protected = home.model_copy(update={"gateway_key_passphrase": SecretStr(secret)})
+    rotate_gateway_key(protected)
+    key_file = home.path(home.gateway_key)
+    assert b"ENCRYPTED" in key_file.read_bytes() and stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    gw = build_gateway(protected)
+    gw.engine.dispose()
+    with pytest.raises(SystemExit) as refused:
+        build_gateway(home)                       # no passphrase given
+    assert "PASSPHRASE" in str(refused.value) and secret not in str(refused.value)
+    assert secret not in repr(protected)
