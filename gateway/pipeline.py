@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from gateway.storage.tables import messages as message_log
 
 log = logging.getLogger("directlink.pipeline")
 UNVERIFIED_BODY_KEPT = 64 * 1024
+_ID35 = re.compile(r"[A-Za-z0-9._:\-]{1,35}", re.ASCII)
 
 
 def utcnow() -> dt.datetime:
@@ -109,16 +111,17 @@ class Gateway:
             if not registered:
                 raise CertificateRejected(f"the certificate in KeyInfo is not registered for "
                                           f"{claim.client}/{claim.operator}")
-        failure: SignatureRejected | None = None
+        # Validity first (the certificate is public, nothing leaks): signxml would otherwise refuse an
+        # expired one as a bad signature, and the client would not learn what to fix.
+        errors: list[GatewayError] = []
         for reg in registered:
             try:
-                verified = signing.verify(root, reg.certificate)
-            except SignatureRejected as err:
-                failure = err
-                continue
-            _check_validity(reg, now)
-            return verified
-        raise failure
+                _check_validity(reg, now)
+                return signing.verify(root, reg.certificate)
+            except (SignatureRejected, CertificateRejected) as err:
+                errors.append(err)
+        # With one candidate its own error; among several, a bad signature outranks another one's expiry.
+        raise next((e for e in errors if isinstance(e, SignatureRejected)), errors[0])
 
     def _check_fresh(self, created: dt.datetime, now: dt.datetime) -> None:
         skew = abs((now - created).total_seconds())
@@ -230,10 +233,13 @@ class Gateway:
 
 
 def _claims(root: etree._Element) -> _Claim:
+    """What the unverified header claims, each value only if it has the protocol's Id35 form (so that an
+    echo in InReplyTo keeps our own answer valid against the schema)."""
     head = root.find(xmlsafe.q("Header"))
     if head is None:
         return _Claim(None, None, None)
-    return _Claim(*(xmlsafe.text(head.find(xmlsafe.q(n))) for n in ("MessageId", "Client", "Operator")))
+    values = (xmlsafe.text(head.find(xmlsafe.q(n))) for n in ("MessageId", "Client", "Operator"))
+    return _Claim(*(v if v is not None and _ID35.fullmatch(v) else None for v in values))
 
 
 def _clip(value: str | None) -> str | None:

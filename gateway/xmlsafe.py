@@ -107,13 +107,20 @@ def _refuse_constructs(root: etree._Element) -> None:
         raise XmlRejected("XInclude is not accepted", code=ResultCode.XML_FORBIDDEN_CONSTRUCT)
 
 
-@cache
 def schema() -> etree.XMLSchema:
-    """The protocol schema (envelope.xsd and what it includes), loaded once from local files only."""
+    """The protocol schema (envelope.xsd and what it includes), from local files only, one per thread:
+    an XMLSchema's error log is shared state, so threads must not share one."""
+    xsd = getattr(_local, "schema", None)
+    if xsd is None:
+        xsd = _local.schema = etree.XMLSchema(_schema_doc())
+    return xsd
+
+
+@cache
+def _schema_doc() -> etree._ElementTree:
     path = SCHEMA_DIR.joinpath("envelope.xsd")
     with path.open("rb") as fh:
-        doc = etree.parse(fh, etree.XMLParser(no_network=True, resolve_entities=False), base_url=str(path))
-    return etree.XMLSchema(doc)
+        return etree.parse(fh, etree.XMLParser(no_network=True, resolve_entities=False), base_url=str(path))
 
 
 def validate(root: etree._Element) -> None:

@@ -78,3 +78,17 @@ def test_passphrase_protected_gateway_key(home):
         build_gateway(home)                       # no passphrase given
     assert "PASSPHRASE" in str(refused.value) and secret not in str(refused.value)
     assert secret not in repr(protected)
+
+
+def test_a_certificate_expired_by_the_real_clock_is_cert_expired(gateway, http, home, clock):
+    """signxml checks validity against the wall clock; the gateway must still answer CERT_EXPIRED."""
+    key = new_key("p256")
+    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10)
+    cert = cert_pem(self_signed(key, "DEMO/old", "Demo", days=5, not_before=past))
+    with gateway.engine.begin() as conn:
+        directory.upsert_operator(conn, "DEMO", "old", "Old key", clock())
+        directory.register_certificate(conn, "DEMO", "old", cert, clock())
+    old = dl.Client("http://testserver", "DEMO", "old", key_pem(key), cert,
+                    home.path(home.gateway_cert).read_bytes(), http=http)
+    answer = old.call(dl.balance_query())
+    assert (answer.status, answer.code) == (401, "CERT_EXPIRED")

@@ -104,3 +104,36 @@ def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM clients")).scalar() == "Old Co"
         assert conn.execute(text("SELECT count(*) FROM audit_head")).scalar() == 0
+
+
+def test_schema_validation_is_safe_across_threads():
+    """One XMLSchema shared by threads lost its error log to another thread (an IndexError, a 500)."""
+    import concurrent.futures as cf
+
+    from domain.errors import XmlRejected
+    good = (b'<Request xmlns="urn:directlink:v1" version="1"><Header><MessageId>M-1</MessageId>'
+            b'<Created>2026-11-22T20:00:00+08:00</Created><Client>C</Client><Operator>O</Operator>'
+            b'</Header><AccountQuery/></Request>')
+    bad = good.replace(b"<AccountQuery/>", b"<Nonsense/>")
+
+    def check(i):
+        body = good if i % 2 else bad
+        try:
+            xmlsafe.validate(xmlsafe.parse(body, 1 << 20))
+            return "ok"
+        except XmlRejected as err:
+            return err.code
+    with cf.ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(check, range(4000)))
+    assert outcomes.count("ok") == 2000 and outcomes.count(ResultCode.XML_SCHEMA_INVALID) == 2000
+
+
+def test_rejection_echoes_only_a_well_formed_message_id(http):
+    """A malformed MessageId is not echoed in InReplyTo, so our own answer stays schema-valid."""
+    from lxml import etree
+    body = (b'<Request xmlns="urn:directlink:v1" version="1"><Header><MessageId>bad id with blanks'
+            + b"x" * 40 + b'</MessageId></Header></Request>')
+    resp = http.post("/v1/messages", content=body)
+    answer = etree.fromstring(resp.content)
+    assert resp.status_code == 400 and answer.find(xmlsafe.q("Header")).find(xmlsafe.q("InReplyTo")) is None
+    xmlsafe.validate(answer)
