@@ -15,10 +15,11 @@ from collections import Counter
 from collections.abc import Callable
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 
 from domain.codes import PaymentState as S, ReasonCode
 from gateway import crash, ledger, transitions
-from gateway.payments import is_internal_row, load
+from gateway.payments import is_internal_row, load, settle_internal
 from gateway.settings import Settings
 from gateway.sim_clearing import SETTLED, Outcome, SimulatedClearing
 from gateway.storage.tables import payments
@@ -38,24 +39,39 @@ class Clearing:
         """One pass over everything due; returns counts of what happened (for logs, CLI and tests)."""
         done: Counter = Counter()
         unknown = self._due(S.UNKNOWN)     # left unknown by earlier passes: clearing has had time
-        for pid in self._due(S.ACCEPTED):
-            done[self._send(pid, S.ACCEPTED)] += 1
+        steps = [*((self._settle_internal, pid) for pid in self._due(S.ACCEPTED, internal=True)),
+                 *((lambda p: self._send(p, S.ACCEPTED), pid) for pid in self._due(S.ACCEPTED))]
+        for step, pid in steps:
+            done[self._guarded(step, pid)] += 1
         self._time_out(done)
         for pid in unknown:
-            done[self._resolve(pid)] += 1
+            done[self._guarded(self._resolve, pid)] += 1
         for pid, reason in self.system.returns_due(self.clock(), (S.SETTLED.value,)):
-            done[self._return(pid, reason)] += 1
+            done[self._guarded(lambda p: self._return(p, reason), pid)] += 1
         done.pop(None, None)
         if done:
             log.info("clearing pass: %s", dict(done))
         return done
 
-    def _due(self, state: S) -> list[str]:
+    def _due(self, state: S, internal: bool = False) -> list[str]:
+        """Payments in `state` whose RequestedDate has come: to other banks, or (internal=True) inside this one."""
         today = self.clock().astimezone(self.settings.zone).date()
         with self.engine.connect() as conn:
             rows = conn.execute(select(payments).where(payments.c.state == state, payments.c.requested_date <= today)
                                 .order_by(payments.c.created_at).limit(BATCH)).all()
-        return [r.id for r in rows if not is_internal_row(r, self.settings.own_cnaps_prefix)]
+        return [r.id for r in rows if is_internal_row(r, self.settings.own_cnaps_prefix) == internal]
+
+    def _settle_internal(self, payment_id: str) -> str | None:
+        """A future-dated transfer inside this bank, booked on its day."""
+        now = self.clock()
+        try:
+            with self.engine.begin() as conn:
+                row = load(conn, payment_id)
+                ledger.lock_accounts(conn, {row.debtor_account, row.creditor_account})
+                settle_internal(conn, load(conn, payment_id), now, self.settings.zone, ACTOR)
+            return "settled_internal"
+        except transitions.StateConflict:
+            return None
 
     def _send(self, payment_id: str, before: S) -> str | None:
         now = self.clock()
@@ -116,14 +132,20 @@ class Clearing:
             return result and f"resolved_{result}"
         return self._send(payment_id, S.UNKNOWN) and "resent"
 
+    def _guarded(self, step: Callable[[str], str | None], payment_id: str) -> str | None:
+        """One payment's step; a database hiccup (deadlock, lost connection) skips it until the next pass."""
+        try:
+            return step(payment_id)
+        except DBAPIError:
+            log.warning("clearing step for %s failed; it is retried next pass", payment_id, exc_info=True)
+            return "retry_later"
+
     def _return(self, payment_id: str, reason: str) -> str | None:
         now = self.clock()
         try:
             with self.engine.begin() as conn:
                 row = load(conn, payment_id)
-                transitions.move(conn, payment_id=payment_id, client=row.client_id, before=S.SETTLED,
-                                 after=S.RETURNED, actor=ACTOR, now=now, reason=ReasonCode.CLEARING_RETURNED,
-                                 why=reason)
+                # Postings (account locks) first, then the state change (audit head): the usual lock order.
                 clearing = ledger.ensure_internal_account(conn, row.currency, "CLEARING", now)
                 ledger.post(conn, f"R{payment_id}"[:35], [
                     ledger.Leg(clearing, ledger.DBIT, row.amount, f"Return of {payment_id}", payment_id=row.id),
@@ -133,6 +155,9 @@ class Clearing:
                                counterparty_code=row.creditor_bank_code, client_ref=row.client_ref,
                                end_to_end_id=row.end_to_end_id, payment_id=row.id, reversal=True),
                 ], now, now.astimezone(self.settings.zone).date())
+                transitions.move(conn, payment_id=payment_id, client=row.client_id, before=S.SETTLED,
+                                 after=S.RETURNED, actor=ACTOR, now=now, reason=ReasonCode.CLEARING_RETURNED,
+                                 why=reason)
             return "returned"
         except transitions.StateConflict:
             return None

@@ -97,6 +97,8 @@ def open_account(conn: Connection, number: str, client_id: str, name: str, curre
                  opening: str | None, now: dt.datetime, today: dt.date) -> bool:
     """Open an account (funded from the bank's opening book if `opening` is given); False if it exists."""
     check_currency(currency)
+    if not 1 <= len(name) <= 70:   # it travels as a protocol Name (AccountInfo, counterparty on statements)
+        raise ValueError(f"account name must be 1-70 characters, got {len(name)}")
     if conn.execute(select(accounts.c.number).where(accounts.c.number == number)).first() is not None:
         conn.execute(update(accounts).where(accounts.c.number == number).values(name=name))
         return False

@@ -57,6 +57,9 @@ def approve(ctx: PayContext, payment_id: str, digest: str, decision: str, commen
     row, grant = _locked_payment(ctx, payment_id)
     if Grant.APPROVE not in grant.grants:
         raise PermissionDenied(f"operator {ctx.operator} holds no 'approve' grant on {row.debtor_account}")
+    internal = is_internal_row(row, ctx.own_cnaps_prefix)
+    if internal:   # accounts before the audit head, the order every other path takes
+        ledger.lock_accounts(ctx.conn, {row.debtor_account, row.creditor_account})
     if row.state != PaymentState.PENDING_APPROVAL:
         return status_of(row)   # decided already (or a retry of the decision that decided it)
     if row.maker == ctx.operator:
@@ -86,6 +89,6 @@ def approve(ctx: PayContext, payment_id: str, digest: str, decision: str, commen
         transitions.move(ctx.conn, payment_id=payment_id, client=ctx.client, before=PaymentState.PENDING_APPROVAL,
                          after=PaymentState.ACCEPTED, actor=ctx.actor, now=ctx.now,
                          why=f"approved ({given} of {row.approvals_required})")
-        if is_internal_row(row, ctx.own_cnaps_prefix):
+        if internal and row.requested_date <= ctx.today:
             settle_internal(ctx.conn, load(ctx.conn, payment_id), ctx.now, ctx.zone, ctx.actor)
     return status_of(load(ctx.conn, payment_id))

@@ -14,7 +14,7 @@ from domain.codes import Grant
 from domain.errors import NotFound, PermissionDenied, UnsupportedFormat
 from domain.models import AccountInfo, Balance
 from domain.money import Money
-from gateway import directory, ledger, lifecycle, messages, payments, statements
+from gateway import businessday, directory, ledger, lifecycle, messages, payments, statements
 from gateway.directory import AccountGrant
 from gateway.settings import Settings
 from gateway.xmlsafe import q, text
@@ -63,7 +63,7 @@ def balance_query(ctx: Context, el: etree._Element) -> etree._Element:
     zone = ctx.settings.zone
     at = None
     if as_of is not None and as_of < ctx.now.astimezone(zone).date():
-        at = dt.datetime.combine(as_of + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+        at = businessday.bounds(as_of, as_of, zone)[1]
     balances = []
     for g in chosen:
         booked, available = ledger.balance(ctx.conn, g.account, at)

@@ -14,7 +14,7 @@ from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
 from domain.models import PaymentInstruction, PaymentStatus
 from domain.states import RELEASED
-from gateway import directory, ledger, transitions
+from gateway import businessday, directory, ledger, transitions
 from gateway.messages import ParsedPayment
 from gateway.storage.tables import accounts, payments
 
@@ -39,8 +39,7 @@ class PayContext:
         return self.now.astimezone(self.zone).date()
 
     def day_start(self) -> dt.datetime:
-        local = dt.datetime.combine(self.today, dt.time(), tzinfo=self.zone)
-        return local.astimezone(dt.timezone.utc)
+        return businessday.start_of(self.today, self.zone)
 
 
 def new_payment_id(today: dt.date) -> str:
@@ -135,7 +134,7 @@ def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentS
     transitions.move(ctx.conn, payment_id=payment_id, client=ctx.client, before=None, after=initial,
                      actor=ctx.actor, why=why, now=ctx.now)
     row = load(ctx.conn, payment_id)
-    if internal and initial == PaymentState.ACCEPTED:
+    if internal and initial == PaymentState.ACCEPTED and row.requested_date <= ctx.today:
         settle_internal(ctx.conn, row, ctx.now, ctx.zone, ctx.actor)
         row = load(ctx.conn, payment_id)
     return status_of(row)
@@ -189,7 +188,9 @@ def load(conn: Connection, payment_id: str):
 
 
 def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, actor: str) -> None:
-    """Book an accepted transfer between two accounts of this bank: release the hold, post both legs."""
+    """Book an accepted transfer between two accounts of this bank: release the hold, post both legs.
+
+    The caller holds the two accounts' locks already (taken before any other lock: no deadlocks)."""
     debtor_name = conn.execute(select(accounts.c.name).where(accounts.c.number == row.debtor_account)).scalar()
     ledger.release(conn, row.id, now)
     common = dict(client_ref=row.client_ref, end_to_end_id=row.end_to_end_id, payment_id=row.id)
@@ -218,8 +219,7 @@ def statuses(ctx: PayContext, refs: tuple[str, ...], ids: tuple[str, ...],
     visible = [a for a, g in ctx.grants.items() if Grant.QUERY in g.grants]
     base = select(payments).where(payments.c.client_id == ctx.client, payments.c.debtor_account.in_(visible))
     if date_from is not None:
-        start = dt.datetime.combine(date_from, dt.time(), tzinfo=ctx.zone)
-        end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(), tzinfo=ctx.zone)
+        start, end = businessday.bounds(date_from, date_to, ctx.zone)
         rows = ctx.conn.execute(base.where(payments.c.created_at >= start, payments.c.created_at < end)
                                 .order_by(payments.c.created_at, payments.c.id).limit(5000)).all()
         return [status_of(r) for r in rows]

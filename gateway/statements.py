@@ -13,6 +13,7 @@ from sqlalchemy import Connection, select
 from domain.errors import NotFound
 from domain.models import BankCode, Party, Statement, StatementEntry
 from domain.money import Money
+from gateway import businessday
 from gateway.storage.tables import accounts, entries
 
 
@@ -48,8 +49,7 @@ def read(conn: Connection, account: str, *, after: str | None, date_from: dt.dat
         start_seq = parse_cursor(after, acct.entry_seq)
         query = query.where(entries.c.seq > start_seq)
     else:
-        start = dt.datetime.combine(date_from, dt.time(), tzinfo=zone)
-        end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+        start, end = businessday.bounds(date_from, date_to, zone)
         query = query.where(entries.c.booked_at >= start, entries.c.booked_at < end)
         start_seq = None
         # An empty date page continues after the last entry booked before the range ends.
@@ -87,7 +87,7 @@ def _balance_after_seq(conn: Connection, account: str, seq: int) -> int:
 
 
 def _balance_before(conn: Connection, account: str, day: dt.date, zone: dt.tzinfo) -> int:
-    start = dt.datetime.combine(day, dt.time(), tzinfo=zone)
+    start = businessday.start_of(day, zone)
     return conn.execute(select(entries.c.balance_after)
                         .where(entries.c.account == account, entries.c.booked_at < start)
                         .order_by(entries.c.seq.desc()).limit(1)).scalar() or 0

@@ -137,3 +137,17 @@ def test_cancel_after_sending_is_refused(maker, gateway, outcome):
     pid = external(maker, "CX-1")
     clearing(gateway, scripted={"CX-*": outcome}).run_once()
     assert statuses(maker.call(dl.cancel(pid)))[0][2] == "NOT_CANCELLABLE"
+
+
+def test_future_dated_internal_payment_is_booked_on_its_day(maker, gateway, clock):
+    day = dt.date.today() + dt.timedelta(days=2)
+    answer = maker.call(dl.payment_order(dl.payment("FUTI-1", OPERATING, "7.00", "ACME", "6222000000009001",
+                                                    requested_date=day)))
+    assert statuses(answer)[0][1] == "ACCEPTED"
+    assert clearing(gateway).run_once() == {}
+    clock.offset = dt.timedelta(days=3)
+    assert clearing(gateway).run_once()["settled_internal"] == 1
+    with gateway.engine.connect() as conn:   # the creditor was credited once, and the books balance
+        credits = conn.execute(select(func.count()).select_from(entries).where(
+            entries.c.account == "6222000000009001", entries.c.direction == "CRDT")).scalar()
+    assert credits == 1 and booked_total(gateway.engine) == 0

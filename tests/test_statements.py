@@ -123,3 +123,12 @@ def test_interleaved_bookings_and_page_reads_never_skip_or_repeat(maker, script)
     everything, _ = read_all(maker, OPERATING, limit=1000)
     assert seen + rest == everything
     assert_chain(everything)
+
+
+def test_date_ranges_at_the_ends_of_the_calendar(maker):
+    """Dates the schema accepts at the calendar's ends are answered, never a 500 (clamped, not overflowed)."""
+    whole = maker.call(dl.E.StatementQuery(dl.E.Account(OPERATING), dl.E.From("0001-01-01"), dl.E.To("9999-12-31")))
+    assert whole.code == "OK" and len(whole.body.findall(q("Entry"))) == 1
+    pay(maker, "CAL-1")
+    found = maker.call(dl.E.PaymentStatusQuery(dl.E.From("0001-01-01"), dl.E.To("9999-12-31")))
+    assert found.code == "OK" and len(found.body.findall(q("PaymentStatus"))) == 1

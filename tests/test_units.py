@@ -137,3 +137,10 @@ def test_rejection_echoes_only_a_well_formed_message_id(http):
     answer = etree.fromstring(resp.content)
     assert resp.status_code == 400 and answer.find(xmlsafe.q("Header")).find(xmlsafe.q("InReplyTo")) is None
     xmlsafe.validate(answer)
+
+
+def test_account_names_must_fit_the_protocol(gateway, clock):
+    """An account name travels as a protocol Name (1-70 characters); longer ones are refused at opening."""
+    today = clock().date()
+    with pytest.raises(ValueError, match="1-70"), gateway.engine.begin() as conn:
+        directory.open_account(conn, "6222000000000077", "DEMO", "名" * 71, "CNY", "1.00", clock(), today)
