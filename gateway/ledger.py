@@ -69,8 +69,13 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
             update(accounts).where(accounts.c.number == leg.account)
             .values(booked=accounts.c.booked + delta, entry_seq=accounts.c.entry_seq + 1)
             .returning(accounts.c.booked, accounts.c.entry_seq)).one()
+        # Booking time never goes backwards along EntryIds: a transaction that began before midnight but
+        # got the account's lock after a later one must not land on the previous day's statement.
+        previous = conn.execute(select(entries.c.booked_at).where(
+            entries.c.account == leg.account, entries.c.seq == seq - 1)).scalar()
         conn.execute(insert(entries).values(
-            account=leg.account, seq=seq, journal=journal, booked_at=now, value_date=value_date,
+            account=leg.account, seq=seq, journal=journal, booked_at=max(now, previous or now),
+            value_date=value_date,
             direction=leg.direction, amount=leg.amount, balance_after=booked,
             counterparty_name=leg.counterparty_name, counterparty_account=leg.counterparty_account,
             counterparty_scheme=leg.counterparty_scheme, counterparty_code=leg.counterparty_code,

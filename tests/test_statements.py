@@ -5,9 +5,11 @@ import datetime as dt
 from decimal import Decimal
 
 from hypothesis import HealthCheck, given, settings, strategies as st
+from sqlalchemy import select
 
 from conftest import OPERATING, SUPPLIER
-from gateway import client as dl
+from gateway import client as dl, ledger
+from gateway.storage.tables import entries
 from gateway.xmlsafe import q, text
 
 
@@ -132,3 +134,19 @@ def test_date_ranges_at_the_ends_of_the_calendar(maker):
     pay(maker, "CAL-1")
     found = maker.call(dl.E.PaymentStatusQuery(dl.E.From("0001-01-01"), dl.E.To("9999-12-31")))
     assert found.code == "OK" and len(found.body.findall(q("PaymentStatus"))) == 1
+
+
+def test_booking_time_never_goes_backwards_along_entry_ids(gateway, clock):
+    """A posting whose transaction started earlier but locked the account later is stamped no earlier than
+    the entry before it, so day statements add up and date pages continue by cursor without a gap."""
+    late = clock()
+    early = late - dt.timedelta(seconds=5)
+    with gateway.engine.begin() as conn:
+        gl = ledger.internal_account("CNY", "OPENING")
+        for at in (late, early):
+            ledger.post(conn, "T", [ledger.Leg(OPERATING, "CRDT", 100, "x"), ledger.Leg(gl, "DBIT", 100, "x")],
+                        at, at.date())
+    with gateway.engine.connect() as conn:
+        stamps = conn.execute(select(entries.c.booked_at).where(entries.c.account == OPERATING)
+                              .order_by(entries.c.seq)).scalars().all()
+    assert stamps == sorted(stamps) and stamps[-1] == late
