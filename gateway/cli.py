@@ -218,13 +218,14 @@ def audit_verify(home: Home = Path(".")) -> None:
 @config_app.command("policy")
 def config_policy(client: str, threshold: str, approvals: int,
                   account: Annotated[str, typer.Option(help="default: every account of the client")] = "",
+                  currency: Annotated[str, typer.Option(help="for client-wide tiers")] = "CNY",
                   home: Home = Path(".")) -> None:
     """Payments at or above THRESHOLD need APPROVALS distinct approvers (0 removes the tier)."""
     from gateway import directory
     _, engine = _engine(home)
     try:
         with engine.begin() as conn:
-            directory.set_approval_policy(conn, client, account, threshold, approvals, _now())
+            directory.set_approval_policy(conn, client, account, threshold, approvals, _now(), currency)
     except Exception as err:  # noqa: BLE001 - shown to the operator, nothing was changed
         _fail(str(err))
     typer.echo(f"{client} {account or '(all accounts)'} >= {threshold}: {approvals} approval(s)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, update
 
 from domain.codes import Grant
 from domain.money import Money, check_currency, parse_amount
@@ -187,10 +187,9 @@ def set_grant(conn: Connection, client_id: str, operator_id: str, account: str, 
 
 
 def set_approval_policy(conn: Connection, client_id: str, account: str, threshold: str, approvals: int,
-                        now: dt.datetime) -> None:
-    """Payments of `client_id` (on `account`, or on every account for "") at or above `threshold` need
-    `approvals` distinct approvers; approvals=0 removes the tier."""
-    currency = "CNY"
+                        now: dt.datetime, currency: str = "CNY") -> None:
+    """Payments of `client_id` at or above `threshold` need `approvals` distinct approvers: on `account`
+    (in its currency), or for "" on every account of the client in `currency`. approvals=0 removes the tier."""
     if account:
         currency = conn.execute(select(accounts.c.currency).where(
             accounts.c.number == account, accounts.c.client_id == client_id)).scalar()
@@ -198,23 +197,22 @@ def set_approval_policy(conn: Connection, client_id: str, account: str, threshol
             raise ValueError(f"account {account} does not belong to client {client_id}")
     minor = parse_amount(threshold, currency).minor
     key = ((approval_policies.c.client_id == client_id) & (approval_policies.c.account == account)
-           & (approval_policies.c.threshold == minor))
+           & (approval_policies.c.currency == currency) & (approval_policies.c.threshold == minor))
     conn.execute(delete(approval_policies).where(key))
     if approvals > 0:
-        conn.execute(insert(approval_policies).values(client_id=client_id, account=account, threshold=minor,
-                                                      approvals=approvals))
-    audit_change(conn, now, "POLICY_SET", f"{client_id} {account or '*'} >= {threshold}: {approvals} approval(s)")
+        conn.execute(insert(approval_policies).values(client_id=client_id, account=account, currency=currency,
+                                                      threshold=minor, approvals=approvals))
+    audit_change(conn, now, "POLICY_SET", f"{client_id} {account or '*'} {currency} >= {threshold}: "
+                                          f"{approvals} approval(s)")
 
 
-def required_approvals(conn: Connection, client_id: str, account: str, amount: int) -> int:
-    """Approvals a payment needs: the highest tier it reaches, account tiers overriding client-wide ones."""
-    tiers = conn.execute(select(approval_policies.c.account, approval_policies.c.threshold,
-                                approval_policies.c.approvals)
-                         .where(approval_policies.c.client_id == client_id,
-                                approval_policies.c.account.in_((account, "")))).all()
-    own = [t for t in tiers if t.account == account] or [t for t in tiers if t.account == ""]
-    reached = [t for t in own if amount >= t.threshold]
-    return max(reached, key=lambda t: t.threshold).approvals if reached else 0
+def required_approvals(conn: Connection, client_id: str, account: str, currency: str, amount: int) -> int:
+    """Approvals a payment needs: the most that any tier it reaches asks for, whether the tier is the
+    account's own or client-wide for its currency (an account tier can add approvals, never remove them)."""
+    reached = conn.execute(select(func.max(approval_policies.c.approvals)).where(
+        approval_policies.c.client_id == client_id, approval_policies.c.currency == currency,
+        approval_policies.c.account.in_((account, "")), approval_policies.c.threshold <= amount)).scalar()
+    return reached or 0
 
 
 def apply_file(conn: Connection, path: Path, now: dt.datetime, today: dt.date) -> dict[str, int]:
@@ -233,5 +231,6 @@ def apply_file(conn: Connection, path: Path, now: dt.datetime, today: dt.date) -
         set_grant(conn, g["client"], g["operator"], g["account"], set(g["permissions"]),
                   g.get("single_limit"), g.get("daily_limit"), now, g.get("approve_limit"))
     for p in doc.get("approval_policies", []):
-        set_approval_policy(conn, p["client"], p.get("account", ""), p["threshold"], int(p["approvals"]), now)
+        set_approval_policy(conn, p["client"], p.get("account", ""), p["threshold"], int(p["approvals"]), now,
+                            p.get("currency", "CNY"))
     return {k: len(doc.get(k, [])) for k in ("clients", "accounts", "operators", "grants", "approval_policies")}

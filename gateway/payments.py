@@ -90,10 +90,14 @@ def _existing(ctx: PayContext, client_ref: str):
         payments.c.client_id == ctx.client, payments.c.client_ref == client_ref)).first()
 
 
-def _same_or_duplicate(row, p: ParsedPayment) -> PaymentStatus:
+def _same_or_duplicate(ctx: PayContext, row, p: ParsedPayment) -> PaymentStatus:
     if row.content_hash != p.instruction.content_hash():
         raise PaymentRejected(ReasonCode.DUPLICATE_REFERENCE,
-                              f"ClientRef {p.client_ref} was used before for a different payment {row.id}")
+                              f"ClientRef {p.client_ref} was used before for a different payment")
+    if row.debtor_account not in ctx.grants:
+        # Retries are answered before the grant checks (a maker who lost 'pay' still learns its payment
+        # exists), but only to operators who may see the account at all.
+        raise PaymentRejected(ReasonCode.ACCOUNT_INVALID, f"unknown debtor account {row.debtor_account}")
     return status_of(row)
 
 
@@ -101,12 +105,13 @@ def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentS
     ins = p.instruction
     row = _existing(ctx, ins.client_ref)
     if row is not None:
-        return _same_or_duplicate(row, p)
+        return _same_or_duplicate(ctx, row, p)
     grant = _check_grant(ctx, ins)
     internal = is_internal(ctx, ins)
     if internal:
         _check_internal_creditor(ctx, ins)
-    required = directory.required_approvals(ctx.conn, ctx.client, ins.debtor_account, ins.amount.minor)
+    required = directory.required_approvals(ctx.conn, ctx.client, ins.debtor_account, ins.amount.currency,
+                                            ins.amount.minor)
     initial = PaymentState.PENDING_APPROVAL if required else PaymentState.ACCEPTED
     payment_id = new_payment_id(ctx.today)
     try:
@@ -125,7 +130,7 @@ def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentS
         row = _existing(ctx, ins.client_ref)
         if row is None:
             raise
-        return _same_or_duplicate(row, p)
+        return _same_or_duplicate(ctx, row, p)
     _check_daily_limit(ctx, grant, ins, payment_id)
     if not ledger.hold(ctx.conn, payment_id, ins.debtor_account, ins.amount.minor, ctx.now):
         raise PaymentRejected(ReasonCode.INSUFFICIENT_FUNDS,

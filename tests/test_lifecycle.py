@@ -129,3 +129,13 @@ def test_a_pending_payment_can_be_cancelled(maker):
     pid = text(big(maker, "APP-8").find(q("PaymentId")))
     assert statuses(maker.call(dl.cancel(pid)))[0][1] == "CANCELLED"
     assert balance(maker, OPERATING) == ("1000000.00", "1000000.00")
+
+
+def test_client_wide_and_account_tiers_both_apply_the_stricter_wins(maker, gateway, clock):
+    with gateway.engine.begin() as conn:
+        directory.set_approval_policy(conn, "DEMO", "", "50000.00", 2, clock())            # client-wide, CNY
+        directory.set_approval_policy(conn, "DEMO", "", "1.00", 3, clock(), currency="USD")  # other currency
+    st = big(maker, "TIER-1", "60000.00")          # under the account's 200,000 tier, over the client's
+    assert st.find(q("Approvals")).get("required") == "2"
+    st = big(maker, "TIER-2", "250000.00")         # account tier (1) and client tier (2): 2
+    assert st.find(q("Approvals")).get("required") == "2"

@@ -86,7 +86,7 @@ def test_keys_outside_the_profile_cannot_be_registered(gateway, clock, key):
 
 
 def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
-    """An existing database at revision 0001, with data in it, upgrades to the newest schema."""
+    """An existing database at revision 0001, with data in it, upgrades through every revision."""
     from alembic import command
     from alembic.config import Config
     from sqlalchemy import text
@@ -100,9 +100,12 @@ def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
         command.upgrade(cfg, "0001")
         conn.execute(text("INSERT INTO clients (id, name) VALUES ('OLD', 'Old Co')"))
         conn.execute(text("INSERT INTO audit_log (at, kind, code) VALUES ('2026-01-01 00:00:00', 'config', 'X')"))
+        command.upgrade(cfg, "0002")
+        conn.execute(text("INSERT INTO approval_policies VALUES ('OLD', '', 10000, 1)"))
     migrate(engine)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT name FROM clients")).scalar() == "Old Co"
+        assert conn.execute(text("SELECT currency, threshold FROM approval_policies")).one() == ("CNY", 10000)
         assert conn.execute(text("SELECT count(*) FROM audit_head")).scalar() == 0
 
 

@@ -170,7 +170,8 @@ entries = Table(
 approval_policies = Table(
     "approval_policies", metadata,
     Column("client_id", String(35), ForeignKey("clients.id"), primary_key=True),
-    Column("account", String(34), primary_key=True),      # "" = every account of the client
+    Column("account", String(34), primary_key=True),      # "" = every account of the client ...
+    Column("currency", String(3), primary_key=True),      # ... in this currency
     Column("threshold", BigInteger, primary_key=True),    # payments at or above this (minor units) ...
     Column("approvals", Integer, nullable=False),         # ... need this many distinct approvers
 )
