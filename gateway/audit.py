@@ -8,11 +8,16 @@ without making different clients wait for each other.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 from sqlalchemy import Connection, delete, func, insert, select, update
 
 from gateway.storage.tables import audit_head, audit_log
@@ -85,12 +90,76 @@ def verify(conn: Connection) -> tuple[int, list[Finding]]:
         if expected_seq - 1 != head.seq or prev != head.hash:
             findings.append(Finding(chain, head.seq, f"chain ends at {expected_seq - 1} but its head says "
                                                      f"{head.seq}: records at the end were removed"))
+    loose = conn.execute(select(func.count()).select_from(audit_log).where(audit_log.c.chain.is_(None))).scalar()
+    if loose:
+        findings.append(Finding("-", None, f"{loose} record(s) belong to no chain (inserted outside it, "
+                                           f"or written before the chain existed)"))
     return checked, findings
+
+
+def sign_anchor(key, certificate_pem: bytes, anchored: dict[str, dict], at: dt.datetime) -> bytes:
+    """An anchor file: the chain heads, signed with the gateway's key, to be kept outside the database."""
+    body = json.dumps({"at": at.isoformat(), "heads": anchored}, sort_keys=True, separators=(",", ":"))
+    data = body.encode("utf-8")
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(data, ec.ECDSA(hashes.SHA256()))
+    else:
+        signature = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    return json.dumps({"anchor": body, "signature": base64.b64encode(signature).decode("ascii"),
+                       "certificate": certificate_pem.decode("ascii")}, indent=1).encode("utf-8")
+
+
+def read_anchor(blob: bytes, trusted: list[x509.Certificate]) -> dict[str, dict]:
+    """The heads of an anchor file whose signature verifies with one of the trusted gateway certificates."""
+    doc = json.loads(blob)
+    data, signature = doc["anchor"].encode("utf-8"), base64.b64decode(doc["signature"])
+    for cert in trusted:
+        key = cert.public_key()
+        try:
+            if isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
+            else:
+                key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+        except InvalidSignature:
+            continue
+        return json.loads(data)["heads"]
+    raise ValueError("the anchor's signature does not verify with the gateway's certificates")
+
+
+def heads(conn: Connection) -> dict[str, dict]:
+    """Each chain's head (seq and hash): what an anchor kept outside the database pins down."""
+    return {h.chain: {"seq": h.seq, "hash": h.hash} for h in conn.execute(select(audit_head).order_by(audit_head.c.chain))}
+
+
+def check_anchor(conn: Connection, anchored: dict[str, dict]) -> list[Finding]:
+    """Compare the chains with heads anchored earlier: each anchored record must still be there, with the
+    same hash, unless retention purged it. A chain rewritten from start to end is caught here."""
+    findings = []
+    now = heads(conn)
+    for chain, head in anchored.items():
+        current = now.get(chain)
+        if current is None or current["seq"] < head["seq"]:
+            findings.append(Finding(chain, head["seq"], "the chain is shorter than when it was anchored"))
+            continue
+        row = conn.execute(select(audit_log.c.hash).where(audit_log.c.chain == chain,
+                                                          audit_log.c.seq == head["seq"])).first()
+        base = conn.execute(select(audit_head.c.base_seq, audit_head.c.base_hash)
+                            .where(audit_head.c.chain == chain)).one()
+        if row is not None:
+            same = row.hash == head["hash"]
+        elif base.base_seq == head["seq"]:
+            same = base.base_hash == head["hash"]      # purged by retention exactly up to the anchor
+        else:
+            same = base.base_seq > head["seq"]         # purged past the anchor: nothing left to compare
+        if not same:
+            findings.append(Finding(chain, head["seq"], "differs from the anchored head: records were rewritten"))
+    return findings
 
 
 def purge(conn: Connection, older_than: dt.datetime) -> int:
     """Remove records older than the retention cut-off from the start of each chain, keeping it verifiable."""
     removed = 0
+    purged: list[str] = []
     for head in conn.execute(select(audit_head).with_for_update()).all():
         # Only the unbroken run of old records at the start: never anything younger than the cut-off.
         first_young = conn.execute(select(func.min(audit_log.c.seq)).where(
@@ -100,8 +169,15 @@ def purge(conn: Connection, older_than: dt.datetime) -> int:
             continue
         last_hash = conn.execute(select(audit_log.c.hash).where(audit_log.c.chain == head.chain,
                                                                 audit_log.c.seq == last)).scalar_one()
-        removed += conn.execute(delete(audit_log).where(audit_log.c.chain == head.chain,
-                                                        audit_log.c.seq <= last)).rowcount
+        count = conn.execute(delete(audit_log).where(audit_log.c.chain == head.chain,
+                                                     audit_log.c.seq <= last)).rowcount
         conn.execute(update(audit_head).where(audit_head.c.chain == head.chain)
                      .values(base_seq=last, base_hash=last_hash))
+        removed += count
+        # The purge itself is on the record (in the system chain, appended after this loop's locks).
+        purged.append(f"{head.chain}: records {head.base_seq + 1}-{last} ({count}) older than "
+                      f"{older_than.isoformat()}; the chain now starts after hash {last_hash}")
+    for line in purged:
+        append(conn, chain=SYSTEM, at=dt.datetime.now(dt.timezone.utc), kind="config", code="AUDIT_PURGED",
+               detail=line)
     return removed

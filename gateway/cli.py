@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from cryptography import x509
 from lxml import etree
 
 from gateway.settings import Settings
@@ -203,16 +204,41 @@ def clearing_run(home: Home = Path(".")) -> None:
 
 
 @audit_app.command("verify")
-def audit_verify(home: Home = Path(".")) -> None:
-    """Check every audit chain; exit 1 and name the records if any was edited, removed or reordered."""
+def audit_verify(home: Home = Path("."),
+                 anchor: Annotated[Optional[Path], typer.Option(help="an anchor file from `audit anchor`")] = None,
+                 ) -> None:
+    """Check every audit chain (and an anchor, if given); exit 1 and name what was edited, removed or reordered."""
     from gateway import audit
-    _, engine = _engine(home)
+    settings, engine = _engine(home)
+    trusted = [x509.load_pem_x509_certificate(settings.path(settings.gateway_cert).read_bytes())]
+    if settings.path(settings.gateway_previous_cert).exists():
+        trusted.append(x509.load_pem_x509_certificate(settings.path(settings.gateway_previous_cert).read_bytes()))
     with engine.connect() as conn:
         checked, findings = audit.verify(conn)
+        if anchor is not None:
+            try:
+                findings += audit.check_anchor(conn, audit.read_anchor(anchor.read_bytes(), trusted))
+            except (ValueError, KeyError) as err:
+                _fail(f"anchor {anchor}: {err}")
     for f in findings:
         typer.echo(f"BROKEN chain {f.chain} record {f.seq}: {f.problem}")
     typer.echo(f"{checked} records checked: " + ("intact" if not findings else f"{len(findings)} problem(s)"))
     raise typer.Exit(1 if findings else 0)
+
+
+@audit_app.command("anchor")
+def audit_anchor(out: Annotated[Path, typer.Option(help="where to write it (keep it outside the database)")],
+                 home: Home = Path(".")) -> None:
+    """Write the chain heads, signed with the gateway key: later `audit verify --anchor` catches any
+    rewrite of what came before, even one that recomputed every hash."""
+    from gateway import audit
+    from gateway.app import build_gateway
+    settings, _ = _engine(home)
+    gateway = build_gateway(settings)
+    with gateway.engine.connect() as conn:
+        anchored = audit.heads(conn)
+    out.write_bytes(audit.sign_anchor(gateway.signer.key, gateway.signer.cert_pem, anchored, _now()))
+    typer.echo(f"anchored {len(anchored)} chain(s) in {out}")
 
 
 @config_app.command("policy")

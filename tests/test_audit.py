@@ -5,7 +5,8 @@ import datetime as dt
 import subprocess
 import sys
 
-from sqlalchemy import delete, select, update
+import pytest
+from sqlalchemy import delete, insert, select, update
 
 from conftest import OPERATING, SUPPLIER
 from gateway import audit, client as dl
@@ -109,3 +110,67 @@ def test_the_cli_verifies(home, maker, gateway):
     bad = subprocess.run(cmd, capture_output=True, text=True, env={"PATH": "/usr/bin:/bin",
                                                                    "DIRECTLINK_DATABASE_URL": home.db_url})
     assert bad.returncode == 1 and "BROKEN chain DEMO record 1" in bad.stdout
+
+
+def rewrite_everything(gateway, seq_to_edit: int) -> None:
+    """The attack a plain hash chain cannot see: edit a record and recompute every hash after it."""
+    with gateway.engine.begin() as conn:
+        conn.execute(update(audit_log).where(audit_log.c.chain == "DEMO", audit_log.c.seq == seq_to_edit)
+                     .values(detail="rewritten"))
+        prev = audit.GENESIS
+        for row in conn.execute(select(audit_log).where(audit_log.c.chain == "DEMO").order_by(audit_log.c.seq)):
+            h = audit.record_hash(prev, row._asdict())
+            conn.execute(update(audit_log).where(audit_log.c.id == row.id).values(prev_hash=prev, hash=h))
+            prev = h
+        conn.execute(update(audit.audit_head).where(audit.audit_head.c.chain == "DEMO").values(hash=prev))
+
+
+def test_an_anchor_catches_a_rewrite_that_recomputed_every_hash(maker, gateway, clock):
+    busy(maker)
+    with gateway.engine.connect() as conn:
+        anchor = audit.sign_anchor(gateway.signer.key, gateway.signer.cert_pem, audit.heads(conn), clock())
+    busy_more = maker.call(dl.balance_query())            # the chain grows after the anchor: still fine
+    assert busy_more.code == "OK"
+    trusted = [gateway.signer.certificate]
+    with gateway.engine.connect() as conn:
+        assert audit.check_anchor(conn, audit.read_anchor(anchor, trusted)) == []
+    rewrite_everything(gateway, 2)
+    assert findings(gateway) == []                       # invisible to the chain alone ...
+    with gateway.engine.connect() as conn:
+        caught = audit.check_anchor(conn, audit.read_anchor(anchor, trusted))
+    assert caught and "rewritten" in caught[0].problem   # ... but not to the anchor
+
+
+def test_a_forged_anchor_is_refused(maker, gateway, clock):
+    busy(maker)
+    with gateway.engine.connect() as conn:
+        anchor = audit.sign_anchor(gateway.signer.key, gateway.signer.cert_pem, audit.heads(conn), clock())
+    forged = anchor.replace(b'\\"seq\\":', b'\\"seq\\": ', 1)
+    with pytest.raises(ValueError, match="does not verify"):
+        audit.read_anchor(forged, [gateway.signer.certificate])
+
+
+def test_purges_are_themselves_on_the_record_and_loose_rows_are_reported(maker, gateway, clock):
+    busy(maker)
+    clock.offset = dt.timedelta(days=6 * 365)
+    with gateway.engine.begin() as conn:
+        audit.purge(conn, clock() - dt.timedelta(days=5 * 365 + 2))
+    assert any(r.code == "AUDIT_PURGED" for r in chain(gateway, audit.SYSTEM))
+    with gateway.engine.begin() as conn:
+        conn.execute(insert(audit_log).values(at=clock(), kind="request", code="OK", detail="smuggled in"))
+    assert any("no chain" in f.problem for f in findings(gateway))
+
+
+def test_cli_anchor_then_verify_against_it(home, maker, gateway, tmp_path):
+    busy(maker)
+    env = {"PATH": "/usr/bin:/bin", "DIRECTLINK_DATABASE_URL": home.db_url}
+    cli = [sys.executable, "-c", "from gateway.cli import main; main()"]
+    anchor = tmp_path / "anchor.json"
+    made = subprocess.run([*cli, "audit", "anchor", "--out", str(anchor), "--home", str(home.home)],
+                          capture_output=True, text=True, env=env)
+    assert made.returncode == 0, made.stderr
+    check = [*cli, "audit", "verify", "--anchor", str(anchor), "--home", str(home.home)]
+    assert subprocess.run(check, capture_output=True, text=True, env=env).returncode == 0
+    rewrite_everything(gateway, 1)
+    caught = subprocess.run(check, capture_output=True, text=True, env=env)
+    assert caught.returncode == 1 and "rewritten" in caught.stdout
