@@ -16,6 +16,9 @@ class ResultCode(StrEnum):
     XML_TOO_LARGE = "XML_TOO_LARGE"
     UNSUPPORTED_VERSION = "UNSUPPORTED_VERSION"
     UNSUPPORTED_FORMAT = "UNSUPPORTED_FORMAT"
+    # Added by this gateway (additive): an ERP file broke its format's rules (official XSD, control sums,
+    # duplicate EndToEndIds, currencies); nothing in it was accepted.
+    DOCUMENT_INVALID = "DOCUMENT_INVALID"
     SIG_MISSING = "SIG_MISSING"
     SIG_INVALID = "SIG_INVALID"
     SIG_ALGORITHM_FORBIDDEN = "SIG_ALGORITHM_FORBIDDEN"

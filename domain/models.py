@@ -146,6 +146,9 @@ class PaymentStatus:
     approvals_given: int = 0
     order_digest: str | None = None
     updated: dt.datetime | None = None
+    amount: Money | None = None            # for status documents (pain.002) that repeat the order
+    end_to_end_id: str | None = None
+    debtor_account: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

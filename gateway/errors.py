@@ -15,6 +15,7 @@ HTTP_STATUS: dict[ResultCode, int] = {
     ResultCode.XML_TOO_LARGE: 413,
     ResultCode.UNSUPPORTED_VERSION: 400,
     ResultCode.UNSUPPORTED_FORMAT: 400,
+    ResultCode.DOCUMENT_INVALID: 400,
     ResultCode.SIG_MISSING: 401,
     ResultCode.SIG_INVALID: 401,
     ResultCode.SIG_ALGORITHM_FORBIDDEN: 401,

@@ -5,6 +5,7 @@ gateway/pipeline.py wraps in a signed Response.
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import re
 from dataclasses import dataclass
@@ -90,8 +91,7 @@ class ParsedPayment:
 
 def parse_payment(el: etree._Element) -> ParsedPayment:
     """Turn one Payment element into an instruction; per-payment problems are returned, not raised."""
-    # OrderDigest: SHA-256 over the exclusive C14N of the Payment element as signed (spec section 5).
-    digest = digest_b64(etree.tostring(el, method="c14n", exclusive=True, with_comments=False))
+    digest = order_digest(el)   # over the Payment element as signed
     client_ref = _opt(el, "ClientRef")
     amount = el.find(q("Amount"))
     creditor = el.find(q("Creditor"))
@@ -132,12 +132,13 @@ class StatusQuery:
     payment_ids: tuple[str, ...]
     date_from: dt.date | None
     date_to: dt.date | None
+    format: str = "directlink"
 
 
 def parse_status_query(el: etree._Element) -> StatusQuery:
     return StatusQuery(tuple(text(e) for e in el.iterfind(q("ClientRef"))),
                        tuple(text(e) for e in el.iterfind(q("PaymentId"))),
-                       _date(_opt(el, "From")), _date(_opt(el, "To")))
+                       _date(_opt(el, "From")), _date(_opt(el, "To")), _opt(el, "Format") or "directlink")
 
 
 @dataclass(frozen=True)
@@ -239,6 +240,40 @@ def render_statement(st: Statement, zone: dt.tzinfo) -> etree._Element:
     out.extend([E.Closing(st.closing.text(), date=st.closing_date.isoformat()), E.NextCursor(st.next_cursor),
                 E.Complete("true" if st.complete else "false")])
     return out
+
+
+def render_payment(ins: PaymentInstruction) -> etree._Element:
+    """An instruction as the protocol's Payment element: what an approver's OrderDigest covers when the
+    payment came in an ERP file (DocumentSubmit) rather than a PaymentOrder."""
+    bank = ins.creditor.bank
+    creditor = E.Creditor(E.Name(ins.creditor.name), E.Account(ins.creditor.account),
+                          E.BankCode(bank.code, scheme=bank.scheme))
+    if ins.creditor.bank_name:
+        creditor.append(E.BankName(ins.creditor.bank_name))
+    el = E.Payment(E.ClientRef(ins.client_ref))
+    if ins.end_to_end_id:
+        el.append(E.EndToEndId(ins.end_to_end_id))
+    el.extend([E.DebtorAccount(ins.debtor_account), _money("Amount", ins.amount), creditor, E.Purpose(ins.purpose)])
+    if ins.remark:
+        el.append(E.Remark(ins.remark))
+    if ins.requested_date:
+        el.append(E.RequestedDate(ins.requested_date.isoformat()))
+    el.append(E.Urgency(ins.urgency))
+    return el
+
+
+def order_digest(payment: etree._Element) -> str:
+    """OrderDigest: base64 SHA-256 over the exclusive C14N of a Payment element (spec section 5)."""
+    return digest_b64(etree.tostring(payment, method="c14n", exclusive=True, with_comments=False))
+
+
+def render_document(fmt: str, data: bytes, is_text: bool) -> etree._Element:
+    """An adapter's output inside the answer: XML inline, text formats base64 (spec section 5)."""
+    if is_text:
+        return E.Document(base64.b64encode(data).decode("ascii"), format=fmt, encoding="base64")
+    doc = E.Document(format=fmt, encoding="xml")
+    doc.append(etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True)))
+    return doc
 
 
 def render_response(*, message_id: str, created: str, in_reply_to: str | None, request_digest: str | None,

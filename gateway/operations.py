@@ -11,10 +11,11 @@ from lxml import etree
 from sqlalchemy import Connection
 
 from domain.codes import Grant
-from domain.errors import NotFound, PermissionDenied, UnsupportedFormat
+from adapters import registry
+from domain.errors import NotFound, PermissionDenied
 from domain.models import AccountInfo, Balance
 from domain.money import Money
-from gateway import businessday, directory, ledger, lifecycle, messages, payments, statements
+from gateway import businessday, directory, documents, ledger, lifecycle, messages, payments, statements
 from gateway.directory import AccountGrant
 from gateway.settings import Settings
 from gateway.xmlsafe import q, text
@@ -83,6 +84,8 @@ def payment_status_query(ctx: Context, el: etree._Element) -> etree._Element:
     query = messages.parse_status_query(el)
     found = payments.statuses(ctx.pay_context(), query.client_refs, query.payment_ids,
                               query.date_from, query.date_to)
+    if query.format != "directlink":
+        return documents.render_statuses(query.format, found)
     return messages.render_payment_report(None, found, ctx.settings.zone)
 
 
@@ -90,15 +93,19 @@ def statement_query(ctx: Context, el: etree._Element) -> etree._Element:
     req = messages.parse_statement_query(el)
     ctx.grant(req.account, Grant.QUERY)
     if req.format != "directlink":
-        raise UnsupportedFormat(f"no adapter renders statement format {req.format!r}")
+        registry.statement_writer(req.format)   # an unknown format is refused before any work
     st = statements.read(ctx.conn, req.account, after=req.after, date_from=req.date_from, date_to=req.date_to,
                          limit=req.limit, zone=ctx.settings.zone, now=ctx.now)
+    if req.format != "directlink":
+        return documents.render_statement(ctx.conn, req.format, st, ctx.settings.bank_name, ctx.settings.bank_bic)
     return messages.render_statement(st, ctx.settings.zone)
 
 
 def document_submit(ctx: Context, el: etree._Element) -> etree._Element:
-    doc = el.find(q("Document"))
-    raise UnsupportedFormat(f"no adapter reads payment format {doc.get('format')!r}")
+    """An ERP payment file: its transactions follow exactly the PaymentOrder rules (spec section 5)."""
+    payment_file, parsed = documents.read_payment_file(el.find(q("Document")))
+    results = payments.submit(ctx.pay_context(), payment_file.message_id[:35], parsed)
+    return messages.render_payment_report(payment_file.message_id[:35], results, ctx.settings.zone)
 
 
 def payment_cancel(ctx: Context, el: etree._Element) -> etree._Element:

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
 from domain.models import PaymentInstruction, PaymentStatus
+from domain.money import Money
 from domain.states import RELEASED
 from gateway import businessday, directory, ledger, transitions
 from gateway.messages import ParsedPayment
@@ -52,7 +53,8 @@ def status_of(row) -> PaymentStatus:
         client_ref=row.client_ref, payment_id=row.id, state=PaymentState(row.state),
         reason=ReasonCode(row.reason_code) if row.reason_code else None, reason_text=row.reason_text,
         approvals_required=row.approvals_required, approvals_given=row.approvals_given,
-        order_digest=row.order_digest, updated=row.updated_at)
+        order_digest=row.order_digest, updated=row.updated_at, amount=Money.from_minor(row.amount, row.currency),
+        end_to_end_id=row.end_to_end_id, debtor_account=row.debtor_account)
 
 
 def rejected(client_ref: str, problem: PaymentRejected) -> PaymentStatus:

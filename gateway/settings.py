@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     home: Path = Path(".")
     database_url: str = "sqlite:///directlink.db"      # relative SQLite paths are under `home`
     bank_name: str = "DirectLink Demo Bank"
+    bank_bic: str = "DLNKCNSHXXX"                       # written into ISO 20022 and SWIFT statements
     # CNAPS codes starting with this prefix are accounts of this bank: those payments settle at once.
     own_cnaps_prefix: str = "999"
     timezone: str = "Asia/Shanghai"                     # the bank's business day

@@ -1,0 +1,99 @@
+"""What an ERP adapter is: pure functions between an ERP's file formats and the domain model.
+
+An adapter never does I/O, never touches the database and never knows HTTP. The gateway hands it bytes
+(an ERP payment file) or domain objects (a statement, payment statuses) and takes back domain objects or
+bytes. Declare it in pyproject.toml under `[project.entry-points."directlink.adapters"]`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from domain.errors import PaymentRejected
+from domain.models import PaymentInstruction, PaymentStatus, Statement
+
+
+class DocumentInvalid(Exception):
+    """The whole file is refused (its format's rules, control sums, duplicate references, currencies).
+
+    `where` names the place in the file (an XPath-like path or JSON pointer), so the ERP team can fix it."""
+
+    def __init__(self, where: str, detail: str):
+        super().__init__(f"{where}: {detail}")
+        self.where, self.detail = where, detail
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """One payment read from a file: its instruction, or why it cannot be one, and where it stands."""
+
+    where: str                              # e.g. "PmtInf[1]/CdtTrfTxInf[3]" or "/payments/2"
+    client_ref: str                         # the idempotency key (the file's EndToEndId or own reference)
+    instruction: PaymentInstruction | None
+    problem: PaymentRejected | None = None
+
+
+@dataclass(frozen=True)
+class PaymentFile:
+    """An ERP payment file in domain terms, in file order."""
+
+    message_id: str                         # the file's own id (GrpHdr/MsgId, batch number): the BatchId
+    transactions: tuple[Transaction, ...]
+    created: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class AccountFacts:
+    """What statement formats need to say about the account beyond its entries."""
+
+    account: str
+    currency: str
+    owner_name: str
+    bank_name: str
+    bank_bic: str = "DLNKCNSHXXX"           # the demo bank's BIC; configurable per deployment later
+    iban: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    """Payment statuses answering an ERP's file or query, for pain.002-like documents."""
+
+    statuses: tuple[PaymentStatus, ...]
+    original_message_id: str | None = None  # the file the statuses answer, when there is one
+    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    amounts: Mapping[str, tuple[Decimal, str]] = field(default_factory=dict)  # ClientRef -> (amount, ccy)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_transactions: int = 1000            # per file; more is DocumentInvalid before any work
+    amount_unit: str = "major"              # "major" (decimal text, 12.50) or "minor" (integer fen)
+    encodings: tuple[str, ...] = ("utf-8",)
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """One ERP family's formats. Each mapping goes from a format name to a pure function."""
+
+    name: str
+    description: str
+    payment_readers: Mapping[str, Callable[[bytes], PaymentFile]] = field(default_factory=dict)
+    statement_writers: Mapping[str, Callable[[Statement, AccountFacts], bytes]] = field(default_factory=dict)
+    status_writers: Mapping[str, Callable[[StatusReport], bytes]] = field(default_factory=dict)
+    text_formats: frozenset[str] = frozenset()   # written formats that are text (sent base64), not XML
+    limits: Limits = Limits()
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        return (*self.payment_readers, *self.statement_writers, *self.status_writers)
+
+
+def check_unique_references(transactions: Iterable[Transaction]) -> None:
+    """Raise DocumentInvalid when two transactions of one file share a reference (DU04 duplicate E2E)."""
+    seen: dict[str, str] = {}
+    for t in transactions:
+        if t.client_ref in seen:
+            raise DocumentInvalid(t.where, f"EndToEndId {t.client_ref!r} repeats {seen[t.client_ref]}")
+        seen[t.client_ref] = t.where

@@ -1,0 +1,82 @@
+"""ERP-native documents through adapters: payment files in (DocumentSubmit), statements and status
+reports out. The adapters do the format work; this module applies the gateway's rules around them."""
+from __future__ import annotations
+
+import base64
+import binascii
+
+from lxml import etree
+from sqlalchemy import Connection, select
+
+from adapters import registry
+from adapters.base import AccountFacts, DocumentInvalid, PaymentFile, StatusReport, check_unique_references
+from domain.codes import ReasonCode, ResultCode
+from domain.errors import GatewayError
+from domain.models import PaymentStatus, Statement
+from gateway import messages
+from gateway.storage.tables import accounts, clients
+
+_NOT_ACCEPTED = (ReasonCode.CURRENCY_NOT_ALLOWED,)   # in a file, refuses the whole file (issue: "nothing of it")
+
+
+def _invalid(where: str, detail: str) -> GatewayError:
+    return GatewayError(f"{where}: {detail}; nothing in the file was accepted", code=ResultCode.DOCUMENT_INVALID)
+
+
+def document_bytes(doc: etree._Element) -> bytes:
+    """The ERP file inside a Document element: the inline XML element, or the base64 text decoded."""
+    if doc.get("encoding") == "xml":
+        children = [c for c in doc if isinstance(c.tag, str)]
+        if len(children) != 1:
+            raise _invalid("Document", "encoding=\"xml\" needs exactly one element inside")
+        return etree.tostring(children[0], xml_declaration=True, encoding="UTF-8")
+    try:
+        return base64.b64decode("".join(doc.itertext()).encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError) as exc:
+        raise _invalid("Document", "encoding=\"base64\" but the content is not base64") from exc
+
+
+def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[messages.ParsedPayment]]:
+    """Read an ERP payment file into the same per-payment form a PaymentOrder has; file-level faults refuse all."""
+    fmt = doc.get("format")
+    reader, limits = registry.payment_reader(fmt)
+    try:
+        payment_file = reader(document_bytes(doc))
+        if len(payment_file.transactions) > limits.max_transactions:
+            raise DocumentInvalid("file", f"{len(payment_file.transactions)} transactions; "
+                                          f"{fmt} takes at most {limits.max_transactions}")
+        if not payment_file.transactions:
+            raise DocumentInvalid("file", "holds no transactions")
+        check_unique_references(payment_file.transactions)
+    except DocumentInvalid as err:
+        raise _invalid(err.where, err.detail) from err
+    except GatewayError:
+        raise
+    parsed = []
+    for t in payment_file.transactions:
+        if t.problem is not None and t.problem.reason in _NOT_ACCEPTED:
+            raise _invalid(t.where, t.problem.detail)
+        if t.instruction is None:
+            problem = t.problem.__class__(t.problem.reason, f"{t.where}: {t.problem.detail}")
+            parsed.append(messages.ParsedPayment(t.client_ref, "", None, problem))
+            continue
+        digest = messages.order_digest(messages.render_payment(t.instruction))
+        parsed.append(messages.ParsedPayment(t.client_ref, digest, t.instruction, None))
+    return payment_file, parsed
+
+
+def render_statement(conn: Connection, fmt: str, statement: Statement, bank_name: str, bank_bic: str):
+    """A statement in an adapter's format, as the answer's Document element."""
+    writer, is_text = registry.statement_writer(fmt)
+    owner = conn.execute(select(clients.c.name).join(accounts, accounts.c.client_id == clients.c.id)
+                         .where(accounts.c.number == statement.account)).scalar() or ""
+    facts = AccountFacts(statement.account, statement.currency, owner, bank_name, bank_bic)
+    return messages.render_document(fmt, writer(statement, facts), is_text)
+
+
+def render_statuses(fmt: str, statuses: list[PaymentStatus]):
+    """Payment statuses in an adapter's format (pain.002, ...), as the answer's Document element."""
+    writer, is_text = registry.status_writer(fmt)
+    return messages.render_document(fmt, writer(StatusReport(tuple(statuses))), is_text)
+
+
