@@ -94,6 +94,26 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
     raise typer.Exit(0 if answer.code == "OK" else 1)
 
 
+@app.command("adapters")
+def list_adapters() -> None:
+    """List the ERP adapters and the formats each reads and writes (fails loudly on a broken one)."""
+    from adapters.registry import AdapterError, adapters
+    try:
+        found = adapters()
+    except AdapterError as err:
+        _fail(str(err))
+    for a in found.values():
+        typer.echo(f"{a.name}: {a.description}")
+        for kind, formats in (("reads payments", a.payment_readers), ("writes statements", a.statement_writers),
+                              ("writes statuses", a.status_writers)):
+            if formats:
+                typer.echo(f"  {kind}: {', '.join(formats)}")
+        typer.echo(f"  limits: {a.limits.max_transactions} transactions a file, amounts in {a.limits.amount_unit} "
+                   f"units, encodings {', '.join(a.limits.encodings)}")
+    if not found:
+        typer.echo("no adapters installed")
+
+
 @app.command()
 def demo() -> None:
     """Run a readable end-to-end story on the embedded default, with no other set-up."""
