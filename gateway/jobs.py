@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
+from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from gateway import audit
 from gateway.clearing import Clearing
 from gateway.pipeline import Gateway
-from gateway.storage.tables import certificates, messages
+from gateway.storage.tables import certificates, job_runs, messages
 
 log = logging.getLogger("directlink.jobs")
+RUNNER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def purge_messages(gateway: Gateway) -> int:
@@ -26,6 +31,8 @@ def purge_messages(gateway: Gateway) -> int:
     cutoff = gateway.clock() - keep
     with gateway.engine.begin() as conn:
         removed = conn.execute(delete(messages).where(messages.c.received_at < cutoff)).rowcount
+        # Claimed job runs are only needed while replicas might still compete for them.
+        conn.execute(delete(job_runs).where(job_runs.c.due < gateway.clock() - dt.timedelta(days=2)))
     if removed:
         log.info("purged %d remembered MessageIds older than %s", removed, cutoff.isoformat())
     return removed
@@ -58,18 +65,45 @@ def warn_expiring(gateway: Gateway) -> list[str]:
     return found
 
 
+def claim(gateway: Gateway, job: str, interval: dt.timedelta) -> bool:
+    """Claim this run of `job` for its current due time; False if another replica already has it.
+
+    The due time is the start of the current interval, so replicas whose timers fire a little apart
+    still compete for the same row, and the primary key lets exactly one of them win."""
+    now = gateway.clock()
+    epoch = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    due = epoch + ((now - epoch) // interval) * interval
+    try:
+        with gateway.engine.begin() as conn:
+            conn.execute(insert(job_runs).values(job=job, due=due, runner=RUNNER[:80], started_at=now))
+        return True
+    except IntegrityError:
+        return False
+
+
+def once_per_due_time(gateway: Gateway, job: str, interval: dt.timedelta, work: Callable[[], object]):
+    """A scheduler callback that runs `work` only in the replica that claimed the due time."""
+    def run() -> None:
+        if claim(gateway, job, interval):
+            work()
+    return run
+
+
 def start(gateway: Gateway) -> BackgroundScheduler:
-    """Start the background jobs of one gateway process."""
+    """Start the background jobs of one gateway process; each due run happens in one replica only."""
     scheduler = BackgroundScheduler(timezone=gateway.settings.zone)
     settings = gateway.settings
     clearing = Clearing(gateway.engine, settings, gateway.clock)
-    scheduler.add_job(clearing.run_once, "interval", seconds=settings.clearing_interval_seconds, id="clearing",
-                      coalesce=True, max_instances=1)
-    scheduler.add_job(purge_messages, "interval", hours=1, args=[gateway], id="purge_messages",
-                      coalesce=True, max_instances=1)
-    scheduler.add_job(purge_audit, "interval", days=1, args=[gateway], id="purge_audit",
-                      coalesce=True, max_instances=1)
-    scheduler.add_job(warn_expiring, "interval", days=1, args=[gateway], id="warn_expiring",
-                      coalesce=True, max_instances=1, next_run_time=dt.datetime.now(dt.timezone.utc))
+    schedule = [
+        ("clearing", dt.timedelta(seconds=settings.clearing_interval_seconds), clearing.run_once),
+        ("purge_messages", dt.timedelta(hours=1), lambda: purge_messages(gateway)),
+        ("purge_audit", dt.timedelta(days=1), lambda: purge_audit(gateway)),
+        ("warn_expiring", dt.timedelta(days=1), lambda: warn_expiring(gateway)),
+    ]
+    for name, every, work in schedule:
+        first = dt.datetime.now(dt.timezone.utc) if name == "warn_expiring" else None
+        scheduler.add_job(once_per_due_time(gateway, name, every, work), "interval",
+                          seconds=every.total_seconds(), id=name, coalesce=True, max_instances=1,
+                          **({"next_run_time": first} if first else {}))
     scheduler.start()
     return scheduler

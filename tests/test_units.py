@@ -147,3 +147,21 @@ def test_account_names_must_fit_the_protocol(gateway, clock):
     today = clock().date()
     with pytest.raises(ValueError, match="1-70"), gateway.engine.begin() as conn:
         directory.open_account(conn, "6222000000000077", "DEMO", "名" * 71, "CNY", "1.00", clock(), today)
+
+
+def test_each_due_time_of_a_job_runs_in_one_replica_only(home, gateway, clock):
+    """Two gateway processes on one database (here two Gateway objects): one claim wins per due time."""
+    from gateway.app import build_gateway
+    other = build_gateway(home)
+    other.clock = clock
+    every = dt.timedelta(seconds=5)
+    ran = []
+    runs = [jobs.once_per_due_time(g, "clearing", every, lambda g=g: ran.append(g)) for g in (gateway, other)]
+    for run in runs:
+        run()
+    assert ran == [gateway]                      # the second replica found the due time taken
+    clock.offset += every
+    for run in reversed(runs):
+        run()
+    assert ran == [gateway, other]               # next due time: whoever comes first
+    other.engine.dispose()

@@ -232,6 +232,15 @@ audit_log = Table(
     UniqueConstraint("chain", "seq", name="uq_audit_log_chain_seq"),
 )
 
+# One row per scheduled job run: the primary key lets exactly one replica claim each due time.
+job_runs = Table(
+    "job_runs", metadata,
+    Column("job", String(40), primary_key=True),
+    Column("due", UtcDateTime, primary_key=True),
+    Column("runner", String(80), nullable=False),          # host:pid of the process that ran it
+    Column("started_at", UtcDateTime, nullable=False),
+)
+
 # The head of each audit chain, locked by every append to it, so records chain in commit order while
 # different clients' transactions never wait for each other.
 audit_head = Table(
