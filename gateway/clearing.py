@@ -22,6 +22,7 @@ from gateway import crash, ledger, transitions
 from gateway.payments import is_internal_row, load, settle_internal
 from gateway.settings import Settings
 from gateway.sim_clearing import SETTLED, Outcome, SimulatedClearing
+from gateway.storage.engine import read_only
 from gateway.storage.tables import payments
 
 log = logging.getLogger("directlink.clearing")
@@ -56,7 +57,7 @@ class Clearing:
     def _due(self, state: S, internal: bool = False) -> list[str]:
         """Payments in `state` whose RequestedDate has come: to other banks, or (internal=True) inside this one."""
         today = self.clock().astimezone(self.settings.zone).date()
-        with self.engine.connect() as conn:
+        with read_only(self.engine) as conn:
             rows = conn.execute(select(payments).where(payments.c.state == state, payments.c.requested_date <= today)
                                 .order_by(payments.c.created_at).limit(BATCH)).all()
         return [r.id for r in rows if is_internal_row(r, self.settings.own_cnaps_prefix) == internal]

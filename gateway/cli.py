@@ -53,12 +53,13 @@ def init(directory: Annotated[Path, typer.Argument(help="where to create it")] =
 
 
 @app.command()
-def serve(home: Home = Path("."), host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve(home: Home = Path("."), host: str = "127.0.0.1", port: int = 8080,
+          log_level: Annotated[str, typer.Option(help="uvicorn's: info logs each request")] = "info") -> None:
     """Serve protocol v1 over HTTP from the gateway home (the current directory by default)."""
     import uvicorn
 
     from gateway.app import build_gateway, create_app
-    uvicorn.run(create_app(build_gateway(Settings.load(home))), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(build_gateway(Settings.load(home))), host=host, port=port, log_level=log_level)
 
 
 @app.command()

@@ -32,9 +32,21 @@ def _sqlite_on_connect(dbapi_conn, _record) -> None:
     cur.close()
 
 
+READ_ONLY = {"directlink_read_only": True}
+
+
 def _sqlite_on_begin(conn) -> None:
-    # Take the write lock at the start: a deferred transaction that later upgrades can deadlock.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    # Writers take the write lock at the start: a deferred transaction that later upgrades can deadlock.
+    # Readers (connections opened with read_only()) begin deferred, so they never queue behind writers.
+    if conn.get_execution_options().get("directlink_read_only"):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def read_only(engine: Engine):
+    """A connection for reading only: on SQLite it does not take the write lock (WAL readers never block)."""
+    return engine.connect().execution_options(**READ_ONLY)
 
 
 def migrate(engine: Engine) -> None:

@@ -1,0 +1,123 @@
+"""A small closed-loop load generator: C concurrent clients post pre-built bodies over keep-alive HTTP.
+
+The same generator loads the baseline and the gateway, so their ratio holds on a noisy machine."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import httpx
+
+
+@dataclass
+class Result:
+    requests: int
+    seconds: float
+    latencies: list[float]
+    statuses: dict[int, int]
+
+    @property
+    def throughput(self) -> float:
+        return self.requests / self.seconds
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+    def line(self, name: str) -> str:
+        return (f"{name:<44} {self.throughput:8.0f} req/s   p50 {self.pct(0.50):6.1f} ms   "
+                f"p99 {self.pct(0.99):6.1f} ms   ({self.requests} requests, statuses {self.statuses})")
+
+
+async def _run(urls: list[str], bodies: list[bytes], concurrency: int) -> Result:
+    queue = list(reversed(bodies))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        async def worker(url: str):
+            while queue:
+                body = queue.pop()
+                t0 = time.perf_counter()
+                r = await client.post(url, content=body, headers={"Content-Type": "application/xml"})
+                latencies.append(time.perf_counter() - t0)
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(urls[i % len(urls)]) for i in range(concurrency)))
+        return Result(len(bodies), time.perf_counter() - start, latencies, statuses)
+
+
+def load(urls: str | list[str], bodies: list[bytes], concurrency: int = 16, warmup: int = 200) -> Result:
+    """Warm up, then post every body once with `concurrency` clients (spread over the URLs)."""
+    urls = [urls] if isinstance(urls, str) else urls
+    asyncio.run(_run(urls, bodies[:warmup], concurrency))
+    return asyncio.run(_run(urls, bodies[warmup:], concurrency))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A server in a child process (its own interpreter), stopped on exit."""
+
+    def __init__(self, argv: list[str], port: int, env: dict | None = None):
+        self.port = port
+        self.log = open(f"/tmp/directlink-bench-{port}.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(argv, env={**os.environ, **(env or {})}, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"server did not start: {argv}")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/messages"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        self.log.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def baseline(port: int | None = None) -> Server:
+    port = port or free_port()
+    return Server([sys.executable, "-m", "uvicorn", "bench.baseline_app:app", "--port", str(port),
+                   "--log-level", "warning"], port)
+
+
+def gateway(home: str, port: int | None = None, env: dict | None = None) -> Server:
+    port = port or free_port()
+    return Server([sys.executable, "-c", "from gateway.cli import main; main()", "serve", "--home", home,
+                   "--port", str(port), "--log-level", "warning"], port, {**UNLIMITED, **(env or {})})
+
+
+# Benchmarks measure the request path, not the abuse limits: one client sends everything here.
+UNLIMITED = {"DIRECTLINK_RATE_LIMIT_PER_SECOND": "1e9", "DIRECTLINK_RATE_LIMIT_BURST": "1000000000",
+             "DIRECTLINK_MAX_CONCURRENT_PER_CLIENT": "100000", "DIRECTLINK_MAX_IN_FLIGHT": "100000"}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)

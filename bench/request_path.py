@@ -1,0 +1,89 @@
+"""Benchmark: the signed request path against a trivial FastAPI baseline, one uvicorn worker each,
+16 concurrent clients on loopback, on SQLite and (if reachable) PostgreSQL.
+
+    python -m bench.request_path [--requests 3000] [--postgres URL]
+
+Targets (issue 7): BalanceQuery with P-256 keys >= 0.5 of the baseline's throughput, with RSA-2048 >= 0.35;
+a durably committed single PaymentOrder >= 0.3. Requests are signed before the clock starts, so the
+client's signing does not count against the gateway."""
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import create_engine, text
+
+from bench.load import baseline, gateway, load
+from gateway import client as dl
+from gateway.setup import DEMO_ACCOUNTS, init_home
+
+TARGETS = {"BalanceQuery, ECDSA P-256": 0.5, "BalanceQuery, RSA-2048": 0.35, "PaymentOrder (1 payment), P-256": 0.3}
+
+
+def make_home(root: Path, key_type: str, database_url: str | None) -> Path:
+    home = root / f"home-{key_type}-{secrets.token_hex(3)}"
+    init_home(home, key_type=key_type, database_url=database_url)
+    return home
+
+
+def signer(home: Path) -> dl.Client:
+    demo = home / "demo"
+    return dl.Client("http://unused", "DEMO", "maker", (demo / "maker.key.pem").read_bytes(),
+                     (demo / "maker.cert.pem").read_bytes(), (home / "certs/gateway.cert.pem").read_bytes())
+
+
+def balance_bodies(home: Path, n: int) -> list[bytes]:
+    c = signer(home)
+    return [c.request(dl.balance_query(DEMO_ACCOUNTS["operating"])) for _ in range(n)]
+
+
+def payment_bodies(home: Path, n: int) -> list[bytes]:
+    c = signer(home)
+    return [c.request(dl.payment_order(dl.payment(f"B-{i:07d}", DEMO_ACCOUNTS["operating"], "0.01", "ACME",
+                                                  DEMO_ACCOUNTS["supplier"]))) for i in range(n)]
+
+
+def pg_schema_url(base: str) -> str:
+    schema = f"bench_{secrets.token_hex(4)}"
+    with create_engine(base).begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    return f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+
+
+def run(db: str, database_url: str | None, n: int) -> None:
+    print(f"\n--- {db}: {n} requests per scenario, 16 concurrent clients, 1 worker, {os.cpu_count()} cores")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        scenarios = [("BalanceQuery, ECDSA P-256", "p256", balance_bodies),
+                     ("BalanceQuery, RSA-2048", "rsa", balance_bodies),
+                     ("PaymentOrder (1 payment), P-256", "p256", payment_bodies)]
+        for name, key_type, make in scenarios:
+            url = pg_schema_url(database_url) if database_url else None
+            home = make_home(root, key_type, url)
+            bodies = make(home, n + 200)
+            with baseline() as base:
+                ref = load(base.url, bodies)
+            with gateway(str(home)) as gw:
+                got = load(gw.url, bodies)
+            ratio = got.throughput / ref.throughput
+            print(ref.line("  baseline (same bodies)"))
+            print(got.line(f"  {name}"))
+            verdict = "meets" if ratio >= TARGETS[name] else "BELOW"
+            print(f"  ratio {ratio:.2f} (target {TARGETS[name]:.2f}: {verdict})")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--postgres", default=os.environ.get("DIRECTLINK_TEST_DATABASE_URL"))
+    args = ap.parse_args()
+    run("SQLite", None, args.requests)
+    if args.postgres:
+        run("PostgreSQL", args.postgres, args.requests)
+
+
+if __name__ == "__main__":
+    main()
