@@ -25,6 +25,16 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'gateway.db'}"
         return
+    yield from _pg_schema()
+
+
+@pytest.fixture
+def pg_url():
+    """A PostgreSQL-only database URL (a schema of its own), for tests of several processes on one database."""
+    yield from _pg_schema()
+
+
+def _pg_schema():
     base = os.environ.get(PG_ENV)
     if not base:
         pytest.skip(f"{PG_ENV} is not set (.ci/run sets it to the local PostgreSQL)")
