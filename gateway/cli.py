@@ -18,12 +18,14 @@ app = typer.Typer(help="DirectLink bank-enterprise direct-link gateway.", no_arg
 config_app = typer.Typer(help="Clients, accounts, operators, certificates and grants.", no_args_is_help=True)
 certs_app = typer.Typer(help="Operator certificates: add, list, revoke.", no_args_is_help=True)
 keys_app = typer.Typer(help="The gateway's own signing key.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 clearing_app = typer.Typer(help="The clearing job (it also runs inside `serve`).", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(certs_app, name="certs")
 app.add_typer(clearing_app, name="clearing")
 app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
 app.add_typer(audit_app, name="audit")
 
 Home = Annotated[Path, typer.Option("--home", envvar="DIRECTLINK_HOME", help="the gateway's home directory")]
@@ -204,6 +206,14 @@ def certs_revoke(fingerprint: str, home: Home = Path(".")) -> None:
         if not directory.revoke_certificate(conn, fingerprint.lower(), _now()):
             _fail(f"no active certificate {fingerprint}")
     typer.echo(f"revoked {fingerprint}")
+
+
+@db_app.command("upgrade")
+def db_upgrade(home: Home = Path(".")) -> None:
+    """Migrate the database to the newest schema (serve does this too, under a lock; run it once first
+    when rolling out a new version to several replicas)."""
+    _engine(home)
+    typer.echo("database is at the newest schema")
 
 
 @keys_app.command("rotate")

@@ -165,3 +165,16 @@ def test_each_due_time_of_a_job_runs_in_one_replica_only(home, gateway, clock):
         run()
     assert ran == [gateway, other]               # next due time: whoever comes first
     other.engine.dispose()
+
+
+def test_replicas_starting_together_migrate_once(pg_url):
+    """Several processes migrating one PostgreSQL database at the same moment: all succeed."""
+    import concurrent.futures as cf
+    engines = [make_engine(pg_url) for _ in range(4)]
+    with cf.ThreadPoolExecutor(4) as pool:
+        list(pool.map(migrate, engines))
+    with engines[0].connect() as conn:
+        from sqlalchemy import text
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+    for e in engines:
+        e.dispose()

@@ -49,10 +49,18 @@ def read_only(engine: Engine):
     return engine.connect().execution_options(**READ_ONLY)
 
 
+MIGRATION_LOCK = 0x444C4D49   # an arbitrary, fixed advisory-lock key ("DLMI")
+
+
 def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (idempotent; safe to run at every start)."""
+    """Bring the database to the newest schema (idempotent; safe to run at every start).
+
+    On PostgreSQL an advisory lock makes replicas that start together migrate one after the other:
+    the first upgrades, the others then find nothing to do."""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
