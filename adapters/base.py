@@ -15,6 +15,10 @@ from domain.errors import PaymentRejected
 from domain.models import PaymentInstruction, PaymentStatus, Statement
 
 
+class RenderError(ValueError):
+    """A writer cannot express this statement or status in its format (a field too long, say)."""
+
+
 class DocumentInvalid(Exception):
     """The whole file is refused (its format's rules, control sums, duplicate references, currencies).
 
@@ -52,8 +56,9 @@ class AccountFacts:
     currency: str
     owner_name: str
     bank_name: str
-    bank_bic: str = "DLNKCNSHXXX"           # the demo bank's BIC; configurable per deployment later
+    bank_bic: str = "DLNKCNSHXXX"           # the bank's BIC (setting bank_bic)
     iban: str | None = None
+    timezone: str = "Asia/Shanghai"         # the bank's business day: booking times arrive in UTC
 
 
 @dataclass(frozen=True)

@@ -65,18 +65,30 @@ def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[messages.P
     return payment_file, parsed
 
 
-def render_statement(conn: Connection, fmt: str, statement: Statement, bank_name: str, bank_bic: str):
-    """A statement in an adapter's format, as the answer's Document element."""
+def render_statement(conn: Connection, fmt: str, statement: Statement, settings):
+    """A statement page in an adapter's format, as the answer's Document element, with the cursor for the
+    next page on it (the rendered file itself has nowhere to carry one)."""
     writer, is_text = registry.statement_writer(fmt)
     owner = conn.execute(select(clients.c.name).join(accounts, accounts.c.client_id == clients.c.id)
                          .where(accounts.c.number == statement.account)).scalar() or ""
-    facts = AccountFacts(statement.account, statement.currency, owner, bank_name, bank_bic)
-    return messages.render_document(fmt, writer(statement, facts), is_text)
+    facts = AccountFacts(statement.account, statement.currency, owner, settings.bank_name, settings.bank_bic,
+                         timezone=settings.timezone)
+    doc = messages.render_document(fmt, _written(fmt, writer, statement, facts), is_text)
+    doc.set("nextCursor", statement.next_cursor)
+    doc.set("complete", "true" if statement.complete else "false")
+    return doc
 
 
 def render_statuses(fmt: str, statuses: list[PaymentStatus]):
     """Payment statuses in an adapter's format (pain.002, ...), as the answer's Document element."""
     writer, is_text = registry.status_writer(fmt)
-    return messages.render_document(fmt, writer(StatusReport(tuple(statuses))), is_text)
+    return messages.render_document(fmt, _written(fmt, writer, StatusReport(tuple(statuses))), is_text)
+
+
+def _written(fmt: str, writer, *args) -> bytes:
+    try:
+        return writer(*args)
+    except ValueError as err:   # incl. RenderError: the format cannot say this; a stable code, not a 500
+        raise GatewayError(f"cannot be written as {fmt}: {err}", code=ResultCode.UNSUPPORTED_FORMAT) from err
 
 

@@ -163,8 +163,12 @@ def parse_statement_query(el: etree._Element) -> StatementRequest:
 # ---- answers ----------------------------------------------------------------------------------------------
 
 def stamp(moment: dt.datetime, zone: dt.tzinfo) -> str:
-    """A dateTime with offset in the bank's zone, to the second."""
-    return moment.astimezone(zone).isoformat(timespec="seconds")
+    """A dateTime with offset in the bank's zone, to the second. Before time zones were standardised a zone
+    may have had an offset with seconds (Shanghai: +08:05:43), which xs:dateTime cannot say: then UTC."""
+    local = moment.astimezone(zone)
+    if local.utcoffset().total_seconds() % 60:
+        local = moment.astimezone(dt.timezone.utc)
+    return local.isoformat(timespec="seconds")
 
 
 def _money(tag: str, money: Money) -> etree._Element:

@@ -200,15 +200,16 @@ def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, ac
     The caller holds the two accounts' locks already (taken before any other lock: no deadlocks)."""
     debtor_name = conn.execute(select(accounts.c.name).where(accounts.c.number == row.debtor_account)).scalar()
     ledger.release(conn, row.id, now)
-    common = dict(client_ref=row.client_ref, end_to_end_id=row.end_to_end_id, payment_id=row.id)
     ledger.post(conn, row.id, [
         ledger.Leg(row.debtor_account, ledger.DBIT, row.amount, row.purpose,
                    counterparty_name=row.creditor_name, counterparty_account=row.creditor_account,
                    counterparty_scheme=row.creditor_bank_scheme, counterparty_code=row.creditor_bank_code,
-                   **common),
+                   client_ref=row.client_ref, end_to_end_id=row.end_to_end_id, payment_id=row.id),
+        # The payee sees the EndToEndId (it is meant to travel) but not the payer's own ClientRef.
         ledger.Leg(row.creditor_account, ledger.CRDT, row.amount, row.purpose,
-                   counterparty_name=debtor_name, counterparty_account=row.debtor_account,
-                   counterparty_scheme="INTERNAL", counterparty_code="", **common),
+                   counterparty_name=(debtor_name or "")[:70], counterparty_account=row.debtor_account,
+                   counterparty_scheme="INTERNAL", counterparty_code="", end_to_end_id=row.end_to_end_id,
+                   payment_id=row.id),
     ], now, now.astimezone(zone).date())
     transitions.move(conn, payment_id=row.id, client=row.client_id, before=PaymentState.ACCEPTED,
                      after=PaymentState.SETTLED, actor=actor, why="settled within the bank", now=now)

@@ -20,7 +20,8 @@ NS = "urn:directlink:v1"
 ALLOWED_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb18030": "gb18030", "gbk": "gbk"}
 _DECLARATION = re.compile(rb"<\?xml\s[^>]*?encoding\s*=\s*[\"']([A-Za-z0-9._\-]+)[\"']")
 _FORBIDDEN_MARKUP = (b"<!DOCTYPE", b"<!ENTITY", b"<!doctype")
-_XINCLUDE_NS = "http://www.w3.org/2001/XInclude"
+# libxml2 expands both the 2001 namespace and the older 2003 one.
+_XINCLUDE_NS = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
 _local = threading.local()
 
 
@@ -103,7 +104,7 @@ def _refuse_constructs(root: etree._Element) -> None:
         raise XmlRejected("processing instructions are not accepted", code=ResultCode.XML_FORBIDDEN_CONSTRUCT)
     if next(root.iter(etree.Entity), None) is not None:
         raise XmlRejected("entity references are not accepted", code=ResultCode.XML_FORBIDDEN_CONSTRUCT)
-    if next(root.iter(f"{{{_XINCLUDE_NS}}}*"), None) is not None:
+    if any(next(root.iter(f"{{{ns}}}*"), None) is not None for ns in _XINCLUDE_NS):
         raise XmlRejected("XInclude is not accepted", code=ResultCode.XML_FORBIDDEN_CONSTRUCT)
 
 
