@@ -59,6 +59,7 @@ class AccountFacts:
     bank_bic: str = "DLNKCNSHXXX"           # the bank's BIC (setting bank_bic)
     iban: str | None = None
     timezone: str = "Asia/Shanghai"         # the bank's business day: booking times arrive in UTC
+    created: dt.datetime | None = None      # when the statement was asked for (the gateway's clock)
 
 
 @dataclass(frozen=True)
@@ -100,5 +101,5 @@ def check_unique_references(transactions: Iterable[Transaction]) -> None:
     seen: dict[str, str] = {}
     for t in transactions:
         if t.client_ref in seen:
-            raise DocumentInvalid(t.where, f"EndToEndId {t.client_ref!r} repeats {seen[t.client_ref]}")
+            raise DocumentInvalid(t.where, f"reference {t.client_ref!r} repeats {seen[t.client_ref]}")
         seen[t.client_ref] = t.where

@@ -50,8 +50,10 @@ def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[messages.P
         check_unique_references(payment_file.transactions)
     except DocumentInvalid as err:
         raise _invalid(err.where, err.detail) from err
-    except GatewayError:
-        raise
+    except GatewayError as err:
+        # The hardened parser's codes (XML_*) describe our request, not the ERP's file inside it: for the
+        # file they mean the same as any other fault of the file.
+        raise _invalid("file", f"{err.code}: {err.detail}") from err
     parsed = []
     for t in payment_file.transactions:
         if t.problem is not None and t.problem.reason in _NOT_ACCEPTED:
@@ -65,14 +67,14 @@ def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[messages.P
     return payment_file, parsed
 
 
-def render_statement(conn: Connection, fmt: str, statement: Statement, settings):
+def render_statement(conn: Connection, fmt: str, statement: Statement, settings, created):
     """A statement page in an adapter's format, as the answer's Document element, with the cursor for the
     next page on it (the rendered file itself has nowhere to carry one)."""
     writer, is_text = registry.statement_writer(fmt)
     owner = conn.execute(select(clients.c.name).join(accounts, accounts.c.client_id == clients.c.id)
                          .where(accounts.c.number == statement.account)).scalar() or ""
     facts = AccountFacts(statement.account, statement.currency, owner, settings.bank_name, settings.bank_bic,
-                         timezone=settings.timezone)
+                         timezone=settings.timezone, created=created)
     doc = messages.render_document(fmt, _written(fmt, writer, statement, facts), is_text)
     doc.set("nextCursor", statement.next_cursor)
     doc.set("complete", "true" if statement.complete else "false")

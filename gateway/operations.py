@@ -97,7 +97,7 @@ def statement_query(ctx: Context, el: etree._Element) -> etree._Element:
     st = statements.read(ctx.conn, req.account, after=req.after, date_from=req.date_from, date_to=req.date_to,
                          limit=req.limit, zone=ctx.settings.zone, now=ctx.now)
     if req.format != "directlink":
-        return documents.render_statement(ctx.conn, req.format, st, ctx.settings)
+        return documents.render_statement(ctx.conn, req.format, st, ctx.settings, ctx.now)
     return messages.render_statement(st, ctx.settings.zone)
 
 

@@ -1,0 +1,282 @@
+"""Reading pain.001 (CustomerCreditTransferInitiation) files, as SAP (PMW/DMEE, CGI_XML_CT) and Oracle
+Payments (ISO 20022 CGI template) write them, into domain instructions.
+
+Batch policy, the one SAP and Oracle users expect from their banks:
+
+* File-level faults reject the whole file, nothing of it is accepted (a bank answers pain.002 GrpSts
+  RJCT): the official XSD, NbOfTxs and CtrlSum of the group and of each PmtInf, duplicate or unusable
+  EndToEndIds, a payment method other than TRF, more transactions than the adapter takes, and (decided
+  by the gateway, gateway/documents.py) a currency the bank does not accept. An ERP re-sends such a file
+  whole once it is fixed, so half-accepting it would pay some invoices twice.
+* Everything else is per transaction: an amount or account the domain refuses here, and the business
+  checks the gateway makes later (funds, limits, grants) reject that transaction only; its siblings go
+  on (pain.002 GrpSts PART).
+
+Mapping: ClientRef = EndToEndId (the idempotency key); DebtorAccount = PmtInf/DbtrAcct (Othr/Id or
+IBAN); amount = InstdAmt with its Ccy; creditor = Cdtr/Nm and CdtrAcct (Othr/Id or IBAN); creditor
+agent = CNAPS member (ClrSysId/Cd CNAPS, or Prtry CNAPS or CNCNAPS) or BIC/BICFI, and this bank (its
+BIC, or no agent at all) is INTERNAL; Purpose = RmtInf text (first 60 characters, "Payment" when there
+is none), the full text (up to 140) as Remark when it is longer; RequestedDate = ReqdExctnDt; URGENT for
+InstrPrty HIGH or service level URGP, at transaction level first, then PmtInf level.
+
+SAP and Oracle write the same ISO structure for these versions; their readers differ only in the format
+name the ERP team configures, so a file's origin shows in the gateway's records and errors.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from lxml import etree
+
+from adapters.base import DocumentInvalid, Limits, PaymentFile, Transaction, check_unique_references
+from adapters.iso20022 import xsd
+from adapters.iso20022.ident import is_own_bic
+from domain.codes import ReasonCode
+from domain.errors import PaymentRejected, XmlRejected
+from domain.models import PaymentInstruction, build_instruction
+from domain.money import parse_amount
+from gateway import xmlsafe
+
+CNAPS_SYSTEMS = frozenset({"CNAPS", "CNCNAPS"})
+MAX_BYTES = 10 * 1024 * 1024         # never more than a whole request body may be
+DEFAULT_PURPOSE = "Payment"
+# SEPA's placeholder for "the debtor gave no reference": as an idempotency key it would make next
+# month's identical rent payment look like a retry of this month's, so such files are refused.
+NO_REFERENCE = "NOTPROVIDED"
+# Structured remittance (invoice numbers, creditor references) stands in when there are no text lines.
+_STRUCTURED = ("Strd/RfrdDocInf/Nb", "Strd/CdtrRefInf/Ref", "Strd/AddtlRmtInf")
+
+
+def make_reader(vendor: str, message: str, limits: Limits) -> Callable[[bytes], PaymentFile]:
+    """The payment reader of one format, e.g. make_reader("sap", "pain.001.001.03", limits)."""
+
+    def read(data: bytes) -> PaymentFile:
+        return read_file(data, vendor=vendor, message=message, limits=limits)
+
+    read.__name__ = f"read_{vendor}_{message.replace('.', '_')}"
+    read.__doc__ = f"Read a {vendor} {message} file into domain transactions (pure: no I/O)."
+    return read
+
+
+def read_file(data: bytes, *, vendor: str, message: str, limits: Limits) -> PaymentFile:
+    """Parse, validate and map one pain.001 file; DocumentInvalid for faults that refuse it whole."""
+    root = _parse(data, limits)
+    ns = xsd.namespace(message)
+    if root.tag != f"{{{ns}}}Document":
+        qn = etree.QName(root)
+        raise DocumentInvalid("Document", f"the root element is {qn.localname} in "
+                                          f"{qn.namespace or 'no namespace'}; {vendor}.{message} needs "
+                                          f"Document in {ns}")
+    xsd.validate(root, message)
+    doc = _Doc(ns)
+    initiation = doc.find(root, "CstmrCdtTrfInitn")
+    head = doc.find(initiation, "GrpHdr")
+    msg_id = doc.text(head, "MsgId")
+    _check_ref(msg_id, "GrpHdr/MsgId", "MsgId")
+    blocks = doc.all(initiation, "PmtInf")
+    count = sum(len(doc.all(b, "CdtTrfTxInf")) for b in blocks)
+    if count > limits.max_transactions:   # before any per-transaction work
+        raise DocumentInvalid("Document", f"{count} transactions; {vendor}.{message} takes at most "
+                                          f"{limits.max_transactions} a file")
+    _check_totals(doc, head, doc.all(initiation, "PmtInf/CdtTrfTxInf"), "GrpHdr")
+    transactions = []
+    for i, block in enumerate(blocks, 1):
+        where = f"PmtInf[{i}]"
+        _check_totals(doc, block, doc.all(block, "CdtTrfTxInf"), where)
+        method = doc.text(block, "PmtMtd")
+        if method != "TRF":
+            raise DocumentInvalid(f"{where}/PmtMtd", f"only credit transfers (TRF) are accepted, "
+                                                     f"not {method}")
+        context = _BlockContext(
+            debtor_account=_account(doc, doc.find(block, "DbtrAcct")),
+            requested=_requested_date(doc, block, f"{where}/ReqdExctnDt"),
+            urgency=_urgency(doc, doc.find(block, "PmtTpInf")))
+        for j, tx in enumerate(doc.all(block, "CdtTrfTxInf"), 1):
+            transactions.append(_transaction(doc, tx, context, f"{where}/CdtTrfTxInf[{j}]"))
+    check_unique_references(transactions)
+    return PaymentFile(msg_id, tuple(transactions), _datetime(doc.text(head, "CreDtTm")))
+
+
+class _Doc:
+    """Element access within one message namespace; text is read comment-safe (gateway/xmlsafe.text)."""
+
+    def __init__(self, ns: str):
+        self.nsmap = {None: ns}
+
+    def find(self, el: etree._Element | None, path: str) -> etree._Element | None:
+        return None if el is None else el.find(path, self.nsmap)
+
+    def all(self, el: etree._Element, path: str) -> list[etree._Element]:
+        return el.findall(path, self.nsmap)
+
+    def text(self, el: etree._Element | None, path: str) -> str | None:
+        return xmlsafe.text(self.find(el, path))
+
+
+@dataclass(frozen=True)
+class _BlockContext:
+    """What a PmtInf says for all its transactions."""
+
+    debtor_account: str
+    requested: dt.date
+    urgency: str | None
+
+
+def _parse(data: bytes, limits: Limits) -> etree._Element:
+    """The gateway's one hardened parser; its codes stand, with the place named as the Document."""
+    try:
+        codec = xmlsafe.declared_encoding(data)
+        if codec not in limits.encodings:
+            raise DocumentInvalid("Document", f"ISO 20022 files are {'/'.join(limits.encodings).upper()}, "
+                                              f"not {codec.upper()}")
+        return xmlsafe.parse(data, MAX_BYTES)
+    except XmlRejected as exc:
+        raise XmlRejected(f"Document: {exc.detail}", code=exc.code) from exc
+
+
+def _check_ref(value: str | None, where: str, what: str) -> None:
+    """References travel on into PaymentReports as protocol Ref35 values (1-35, no blanks at the ends, no
+    control characters), so an unusable one refuses the file instead of breaking the answer."""
+    if not value or value != value.strip(" \t\r\n") or len(value) > 35 or \
+            any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        raise DocumentInvalid(where, f"{what} {value!r} must be 1-35 characters with no blanks at the ends "
+                                     "and no control characters")
+
+
+def _amount_el(doc: _Doc, tx: etree._Element) -> etree._Element | None:
+    return doc.find(tx, "Amt/InstdAmt")
+
+
+def _tx_amount(doc: _Doc, tx: etree._Element) -> Decimal:
+    """A transaction's amount as the control sums count it: InstdAmt, or EqvtAmt/Amt, any currency."""
+    el = _amount_el(doc, tx)
+    if el is None:
+        el = doc.find(tx, "Amt/EqvtAmt/Amt")
+    return Decimal(xmlsafe.text(el).strip())   # the XSD has checked the decimal lexical form
+
+
+def _check_totals(doc: _Doc, el: etree._Element, txs: list[etree._Element], where: str) -> None:
+    """NbOfTxs and CtrlSum (where present) must describe exactly the transactions below `el`."""
+    stated = doc.text(el, "NbOfTxs")
+    if stated is not None and int(stated) != len(txs):
+        raise DocumentInvalid(f"{where}/NbOfTxs", f"says {stated} but there are {len(txs)} CdtTrfTxInf")
+    stated_sum = doc.text(el, "CtrlSum")
+    if stated_sum is not None:
+        total = sum((_tx_amount(doc, tx) for tx in txs), Decimal(0))
+        if Decimal(stated_sum.strip()) != total:
+            raise DocumentInvalid(f"{where}/CtrlSum",
+                                  f"says {stated_sum.strip()} but the amounts add up to {total}")
+
+
+def _account(doc: _Doc, acct: etree._Element | None) -> str:
+    """Othr/Id or IBAN of a CashAccount; empty when absent, which the domain refuses per transaction."""
+    return doc.text(acct, "Id/Othr/Id") or doc.text(acct, "Id/IBAN") or ""
+
+
+def _date(text: str, where: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text.strip()[:10])   # xs:date may carry a zone; the day is as written
+    except ValueError as exc:
+        raise DocumentInvalid(where, f"{text!r} is not a date the gateway can use") from exc
+
+
+def _requested_date(doc: _Doc, block: etree._Element, where: str) -> dt.date:
+    req = doc.find(block, "ReqdExctnDt")
+    if len(req):   # .09: a choice of Dt or DtTm; a DtTm's day is the day in its own offset
+        return _date(xmlsafe.text(req[0]), f"{where}/{etree.QName(req[0]).localname}")
+    return _date(xmlsafe.text(req), where)
+
+
+def _datetime(text: str | None) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromisoformat(text.strip()) if text else None
+    except ValueError:
+        return None   # informational only: CreDtTm never decides anything
+
+
+def _urgency(doc: _Doc, info: etree._Element | None) -> str | None:
+    """URGENT for InstrPrty HIGH or service level URGP, NORMAL for NORM, None when the block says nothing."""
+    if info is None:
+        return None
+    priority = doc.text(info, "InstrPrty")
+    levels = {xmlsafe.text(c) for c in doc.all(info, "SvcLvl/Cd")}
+    if priority == "HIGH" or "URGP" in levels:
+        return "URGENT"
+    return "NORMAL" if priority == "NORM" else None
+
+
+def _creditor_agent(doc: _Doc, tx: etree._Element) -> tuple[str, str, str | None]:
+    """(scheme, code, bank name) of the creditor's bank."""
+    fin = doc.find(tx, "CdtrAgt/FinInstnId")
+    if fin is None:
+        return "INTERNAL", "", None
+    bic = (doc.text(fin, "BICFI") or doc.text(fin, "BIC") or "").strip()
+    name = " ".join((doc.text(fin, "Nm") or "").split())[:70] or None   # informational: cut, never refused
+    if bic and is_own_bic(bic):
+        return "INTERNAL", "", None
+    member = doc.find(fin, "ClrSysMmbId")
+    if member is not None:
+        system = (doc.text(member, "ClrSysId/Cd") or doc.text(member, "ClrSysId/Prtry") or "").strip()
+        if system.upper() in CNAPS_SYSTEMS:
+            return "CNAPS", (doc.text(member, "MmbId") or "").strip(), name
+        if not bic:
+            raise PaymentRejected(ReasonCode.BANK_CODE_INVALID,
+                                  f"CdtrAgt clearing system {system or '(none)'!r} is not supported: "
+                                  "use CNAPS or a BIC")
+    if bic:
+        return "BIC", bic, name
+    # An agent that names a bank but no code cannot be routed; treating it as this bank could credit a
+    # same-numbered account here.
+    raise PaymentRejected(ReasonCode.BANK_CODE_INVALID, "CdtrAgt names neither a BIC nor a CNAPS member")
+
+
+def _remittance(doc: _Doc, tx: etree._Element) -> tuple[str, str | None]:
+    """(Purpose, Remark) from the unstructured lines, else the structured references (invoice numbers)."""
+    info = doc.find(tx, "RmtInf")
+    parts: list[str] = []
+    if info is not None:
+        parts = [xmlsafe.text(u) for u in doc.all(info, "Ustrd")]
+        if not any(p.strip() for p in parts):
+            parts = [xmlsafe.text(r) for path in _STRUCTURED for r in doc.all(info, path)]
+    # ERPs wrap long notes over lines; the protocol's Purpose and Remark are single-line text.
+    text = " ".join(" ".join(parts).split())
+    purpose = text[:60].rstrip() or DEFAULT_PURPOSE
+    return purpose, (text[:140].rstrip() if len(text) > 60 else None)
+
+
+def _transaction(doc: _Doc, tx: etree._Element, block: _BlockContext, where: str) -> Transaction:
+    e2e = doc.text(tx, "PmtId/EndToEndId")
+    _check_ref(e2e, f"{where}/PmtId/EndToEndId", "EndToEndId")
+    if e2e == NO_REFERENCE:
+        raise DocumentInvalid(f"{where}/PmtId/EndToEndId", f"{NO_REFERENCE} cannot be the idempotency key: "
+                                                           "give each payment its own EndToEndId")
+    where = f"{where} (EndToEndId {e2e})"
+    try:
+        return Transaction(where, e2e, _instruction(doc, tx, block, e2e))
+    except PaymentRejected as problem:
+        return Transaction(where, e2e, None, problem)
+
+
+def _instruction(doc: _Doc, tx: etree._Element, block: _BlockContext, e2e: str) -> PaymentInstruction:
+    amount_el = _amount_el(doc, tx)
+    if amount_el is None:
+        raise PaymentRejected(ReasonCode.AMOUNT_INVALID,
+                              "Amt/EqvtAmt (an amount to convert) is not supported; send Amt/InstdAmt")
+    amount, currency = xmlsafe.text(amount_el).strip(), amount_el.get("Ccy")
+    try:
+        parse_amount(amount, currency)   # first, so that its problems name the field
+    except PaymentRejected as problem:
+        raise PaymentRejected(problem.reason, f"Amt/InstdAmt: {problem.detail}") from problem
+    scheme, code, bank_name = _creditor_agent(doc, tx)
+    purpose, remark = _remittance(doc, tx)
+    return build_instruction(
+        client_ref=e2e, debtor_account=block.debtor_account, amount=amount, currency=currency,
+        creditor_name=(doc.text(tx, "Cdtr/Nm") or "").strip(),
+        creditor_account=_account(doc, doc.find(tx, "CdtrAcct")),
+        bank_scheme=scheme, bank_code=code, bank_name=bank_name, purpose=purpose, remark=remark,
+        requested_date=block.requested,
+        urgency=_urgency(doc, doc.find(tx, "PmtTpInf")) or block.urgency or "NORMAL")
