@@ -3,24 +3,20 @@ and `certs list/revoke`, run as real processes the way operators' scripts and sc
 SQLite homes only (the PostgreSQL path of the same server is judged by test_e2e_independent.py)."""
 from __future__ import annotations
 
-import os
-import socket
 import stat
 import subprocess
-import sys
-import time
 import tomllib
 from pathlib import Path
 
-import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
+from processes import CLI, Servers, env_with
+
 NS = "urn:directlink:v1"
-CLI = [sys.executable, "-c", "from gateway.cli import main; main()"]
 OPERATING, SUPPLIER = "6222000000000001", "6222000000009001"
 OPERATORS = ("maker", "checker", "viewer")
 
@@ -29,14 +25,8 @@ pytestmark = pytest.mark.slow
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run `directlink ARGS...` (this interpreter's installed entry point) without DIRECTLINK_* overrides."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIRECTLINK_")}
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env_with(),
+                          cwd=cwd)
 
 
 def request_file(directory: Path, name: str, operator: str, operation: str) -> Path:
@@ -91,32 +81,11 @@ def served(tmp_path_factory):
     home = tmp_path_factory.mktemp("cli") / "gw"
     done = cli("init", str(home))
     assert done.returncode == 0, done.stderr
-    port = free_port()
-    log = (home / "serve.log").open("wb")
-    proc = subprocess.Popen([*CLI, "serve", "--home", str(home), "--port", str(port)], stdout=log,
-                            stderr=subprocess.STDOUT,
-                            env={k: v for k, v in os.environ.items() if not k.startswith("DIRECTLINK_")})
-    url = f"http://127.0.0.1:{port}"
+    servers = Servers(home, home)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (home / "serve.log").read_text()
-            assert time.monotonic() < deadline, "directlink serve did not come up"
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        yield home, url
+        yield home, servers.start()[1]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        servers.stop_all()
 
 
 def send(served, file: Path, operator: str, key_of: str | None = None) -> subprocess.CompletedProcess:

@@ -6,12 +6,7 @@ the same ClientRef. Nothing may be lost, nothing doubled, and the books must sti
 Runs on SQLite and PostgreSQL (the `home` fixture). Every process started here is stopped here."""
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -25,11 +20,10 @@ from gateway.storage.engine import make_engine
 from gateway.storage.tables import (accounts, audit_log, entries, holds, messages, payment_events, payments,
                                     sim_clearing)
 from gateway.xmlsafe import q, text
+from processes import CLI, ROOT, Servers, env_with
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-c", "from gateway.cli import main; main()"]
 KILLED = -9                                   # Popen.returncode of a process ended by SIGKILL
 CLEARING_ACCOUNT = "GLCNYCLEARING"
 EXTERNAL = dict(scheme="CNAPS", bank_code="102290012345")
@@ -40,60 +34,6 @@ INT_AMOUNT, EXT_AMOUNT = 1_250_000, 380_050  # minor units of 12500.00 and 3800.
 
 
 # ---- processes --------------------------------------------------------------------------------------------
-
-def env_with(**extra: str) -> dict[str, str]:
-    """The environment without DIRECTLINK_* settings (only the home's directlink.toml counts) plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIRECTLINK_")}
-    env.update(extra)
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Servers:
-    """`directlink serve` processes of one test; whatever is still running at the end is stopped."""
-
-    def __init__(self, home: Path, logs: Path):
-        self.home, self.logs = home, logs
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, **env: str) -> tuple[subprocess.Popen, str]:
-        port = free_port()
-        log_path = self.logs / f"serve-{len(self.procs)}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen([*CLI, "serve", "--home", str(self.home), "--port", str(port)], cwd=ROOT,
-                                    stdout=log, stderr=subprocess.STDOUT, env=env_with(**env))
-        self.procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, f"the server exited early:\n{log_path.read_text()}"
-            assert time.monotonic() < deadline, f"the server did not come up:\n{log_path.read_text()}"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    return proc, base
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-
-    @staticmethod
-    def stop(proc: subprocess.Popen) -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-    def stop_all(self) -> None:
-        for proc in self.procs:
-            self.stop(proc)
-
 
 @pytest.fixture
 def servers(home, tmp_path):

@@ -7,14 +7,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -30,12 +26,13 @@ from lxml import etree
 from lxml.builder import ElementMaker
 from signxml import XMLSigner, methods
 
+from processes import CLI, Servers, env_with
+
 NS = "urn:directlink:v1"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 XS = "http://www.w3.org/2001/XMLSchema"
 XMLSEC1 = shutil.which("xmlsec1") or "/usr/bin/xmlsec1"
-CLI = [sys.executable, "-c", "from gateway.cli import main; main()"]
 OPERATING, PAYROLL, SUPPLIER = "6222000000000001", "6222000000000002", "6222000000009001"
 CST = dt.timezone(dt.timedelta(hours=8))
 E = ElementMaker(namespace=NS, nsmap={None: NS})
@@ -55,18 +52,7 @@ def txt(el, path: str) -> str | None:
 
 def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
     """Run the `directlink` command line (the installed entry point, in this interpreter)."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=clean_env())
-
-
-def clean_env() -> dict[str, str]:
-    """The environment without DIRECTLINK_* settings, so that only the home's directlink.toml counts."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("DIRECTLINK_")}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env_with())
 
 
 def new_key_and_cert(kind: str, cn: str) -> tuple[bytes, bytes]:
@@ -217,31 +203,11 @@ def balances(answer: Answer) -> dict[str, tuple[str, str]]:
 @pytest.fixture
 def server(home, tmp_path):
     """`directlink serve --home HOME --port PORT`, a real process; yields its base URL once /healthz is up."""
-    port = free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([*CLI, "serve", "--home", str(home.home), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT, env=clean_env())
-    base = f"http://127.0.0.1:{port}"
+    servers = Servers(home.home, tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-            assert time.monotonic() < deadline, "the server did not come up"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        yield base
+        yield servers.start()[1]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        servers.stop_all()
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from gateway.setup import init_home
 from gateway.storage.engine import make_engine
 from gateway.storage.tables import job_runs, payments
 from gateway.xmlsafe import q, text
-from test_crash import Servers, operator, post_raw, verified
+from processes import Servers
+from test_crash import operator, post_raw, verified
 
 pytestmark = pytest.mark.slow
 
