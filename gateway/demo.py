@@ -1,6 +1,7 @@
 """`directlink demo`: a readable end-to-end story on the embedded default, with nothing to set up."""
 from __future__ import annotations
 
+import base64
 import tempfile
 from pathlib import Path
 
@@ -118,6 +119,12 @@ def run(home: Path | None = None) -> int:
                 if text(st.find(q("Complete"))) == "true":
                     break
                 page += 1
+
+            _say("The same statement as an ERP imports it: MT940 (camt.053, BAI2, Kingdee too)")
+            doc = maker.call(dl.statement_query(op, fmt="mt940")).body
+            for line in base64.b64decode(text(doc)).decode("ascii").splitlines()[:9]:
+                print(f"  {line}")
+            print("  ...")
 
             _say("'viewer' may look but not pay")
             denied = operator("viewer").call(dl.payment_order(
