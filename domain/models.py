@@ -41,6 +41,11 @@ def check_text(value: str | None, what: str, low: int, high: int) -> str | None:
     return value
 
 
+def is_own_bank(scheme: str, code: str, own_cnaps_prefix: str) -> bool:
+    """True if a bank code names this bank: the INTERNAL scheme, or a CNAPS code with the bank's prefix."""
+    return scheme == "INTERNAL" or (scheme == "CNAPS" and code.startswith(own_cnaps_prefix))
+
+
 @dataclass(frozen=True, slots=True)
 class BankCode:
     scheme: str  # CNAPS | BIC | INTERNAL

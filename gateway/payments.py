@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
-from domain.models import PaymentInstruction, PaymentStatus
+from domain.models import PaymentInstruction, PaymentStatus, is_own_bank
 from domain.money import Money
 from domain.states import RELEASED
 from gateway import businessday, directory, ledger, transitions
@@ -65,7 +65,7 @@ def rejected(client_ref: str, problem: PaymentRejected) -> PaymentStatus:
 def is_internal(ctx: PayContext, instruction: PaymentInstruction) -> bool:
     """A payment to an account of this bank: INTERNAL scheme or our own CNAPS prefix."""
     bank = instruction.creditor.bank
-    return bank.scheme == "INTERNAL" or (bank.scheme == "CNAPS" and bank.code.startswith(ctx.own_cnaps_prefix))
+    return is_own_bank(bank.scheme, bank.code, ctx.own_cnaps_prefix)
 
 
 def submit(ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]) -> list[PaymentStatus]:
@@ -217,8 +217,7 @@ def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, ac
 
 def is_internal_row(row, own_cnaps_prefix: str) -> bool:
     """The same test as is_internal, on a stored payment."""
-    return row.creditor_bank_scheme == "INTERNAL" or (
-        row.creditor_bank_scheme == "CNAPS" and row.creditor_bank_code.startswith(own_cnaps_prefix))
+    return is_own_bank(row.creditor_bank_scheme, row.creditor_bank_code, own_cnaps_prefix)
 
 
 def statuses(ctx: PayContext, refs: tuple[str, ...], ids: tuple[str, ...],
