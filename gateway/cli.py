@@ -288,6 +288,15 @@ def config_policy(client: str, threshold: str, approvals: int,
     typer.echo(f"{client} {account or '(all accounts)'} >= {threshold}: {approvals} approval(s)")
 
 
+# --- issue 5: enterprise-side agent (owned by agent/) ---
+
+# --- issue 5: reconciliation (owned by reconcile/) ---
+
+# --- issue 5: notifications and sandbox ---
+
+# --- issue 8: fund-flow rules, cash position, dry run ---
+
+
 def main() -> None:
     app(prog_name="directlink")
 

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     clearing_timeout_seconds: int = 60                  # PROCESSING with no answer this long: UNKNOWN
     clearing_faults: ClearingFaults = ClearingFaults()
     audit_retention_days: int = 5 * 365 + 2             # payment records are kept at least 5 years
+    # --- issue 5: notifications ---
+    # --- issue 8: fund-flow rules ---
+    # --- issue 7: performance ---
 
     @property
     def zone(self) -> ZoneInfo:

@@ -251,3 +251,7 @@ audit_head = Table(
     Column("base_seq", BigInteger, nullable=False),        # records up to here were purged (retention) ...
     Column("base_hash", String(64), nullable=False),       # ... and this was the hash of the last of them
 )
+
+# --- issue 5: notifications (migration 0005) ---
+
+# --- issue 8: fund-flow rules (migration 0006) ---
