@@ -1,0 +1,1 @@
+"""The enterprise-side agent (`directlink agent`): see docs/agent.md."""

@@ -1,0 +1,1 @@
+"""Reconciliation of bank statements against payments and ERP open items: see docs/reconciliation.md."""
