@@ -290,6 +290,15 @@ def config_policy(client: str, threshold: str, approvals: int,
 
 # --- issue 5: enterprise-side agent (owned by agent/) ---
 
+@app.command("agent")
+def agent_command(
+        config: Annotated[Path, typer.Option("--config", help="the agent's TOML file (docs/agent.md)")],
+        once: Annotated[bool, typer.Option("--once", help="one full pass, then exit (for cron)")] = False) -> None:
+    """The enterprise-side agent: submits outbox files, polls payments, pulls statements into the inbox."""
+    from agent.runner import main as run_agent
+    raise typer.Exit(run_agent(config, once))
+
+
 # --- issue 5: reconciliation (owned by reconcile/) ---
 
 # --- issue 5: notifications and sandbox ---

@@ -147,3 +147,8 @@ def cancel(payment_id: str, comment: str | None = None) -> etree._Element:
 
 def approval(payment_id: str, order_digest: str, decision: str = "APPROVE") -> etree._Element:
     return E.PaymentApproval(E.PaymentId(payment_id), E.OrderDigest(order_digest), E.Decision(decision))
+
+def document_submit(data: bytes, fmt: str) -> etree._Element:
+    """An ERP payment file as it is, base64 (its bytes and declared encoding reach the adapter untouched)."""
+    import base64
+    return E.DocumentSubmit(E.Document(base64.b64encode(data).decode("ascii"), format=fmt, encoding="base64"))
