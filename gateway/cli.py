@@ -303,6 +303,123 @@ def agent_command(
 
 # --- issue 5: notifications and sandbox ---
 
+notify_app = typer.Typer(help="Notifications to ERPs: subscriptions, delivery, dead letters (docs/notifications.md).",
+                         no_args_is_help=True)
+sandbox_app = typer.Typer(help="Sandbox bookings for demos and tests.", no_args_is_help=True)
+app.add_typer(notify_app, name="notify")
+app.add_typer(sandbox_app, name="sandbox")
+
+
+@notify_app.command("subscribe")
+def notify_subscribe(client: str, url: str,
+                     kinds: Annotated[str, typer.Option(help="comma list of payment,credit")] = "payment,credit",
+                     account: Annotated[Optional[str], typer.Option(help="only this account's events")] = None,
+                     home: Home = Path(".")) -> None:
+    """Send CLIENT's payment state changes and/or incoming credits to URL (signed XML by POST)."""
+    from gateway.notify import subscriptions
+    _, engine = _engine(home)
+    try:
+        with engine.begin() as conn:
+            sub = subscriptions.subscribe(conn, client, url, kinds, account, _now())
+    except subscriptions.SubscriptionError as err:
+        _fail(str(err))
+    typer.echo(f"subscribed {sub.describe()}")
+
+
+@notify_app.command("update")
+def notify_update(subscription: int, url: Optional[str] = None,
+                  kinds: Annotated[Optional[str], typer.Option(help="comma list of payment,credit")] = None,
+                  account: Annotated[Optional[str], typer.Option(help='only this account ("" for all)')] = None,
+                  active: Annotated[Optional[bool], typer.Option("--active/--inactive")] = None,
+                  home: Home = Path(".")) -> None:
+    """Change a subscription's URL, kinds, account filter, or switch it off and on."""
+    from gateway.notify import subscriptions
+    _, engine = _engine(home)
+    changes = {"url": url, "kinds": kinds, "active": active, **({"account": account} if account is not None else {})}
+    try:
+        with engine.begin() as conn:
+            sub = subscriptions.change(conn, subscription, _now(), **changes)
+    except subscriptions.SubscriptionError as err:
+        _fail(str(err))
+    typer.echo(f"changed {sub.describe()}")
+
+
+@notify_app.command("list")
+def notify_list(client: Optional[str] = None, home: Home = Path(".")) -> None:
+    """List subscriptions."""
+    from gateway.notify import subscriptions
+    _, engine = _engine(home)
+    with engine.connect() as conn:
+        for sub in subscriptions.listing(conn, client):
+            typer.echo(sub.describe())
+
+
+@notify_app.command("run")
+def notify_run(home: Home = Path(".")) -> None:
+    """Deliver every notification that is due now (the same job `serve` runs) and print what happened."""
+    from gateway.app import build_gateway
+    from gateway.notify.delivery import Delivery
+    gateway = build_gateway(Settings.load(home))
+    done = Delivery(gateway.engine, gateway.settings, gateway.signer).run_once()
+    typer.echo(", ".join(f"{n} {what}" for what, n in sorted(done.items())) or "nothing due")
+
+
+@notify_app.command("dead")
+def notify_dead(client: Optional[str] = None, home: Home = Path(".")) -> None:
+    """List dead letters: notifications given up on after all retries (replay them with `notify replay`)."""
+    from gateway.notify.delivery import dead_letters
+    _, engine = _engine(home)
+    with engine.connect() as conn:
+        rows = dead_letters(conn, client)
+    for r in rows:
+        typer.echo(f"#{r.id} {r.client_id} {r.event_id} to subscription #{r.subscription_id}, {r.attempts} "
+                   f"attempt(s), since {r.created_at:%Y-%m-%d %H:%M:%S}Z: {r.last_error}")
+    typer.echo(f"{len(rows)} dead letter(s)")
+
+
+@notify_app.command("replay")
+def notify_replay(ids: Annotated[Optional[list[int]], typer.Argument(help="dead letter ids")] = None,
+                  all_: Annotated[bool, typer.Option("--all", help="every dead letter")] = False,
+                  home: Home = Path(".")) -> None:
+    """Queue dead letters for delivery again (same EventId: the ERP deduplicates)."""
+    from gateway.notify.delivery import replay
+    if bool(ids) == all_:
+        _fail("give dead letter ids or --all")
+    _, engine = _engine(home)
+    try:
+        with engine.begin() as conn:
+            done = replay(conn, None if all_ else ids, _now())
+    except ValueError as err:
+        _fail(str(err))
+    typer.echo(f"queued {len(done)} dead letter(s) again: run `directlink notify run` or wait for `serve`")
+
+
+@sandbox_app.command("credit")
+def sandbox_credit(account: str, amount: str,
+                   payer_name: Annotated[str, typer.Option(help="who paid")],
+                   payer_account: Annotated[str, typer.Option(help="the payer's account at their bank")],
+                   payer_bank: Annotated[Optional[str], typer.Option(help="CNAPS code or BIC")] = None,
+                   reference: Annotated[Optional[str], typer.Option(help="remittance text (the narrative)")] = None,
+                   end_to_end_id: Annotated[Optional[str], typer.Option(help="the payer's EndToEndId")] = None,
+                   currency: Annotated[Optional[str], typer.Option(help="default: the account's")] = None,
+                   value_date: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"])] = None,
+                   home: Home = Path(".")) -> None:
+    """Book an incoming transfer from another bank into ACCOUNT (it shows on statements and notifies)."""
+    from domain.errors import PaymentRejected
+    from gateway import sandbox
+    settings, engine = _engine(home)
+    try:
+        with engine.begin() as conn:
+            done = sandbox.credit(conn, account=account, amount=amount, currency=currency, payer_name=payer_name,
+                                  payer_account=payer_account, payer_bank_code=payer_bank, reference=reference,
+                                  end_to_end_id=end_to_end_id, value_date=value_date and value_date.date(),
+                                  now=_now(), zone=settings.zone, own_cnaps_prefix=settings.own_cnaps_prefix)
+    except PaymentRejected as err:
+        _fail(f"{err.reason.value}: {err.detail} (nothing was booked)")
+    typer.echo(f"credited {done.amount.text()} {done.amount.currency} to {done.account} ({done.client_id}): "
+               f"EntryId {done.entry_id:012d}, BankRef {done.bank_ref}, booked balance "
+               f"{done.amount.from_minor(done.booked, done.amount.currency).text()}")
+
 # --- issue 8: fund-flow rules, cash position, dry run ---
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gateway import audit
 from gateway.clearing import Clearing
+from gateway.notify.delivery import Delivery
 from gateway.pipeline import Gateway
 from gateway.storage.tables import certificates, job_runs, messages
 
@@ -96,6 +97,9 @@ def start(gateway: Gateway) -> BackgroundScheduler:
     clearing = Clearing(gateway.engine, settings, gateway.clock)
     schedule = [
         ("clearing", dt.timedelta(seconds=settings.clearing_interval_seconds), clearing.run_once),
+        # Claims its rows with SKIP LOCKED too, so a run that overlaps the next due time is safe.
+        ("notify", dt.timedelta(seconds=settings.notify_interval_seconds),
+         Delivery(gateway.engine, settings, gateway.signer, gateway.clock).run_once),
         ("purge_messages", dt.timedelta(hours=1), lambda: purge_messages(gateway)),
         ("purge_audit", dt.timedelta(days=1), lambda: purge_audit(gateway)),
         ("warn_expiring", dt.timedelta(days=1), lambda: warn_expiring(gateway)),

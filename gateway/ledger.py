@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 
+from gateway.notify import outbox
 from gateway.storage.tables import accounts, entries, holds
 
 CRDT, DBIT = "CRDT", "DBIT"
@@ -61,6 +62,7 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
     """Book balanced legs: update each balance and append a statement entry with its BalanceAfter."""
     if sum(leg.amount if leg.direction == CRDT else -leg.amount for leg in legs) != 0:
         raise ValueError(f"posting {journal} does not balance")
+    booked_legs = []
     for leg in sorted(legs, key=lambda leg: leg.account):
         if leg.amount <= 0:
             raise ValueError("a leg's amount must be positive")
@@ -81,6 +83,9 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
             counterparty_scheme=leg.counterparty_scheme, counterparty_code=leg.counterparty_code,
             client_ref=leg.client_ref, end_to_end_id=leg.end_to_end_id, narrative=leg.narrative,
             reversal=leg.reversal, payment_id=leg.payment_id))
+        booked_legs.append((leg, seq))
+    # Incoming credits for the ERPs that subscribed, in this transaction (gateway/notify/outbox.py).
+    outbox.posted(conn, booked_legs, now)
 
 
 def hold(conn: Connection, payment_id: str, account: str, amount: int, now: dt.datetime) -> bool:

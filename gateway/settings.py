@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     clearing_faults: ClearingFaults = ClearingFaults()
     audit_retention_days: int = 5 * 365 + 2             # payment records are kept at least 5 years
     # --- issue 5: notifications ---
+    notify_interval_seconds: int = 5                    # how often the delivery job runs
+    notify_timeout_seconds: float = 10.0                # one POST to an ERP (connect, send, answer each)
+    notify_concurrency: int = 8                         # POSTs in flight at once per process
+    notify_max_attempts: int = 12                       # then the event becomes a dead letter ...
+    notify_max_age_hours: float = 72.0                  # ... or when it is still undelivered this long
+    notify_backoff_base_seconds: float = 5.0            # the first retry waits about this long, each next
+    notify_backoff_max_seconds: float = 3600.0          # one twice as long up to this (jittered 50-100 %)
+    notify_keep_delivered_days: int = 7                 # delivered events are kept this long, then removed
     # --- issue 8: fund-flow rules ---
     # --- issue 7: performance ---
 

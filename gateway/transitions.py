@@ -9,6 +9,7 @@ from sqlalchemy import Connection, insert, update
 from domain.codes import PaymentState, ReasonCode
 from domain.states import allowed
 from gateway import audit
+from gateway.notify import outbox
 from gateway.storage.tables import payment_events, payments
 
 
@@ -29,8 +30,12 @@ def move(conn: Connection, *, payment_id: str, client: str, before: PaymentState
                              .values(**values)).rowcount
         if moved != 1:
             raise StateConflict(f"{payment_id} is no longer {before}")
-    conn.execute(insert(payment_events).values(payment_id=payment_id, at=now, from_state=before, to_state=after,
-                                               actor=actor[:80], reason=why[:255]))
+    sequence = conn.execute(insert(payment_events).values(
+        payment_id=payment_id, at=now, from_state=before, to_state=after, actor=actor[:80], reason=why[:255]
+    )).inserted_primary_key[0]
     audit.append(conn, chain=client, at=now, kind="payment", code=after.value, client_id=client,
                  operator_id=actor.rpartition("/")[2][:35], payment_id=payment_id, from_state=before,
                  to_state=after, detail=why)
+    # The ERP's notification, if it subscribed: in this transaction, so it exists exactly if the change does.
+    outbox.payment_moved(conn, payment_id=payment_id, client=client, sequence=sequence, before=before,
+                         after=after, reason=reason and reason.value, why=why, now=now)

@@ -254,4 +254,38 @@ audit_head = Table(
 
 # --- issue 5: notifications (migration 0005) ---
 
+# Where a client wants to hear about its payments' state changes and its incoming credits.
+notify_subscriptions = Table(
+    "notify_subscriptions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(35), ForeignKey("clients.id"), nullable=False, index=True),
+    Column("url", String(500), nullable=False),
+    Column("kinds", String(40), nullable=False),           # comma list of payment, credit
+    Column("account", String(34), nullable=True),          # only events of this account; NULL: all
+    Column("active", Boolean, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# The transactional outbox: one row per event and subscription, written in the transaction that made the
+# change (so it commits or vanishes with it), delivered afterwards by gateway/notify/delivery.py.
+outbox_events = Table(
+    "outbox_events", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("event_id", String(80), nullable=False),        # stable: what the ERP deduplicates by
+    Column("subscription_id", Integer, ForeignKey("notify_subscriptions.id"), nullable=False),
+    Column("client_id", String(35), nullable=False),
+    Column("kind", String(10), nullable=False),            # payment | credit
+    Column("payload", LargeBinary, nullable=False),        # the unsigned Notification, frozen at write time
+    Column("created_at", UtcDateTime, nullable=False),     # the event's time
+    Column("state", String(10), nullable=False),           # PENDING | DELIVERED | DEAD
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("due_at", UtcDateTime, nullable=False),         # next attempt, or when a claim's lease runs out
+    Column("lease", String(80), nullable=True),            # the claim of the delivery in flight
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Column("last_error", String(255), nullable=True),
+    UniqueConstraint("event_id", "subscription_id", name="uq_outbox_event_subscription"),
+    Index("ix_outbox_due", "state", "due_at"),
+)
+
 # --- issue 8: fund-flow rules (migration 0006) ---

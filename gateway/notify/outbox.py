@@ -1,0 +1,77 @@
+"""Writing events into the outbox, inside the transaction that made the change: an event exists if and only
+if its change committed. A rolled-back payment leaves no event; a committed one is never without it.
+
+An event is written once per matching subscription, with a stable EventId an ERP deduplicates by:
+  PAY:<PaymentId>:<Sequence>   a payment changed state (Sequence: its payment_events row, growing per payment)
+  CRDT:<Account>:<EntryId>     an incoming credit (the EntryId of its statement entry)
+
+What counts as an incoming credit: a credit leg of a posting on an account a client owns, unless it is a
+reversal (a returned payment is told as its RETURNED state change) or the same posting debits another
+account of that same client (a transfer between one's own accounts is told as that payment's state
+changes). So credits from other banks (gateway/sandbox.py, and clearing once it brings any), from other
+clients' payments inside this bank, and opening balances from the bank's own books all count.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Connection, insert, select
+
+from gateway.notify import message
+from gateway.notify.subscriptions import CREDIT, PAYMENT, Subscription, active_for, of_row
+from gateway.storage.tables import accounts, entries, notify_subscriptions as subs, outbox_events, payments
+
+PENDING, DELIVERED, DEAD = "PENDING", "DELIVERED", "DEAD"
+CRDT = "CRDT"
+
+
+def payment_moved(conn: Connection, *, payment_id: str, client: str, sequence: int, before: str | None,
+                  after: str, reason: str | None, why: str, now: dt.datetime) -> None:
+    """Called by transitions.move, after the change, in its transaction."""
+    subscribed = active_for(conn, {client})
+    if not subscribed:
+        return
+    row = conn.execute(select(payments).where(payments.c.id == payment_id)).one()
+    wanted = [s for s in subscribed if s.wants(PAYMENT, row.debtor_account)]
+    if wanted:
+        event_id = f"PAY:{payment_id}:{sequence}"
+        payload = message.payment_event(event_id=event_id, created=now, row=row, sequence=sequence,
+                                        before=before, after=after, reason=reason, why=why)
+        _write(conn, event_id, PAYMENT, client, payload, wanted, now)
+
+
+def posted(conn: Connection, legs: list[tuple], now: dt.datetime) -> None:
+    """Called by ledger.post with (leg, seq) for every leg it booked, in its transaction."""
+    if not any(leg.direction == CRDT and not leg.reversal for leg, _ in legs):
+        return
+    # One read for the whole posting: each account's owner, with the owner's active subscriptions if any.
+    rows = conn.execute(
+        select(accounts.c.number, accounts.c.client_id, accounts.c.currency, subs.c.id, subs.c.url, subs.c.kinds,
+               subs.c.account, subs.c.active)
+        .outerjoin(subs, (subs.c.client_id == accounts.c.client_id) & subs.c.active.is_(True))
+        .where(accounts.c.number.in_(sorted({leg.account for leg, _ in legs})))).all()
+    owner = {r.number: r.client_id for r in rows}
+    currency = {r.number: r.currency for r in rows}
+    subscribed = list({r.id: of_row(r) for r in rows if r.id is not None}.values())   # once per subscription
+    if not subscribed:
+        return
+    debited_by = {owner[leg.account] for leg, _ in legs if leg.direction != CRDT}
+    for leg, seq in legs:
+        client = owner[leg.account]
+        if leg.direction != CRDT or leg.reversal or client is None or client in debited_by:
+            continue
+        wanted = [s for s in subscribed if s.client_id == client and s.wants(CREDIT, leg.account)]
+        if not wanted:
+            continue
+        entry = conn.execute(select(entries).where(entries.c.account == leg.account, entries.c.seq == seq)).one()
+        event_id = f"CRDT:{leg.account}:{seq:012d}"
+        payload = message.credit_event(event_id=event_id, created=entry.booked_at, client=client, entry=entry,
+                                       currency=currency[leg.account])
+        _write(conn, event_id, CREDIT, client, payload, wanted, now)
+
+
+def _write(conn: Connection, event_id: str, kind: str, client: str, payload: bytes,
+           subscribed: list[Subscription], now: dt.datetime) -> None:
+    conn.execute(insert(outbox_events), [
+        dict(event_id=event_id, subscription_id=s.id, client_id=client, kind=kind, payload=payload,
+             created_at=now, state=PENDING, attempts=0, due_at=now) for s in subscribed])
