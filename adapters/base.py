@@ -88,12 +88,18 @@ class Adapter:
     payment_readers: Mapping[str, Callable[[bytes], PaymentFile]] = field(default_factory=dict)
     statement_writers: Mapping[str, Callable[[Statement, AccountFacts], bytes]] = field(default_factory=dict)
     status_writers: Mapping[str, Callable[[StatusReport], bytes]] = field(default_factory=dict)
+    # Statements read back (for reconciliation, not the gateway): usually the same names as the writers,
+    # since a format read and a format written are one format.
+    statement_readers: Mapping[str, Callable[[bytes], Statement]] = field(default_factory=dict)
     text_formats: frozenset[str] = frozenset()   # written formats that are text (sent base64), not XML
     limits: Limits = Limits()
 
     @property
     def formats(self) -> tuple[str, ...]:
-        return (*self.payment_readers, *self.statement_writers, *self.status_writers)
+        # A statement reader may share its name with this adapter's statement writer (the same format);
+        # any other repeat is left in, so that the registry and the kit refuse it.
+        readers_only = (fmt for fmt in self.statement_readers if fmt not in self.statement_writers)
+        return (*self.payment_readers, *self.statement_writers, *self.status_writers, *readers_only)
 
 
 def check_unique_references(transactions: Iterable[Transaction]) -> None:

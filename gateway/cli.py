@@ -108,7 +108,7 @@ def list_adapters() -> None:
     for a in found.values():
         typer.echo(f"{a.name}: {a.description}")
         for kind, formats in (("reads payments", a.payment_readers), ("writes statements", a.statement_writers),
-                              ("writes statuses", a.status_writers)):
+                              ("reads statements", a.statement_readers), ("writes statuses", a.status_writers)):
             if formats:
                 typer.echo(f"  {kind}: {', '.join(formats)}")
         typer.echo(f"  limits: {a.limits.max_transactions} transactions a file, amounts in {a.limits.amount_unit} "
@@ -300,6 +300,62 @@ def agent_command(
 
 
 # --- issue 5: reconciliation (owned by reconcile/) ---
+
+@app.command("reconcile")
+def reconcile_command(
+        statement: Annotated[list[Path], typer.Option(help="statement file (repeat for consecutive files)")],
+        open_items: Annotated[Path, typer.Option(help="the ERP's open items, .csv or .json")],
+        format: Annotated[Optional[str], typer.Option(help="statement format; default: recognised")] = None,
+        out: Annotated[Optional[Path], typer.Option(help="report file: .json, .csv or .html (default: JSON "
+                                                         "on standard output)")] = None,
+        home: Annotated[Optional[Path], typer.Option(help="also match the payments of this gateway home")] = None,
+        date_window: Annotated[int, typer.Option(help="days between value and due date")] = 5,
+        fee_tolerance: Annotated[str, typer.Option(help="largest difference the text rule accepts")] = "50",
+        similarity: Annotated[float, typer.Option(help="how alike a misspelt reference must be, 0-1")] = 0.85,
+        max_group: Annotated[int, typer.Option(help="most items one entry may pay (and entries one item)")] = 5,
+        encoding: Annotated[str, typer.Option(help="of a CSV open-items file, e.g. gbk")] = "utf-8",
+        fail_on_unmatched: Annotated[bool, typer.Option(help="exit 1 if anything is left unmatched")] = False,
+) -> None:
+    """Match a statement against the ERP's open items (and the gateway's payments); docs/reconciliation.md."""
+    from decimal import Decimal, InvalidOperation
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from reconcile.model import Tolerances
+    from reconcile.open_items import OpenItemsInvalid
+    from reconcile.render import FORMATS, render
+    from reconcile.report import build_report
+    from reconcile.statement_files import StatementFileInvalid
+    kind = "json" if out is None else {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}.get(
+        out.suffix.lower())
+    if kind not in FORMATS:
+        _fail(f"--out {out}: the report format follows the suffix: .json, .csv or .html")
+    try:
+        fee = Decimal(fee_tolerance)
+        tolerances = Tolerances(date_window, fee, similarity, max_group)
+    except (InvalidOperation, ValueError) as err:
+        _fail(f"tolerances: {err}")
+    try:
+        report = build_report(statement, open_items, fmt=format, tolerances=tolerances, home=home,
+                              encoding=encoding)
+    except (StatementFileInvalid, OpenItemsInvalid, FileNotFoundError) as err:
+        _fail(str(err))
+    except SQLAlchemyError as err:
+        _fail(f"--home {home}: the gateway database cannot be read: {err.__class__.__name__}")
+    data = render(report, kind)
+    if out is None:
+        sys.stdout.buffer.write(data)
+    else:
+        out.write_bytes(data)
+    unmatched = 0
+    for section in report.sections:
+        r = section.result
+        rules = ", ".join(f"{rule} {n}" for rule, n in r.counts().items()) or "none"
+        typer.echo(f"{section.title}: {len(r.matches)} matches ({rules}); unmatched {len(r.unmatched_lines)} "
+                   f"statement entries, {len(r.unmatched_items)} items", err=True)
+        unmatched += len(r.unmatched_lines) + len(r.unmatched_items)
+    raise typer.Exit(1 if fail_on_unmatched and unmatched else 0)
+
 
 # --- issue 5: notifications and sandbox ---
 

@@ -41,6 +41,7 @@ import itertools
 from collections.abc import Iterator
 
 from adapters.base import AccountFacts, Adapter
+from adapters.bai.bai2_read import read_bai2
 from adapters.swift import common
 from domain.models import Statement, StatementEntry
 
@@ -165,5 +166,9 @@ ADAPTER = Adapter(
     name="bai",
     description="BAI2 balance and transaction reports for US treasury systems and Oracle Cash Management",
     statement_writers={FORMAT: write_bai2},
+    statement_readers={FORMAT: read_bai2},
     text_formats=frozenset({FORMAT}),
 )
+
+# The kit's hook: the statement writer's output must read back balanced (docs/adapters.md section 4).
+STATEMENT_READERS = ADAPTER.statement_readers

@@ -5,7 +5,7 @@ adapters/iso20022/pain001.py; each format name is claimed by exactly one adapter
 ERP reads the same way (SAP BCM and Oracle Payments both take pain.002; both import camt.053) are here.
 """
 from adapters.base import Adapter
-from adapters.iso20022 import camt, pain002
+from adapters.iso20022 import camt, camt_read, pain002
 
 ADAPTER = Adapter(
     name="iso20022",
@@ -19,4 +19,9 @@ ADAPTER = Adapter(
         "pain.002.001.03": pain002.writer(pain002.V03),
         "pain.002.001.10": pain002.writer(pain002.V10),
     },
+    statement_readers={fmt: camt_read.read_camt
+                       for fmt in ("camt.053.001.02", "camt.053.001.08", "camt.052.001.08")},
 )
+
+# The kit's hook: the statement writers' output must read back balanced (docs/adapters.md section 4).
+STATEMENT_READERS = ADAPTER.statement_readers

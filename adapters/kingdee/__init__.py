@@ -47,7 +47,7 @@ ftotalamount, a malformed famount, a repeated fpayunique) raise DocumentInvalid 
 of one bill (a bad account, 联行号 or amount) become that bill's PaymentRejected.
 """
 from adapters.base import Adapter, Limits
-from adapters.kingdee import bills, reports, samples
+from adapters.kingdee import bills, reports, samples, statement_read
 
 ADAPTER = Adapter(
     name="kingdee",
@@ -55,6 +55,7 @@ ADAPTER = Adapter(
     payment_readers={"kingdee.json": bills.read_json, "kingdee.xml": bills.read_xml},
     statement_writers={"kingdee.statement.json": reports.write_statement},
     status_writers={"kingdee.status.json": reports.write_status},
+    statement_readers={"kingdee.statement.json": statement_read.read_statement},
     text_formats=frozenset({"kingdee.statement.json", "kingdee.status.json"}),
     limits=Limits(max_transactions=bills.MAX_BILLS, amount_unit="major", encodings=("utf-8", "gbk", "gb18030")),
 )
@@ -62,4 +63,4 @@ ADAPTER = Adapter(
 # Optional hooks for adapters.kit (see docs/adapters.md): writers to round-trip the payment readers,
 # and a reader to check what the statement writer wrote. The gateway itself never calls them.
 PAYMENT_WRITERS = {"kingdee.json": samples.write_json, "kingdee.xml": samples.write_xml}
-STATEMENT_READERS = {"kingdee.statement.json": reports.read_statement}
+STATEMENT_READERS = ADAPTER.statement_readers

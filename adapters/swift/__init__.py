@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from adapters.base import AccountFacts, Adapter
 from adapters.swift import common
+from adapters.swift.mt940_read import read_mt940
 from domain.models import Statement, StatementEntry
 from domain.money import minor_units
 
@@ -173,5 +174,9 @@ ADAPTER = Adapter(
     name="swift",
     description="SWIFT MT940 customer statements (plain text, no FIN blocks) for SAP, Oracle and others",
     statement_writers={FORMAT: write_mt940},
+    statement_readers={FORMAT: read_mt940},
     text_formats=frozenset({FORMAT}),
 )
+
+# The kit's hook: the statement writer's output must read back balanced (docs/adapters.md section 4).
+STATEMENT_READERS = ADAPTER.statement_readers

@@ -1,0 +1,111 @@
+"""What the statement readers share: entries with running balances, pages joined into one statement, and the
+check that a statement read from a file adds up.
+
+Statement readers are the way back from a bank's file to the domain (for reconciliation and ERP-side tests;
+the gateway itself never reads statements). Their input is a file from outside, so every fault is a
+DocumentInvalid naming the place in the file, never a KeyError or ValueError.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from decimal import Decimal
+
+from adapters.base import DocumentInvalid
+from domain.models import Party, Statement, StatementEntry
+from domain.money import Money, minor_units
+
+MAX_STATEMENT_BYTES = 256 * 1024 * 1024    # a month of one busy account is tens of MB in any format
+
+
+@dataclass(frozen=True)
+class Row:
+    """One entry as a file says it, before the running balance is known."""
+
+    where: str
+    booked: dt.datetime
+    value_date: dt.date
+    direction: str                          # CRDT | DBIT
+    amount: Decimal
+    counterparty: Party | None
+    bank_ref: str
+    narrative: str
+    client_ref: str | None = None
+    end_to_end_id: str | None = None
+    reversal: bool = False
+    entry_id: int | None = None             # None: numbered in file order
+
+
+def check_size(data: bytes, what: str) -> None:
+    if len(data) > MAX_STATEMENT_BYTES:
+        raise DocumentInvalid("/", f"{len(data)} bytes is more than a {what} statement may have "
+                                   f"({MAX_STATEMENT_BYTES})")
+
+
+def check_currency(currency: str, where: str) -> str:
+    if currency not in minor_units():
+        raise DocumentInvalid(where, f"currency {currency!r} is not an ISO 4217 code the gateway knows")
+    return currency
+
+
+def money(value: Decimal, currency: str, where: str) -> Money:
+    """An amount with exactly the currency's decimals (more decimals than the currency has is a fault)."""
+    exponent = Decimal(1).scaleb(-minor_units()[currency])
+    quantized = value.quantize(exponent)
+    if quantized != value:
+        raise DocumentInvalid(where, f"amount {value} has more decimals than {currency} has")
+    return Money(quantized, currency)
+
+
+def build(account: str, currency: str, opening: Decimal, opening_date: dt.date, closing: Decimal | None,
+          closing_date: dt.date, rows: Sequence[Row], *, where: str, first_id: int = 1,
+          next_cursor: str = "", complete: bool = True) -> Statement:
+    """A Statement from rows: running balances from the opening; the closing, if the file states one, must
+    be what opening + entries give (a file that does not add up is refused, not half-believed)."""
+    balance = opening
+    entries = []
+    for i, row in enumerate(rows):
+        if row.direction not in ("CRDT", "DBIT") or row.amount <= 0:
+            raise DocumentInvalid(row.where, f"{row.direction} {row.amount} is not a booking")
+        amount = money(row.amount, currency, row.where)
+        balance += amount.amount if row.direction == "CRDT" else -amount.amount
+        entries.append(StatementEntry(
+            entry_id=row.entry_id if row.entry_id is not None else first_id + i, booked=row.booked,
+            value_date=row.value_date, direction=row.direction, amount=amount,
+            balance_after=Money(balance, currency), counterparty=row.counterparty, bank_ref=row.bank_ref,
+            narrative=row.narrative, client_ref=row.client_ref, end_to_end_id=row.end_to_end_id,
+            reversal=row.reversal))
+    if closing is not None and closing != balance:
+        raise DocumentInvalid(where, f"does not add up: opening {opening} + entries = {balance}, "
+                                     f"but the closing balance says {closing}")
+    return Statement(account, currency, money(opening, currency, where), opening_date,
+                     money(balance, currency, where), closing_date, tuple(entries), next_cursor, complete)
+
+
+def join(pages: Sequence[Statement], where: str = "/") -> Statement:
+    """Consecutive pages of one account (a file of several messages, or several files) as one statement.
+
+    Each page must open where the previous one closed: a gap means a missing page, and reconciling without
+    it would report its entries as never booked."""
+    if not pages:
+        raise DocumentInvalid(where, "no statement in the file")
+    first = pages[0]
+    entries = list(first.entries)
+    last = first
+    for n, page in enumerate(pages[1:], start=2):
+        if (page.account, page.currency) != (first.account, first.currency):
+            raise DocumentInvalid(f"{where}statement {n}", f"account {page.account} {page.currency} differs from "
+                                                           f"the first statement's {first.account} {first.currency}")
+        if page.opening != last.closing:
+            raise DocumentInvalid(f"{where}statement {n}", f"opens with {page.opening.amount} but the statement "
+                                                           f"before closed with {last.closing.amount}: a page is missing")
+        entries += page.entries
+        last = page
+    return replace(first, closing=last.closing, closing_date=last.closing_date, entries=tuple(entries),
+                   next_cursor=last.next_cursor, complete=last.complete)
+
+
+def day_start(day: dt.date) -> dt.datetime:
+    """A booking instant for formats that only give the booking day: its midnight, UTC."""
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)

@@ -1,0 +1,202 @@
+"""Reading MT940 statements back into the domain (for reconciliation): ours, and other banks' plain ones.
+
+A file holds one or more messages (each from :20: to a line "-"; SWIFT FIN blocks {1:...}{4: ... -} are
+tolerated) of one account; consecutive messages are joined into one statement (adapters/readback.py).
+
+What comes back from our writer (adapters/swift/__init__.py), and what cannot:
+  amounts, C/D/RD/RC marks, value dates, booking days, balances      exactly
+  BankRef      the full reference (the supplementary line after :61: when the 16x field had to shorten it)
+  ClientRef    /KREF/, or the customer reference (16x) when it is all there is; "NONREF" is none
+  EndToEndId   /EREF/ ("/" in a value was written as "-", "?" as ".")
+  counterparty /CNTP/account/bank code/name: the bank code is a BIC, a CNAPS code, or this bank's BIC
+               (the :25: prefix) for an account of this bank; names are folded to SWIFT characters
+  narrative    /REMI/ (folded); another bank's unstructured :86: is kept whole as the narrative
+  EntryIds     the :20: suffix is the page's first EntryId; entries follow in sequence
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from decimal import Decimal
+
+from adapters.base import DocumentInvalid
+from adapters.readback import Row, build, check_currency, check_size, day_start, join
+from domain.errors import PaymentRejected
+from domain.models import BankCode, Party, Statement
+
+_TAG = re.compile(r":([0-9]{2}[A-Z]?):")
+_BALANCE = re.compile(r"([CD])([0-9]{6})([A-Z]{3})([0-9]{1,14},[0-9]*)")
+# 6!n[4!n]2a[1!a]15d1!a3!c16x[//16x]: value date, entry date, mark (RC/RD/C/D), funds code, amount, type.
+_LINE = re.compile(r"([0-9]{6})([0-9]{4})?(RC|RD|C|D)([A-Z])?([0-9]{1,14},[0-9]*)([NSF][A-Z0-9]{3})"
+                   r"(.*?)(?://(.*))?")
+_CNAPS = re.compile(r"[0-9]{12}")
+_BIC = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
+_STRUCTURED = re.compile(r"/(EREF|KREF|CNTP|REMI)/")
+
+
+def _date6(text: str, where: str) -> dt.date:
+    try:
+        return dt.datetime.strptime(text, "%y%m%d").date()
+    except ValueError:
+        raise DocumentInvalid(where, f"{text!r} is not a date YYMMDD") from None
+
+
+def _amount(text: str) -> Decimal:
+    whole, _, fraction = text.partition(",")
+    return Decimal(f"{whole}.{fraction or '0'}")
+
+
+def _messages(text: str) -> list[list[tuple[int, str]]]:
+    """The lines of each message, numbered as in the file; FIN block framing and blank lines dropped."""
+    messages, current = [], []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.rstrip()
+        if line.startswith("{1:") or line.startswith("{4:"):
+            line = line[line.rfind("{4:") + 3:] if "{4:" in line else ""
+        if line in ("-", "-}") or line.startswith("-}"):
+            if current:
+                messages.append(current)
+            current = []
+        elif line:
+            current.append((number, line))
+    if current:
+        messages.append(current)
+    return messages
+
+
+def _fields(lines: list[tuple[int, str]]) -> list[tuple[int, str, list[str]]]:
+    """(line number, tag, [content lines]) in order; continuation lines belong to the field before them."""
+    fields: list[tuple[int, str, list[str]]] = []
+    for number, line in lines:
+        match = _TAG.match(line)
+        if match:
+            fields.append((number, match.group(1), [line[match.end():]]))
+        elif fields:
+            fields[-1][2].append(line)
+        else:
+            raise DocumentInvalid(f"line {number}", "text before the first field (:20:)")
+    return fields
+
+
+def _balance(value: str, where: str) -> tuple[Decimal, dt.date, str]:
+    match = _BALANCE.fullmatch(value)
+    if not match:
+        raise DocumentInvalid(where, f"{value!r} is not a balance (C/D, YYMMDD, currency, amount)")
+    mark, day, currency, amount = match.groups()
+    value_ = _amount(amount)
+    return (-value_ if mark == "D" else value_), _date6(day, where), currency
+
+
+def _unfold16(short: str, full: str) -> bool:
+    """Whether `full` is what our writer shortened to the 16x `short` (first 4 and last 12 characters)."""
+    return len(full) > 16 and full[:4] + full[-12:] == short
+
+
+def _details(text: str, own_bic: str) -> dict:
+    """Our structured :86: (/EREF/.../KREF/.../CNTP/acct/bank/name/REMI/...), or the whole text as narrative."""
+    if not _STRUCTURED.match(text):
+        return {"narrative": text}
+    out: dict = {}
+    parts = _STRUCTURED.split(text)[1:]
+    for key, value in zip(parts[::2], parts[1::2]):
+        if key == "CNTP":
+            account, _, rest = value.partition("/")
+            code, _, name = rest.partition("/")
+            out["counterparty"] = _party(name, account, code, own_bic)
+        else:
+            out[{"EREF": "end_to_end_id", "KREF": "client_ref", "REMI": "narrative"}[key]] = value
+    return out
+
+
+def _party(name: str, account: str, code: str, own_bic: str) -> Party:
+    bank = None
+    try:
+        if code and code == own_bic:
+            bank = BankCode("INTERNAL")
+        elif _CNAPS.fullmatch(code):
+            bank = BankCode("CNAPS", code)
+        elif _BIC.fullmatch(code):
+            bank = BankCode("BIC", code)
+    except PaymentRejected:      # a malformed bank code of another bank's file: keep the party, not the code
+        bank = None
+    return Party(name, account or None, bank)
+
+
+def _entry(number: int, value: list[str], details: str, own_bic: str, entry_id: int | None) -> Row:
+    where = f"line {number}"
+    match = _LINE.fullmatch(value[0])
+    if not match:
+        raise DocumentInvalid(where, f"{value[0]!r} is not a statement line (:61:)")
+    value_day, entry_mmdd, mark, _, amount, _, customer, bank = match.groups()
+    value_date = _date6(value_day, where)
+    booking_day = value_date
+    if entry_mmdd:
+        # The entry date has no year: the one of the value date, or a neighbour across New Year.
+        candidates = []
+        for year in (value_date.year - 1, value_date.year, value_date.year + 1):
+            try:
+                candidates.append(dt.date(year, int(entry_mmdd[:2]), int(entry_mmdd[2:])))
+            except ValueError:
+                pass
+        if not candidates:
+            raise DocumentInvalid(where, f"entry date {entry_mmdd!r} is not MMDD")
+        booking_day = min(candidates, key=lambda day: abs((day - value_date).days))
+    direction = {"C": "CRDT", "D": "DBIT", "RD": "CRDT", "RC": "DBIT"}[mark]
+    bank_ref = (bank or "").strip()
+    supplementary = value[1].strip() if len(value) > 1 else ""
+    if supplementary and _unfold16(bank_ref, supplementary):
+        bank_ref = supplementary
+    found = _details(details, own_bic)
+    customer = customer.strip()
+    client_ref = found.get("client_ref")
+    e2e = found.get("end_to_end_id")
+    if client_ref is None and customer not in ("", "NONREF"):
+        client_ref = e2e if e2e and (e2e == customer or _unfold16(customer, e2e)) else customer
+    return Row(where, day_start(booking_day), value_date, direction, _amount(amount), found.get("counterparty"),
+               "" if bank_ref == "NONREF" else bank_ref, found.get("narrative", ""), client_ref, e2e,
+               reversal=mark in ("RD", "RC"), entry_id=entry_id)
+
+
+def _message(lines: list[tuple[int, str]]) -> Statement:
+    fields = _fields(lines)
+    by_tag: dict[str, tuple[int, list[str]]] = {}
+    for number, tag, value in fields:
+        by_tag.setdefault(tag[:2], (number, value))
+    start = f"line {lines[0][0]}"
+    for tag in ("20", "25", "60", "62"):
+        if tag not in by_tag:
+            raise DocumentInvalid(start, f"the message has no :{tag}: field")
+    reference = by_tag["20"][1][0]
+    identification = by_tag["25"][1][0]
+    own_bic, _, account = identification.rpartition("/")
+    opening, opening_date, currency = _balance(by_tag["60"][1][0], f"line {by_tag['60'][0]}")
+    closing, closing_date, closing_currency = _balance(by_tag["62"][1][0], f"line {by_tag['62'][0]}")
+    check_currency(currency, f"line {by_tag['60'][0]}")
+    if closing_currency != currency:
+        raise DocumentInvalid(f"line {by_tag['62'][0]}", f"closing balance in {closing_currency}, opening in {currency}")
+    suffix = reference.rpartition("-")[2]
+    first_id = int(suffix) if reference.count("-") and suffix.isascii() and suffix.isdigit() else None
+    rows = []
+    for i, (number, tag, value) in enumerate(fields):
+        if tag != "61":
+            continue
+        details = ""
+        if i + 1 < len(fields) and fields[i + 1][1] == "86":
+            details = "".join(fields[i + 1][2])          # our writer wraps without changing the text
+        entry_id = first_id + len(rows) if first_id else None
+        rows.append(_entry(number, value, details, own_bic, entry_id))
+    return build(account, currency, opening, opening_date, closing, closing_date, rows, where=start)
+
+
+def read_mt940(data: bytes) -> Statement:
+    """An MT940 file (one or more messages of one account) as one Statement; DocumentInvalid if it is not."""
+    check_size(data, "MT940")
+    try:
+        text = data.decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise DocumentInvalid(f"byte {exc.start}", "MT940 is ASCII (SWIFT characters)") from None
+    messages = _messages(text)
+    if not messages:
+        raise DocumentInvalid("line 1", "no MT940 message (:20: ... -)")
+    return join([_message(m) for m in messages], where="")
+

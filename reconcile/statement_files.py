@@ -1,0 +1,86 @@
+"""Statement files for reconciliation: which format a file is in, and which reader reads it.
+
+Readers come from the adapters (every `statement_readers` entry of every registered adapter) plus the
+gateway's own answer format, "directlink" (reconcile/native.py). Without --format the first bytes decide:
+XML in the ISO 20022 camt namespace, XML in urn:directlink:v1, ":20:" or a SWIFT block (MT940), "01,"
+(BAI2), or JSON with formid bei_transdetail (Kingdee). Several files of one account are joined in the
+order given, and must follow each other without a gap.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from adapters.base import DocumentInvalid
+from adapters.readback import join
+from adapters.registry import adapters
+from domain.models import Statement
+from reconcile.native import FORMAT as NATIVE, read_native
+
+_CAMT = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[23]\.001\.[0-9]{2})")
+
+
+class StatementFileInvalid(ValueError):
+    def __init__(self, where: str, detail: str):
+        super().__init__(f"{where}: {detail}")
+        self.where, self.detail = where, detail
+
+
+def readers() -> dict[str, Callable[[bytes], Statement]]:
+    """Format name -> reader, for every statement format that can be read."""
+    found: dict[str, Callable[[bytes], Statement]] = {NATIVE: read_native}
+    for adapter in adapters().values():
+        found.update(adapter.statement_readers)
+    return found
+
+
+def detect(data: bytes) -> str | None:
+    """The statement format the bytes look like, or None."""
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head.startswith(b"<"):
+        camt = _CAMT.search(head)
+        if camt:
+            return camt.group(1).decode("ascii")
+        return NATIVE if b"urn:directlink:v1" in head else None
+    if head.startswith((b":20:", b"{1:", b":940:")):
+        return "mt940"
+    if head.startswith(b"01,"):
+        return "bai2"
+    if head.startswith(b"{") and b"bei_transdetail" in head:
+        return "kingdee.statement.json"
+    return None
+
+
+def _reader(fmt: str, known: dict) -> Callable[[bytes], Statement]:
+    if fmt in known:
+        return known[fmt]
+    # A camt version we have no writer for still reads with the camt reader (it reads every revision).
+    if fmt.startswith("camt.05"):
+        return next(r for name, r in known.items() if name.startswith("camt.05"))
+    raise StatementFileInvalid("--format", f"no reader for {fmt!r}; formats: {', '.join(sorted(known))}")
+
+
+def read(path: Path, fmt: str | None = None) -> Statement:
+    """One statement file, in `fmt` or the format it looks like."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise StatementFileInvalid(str(path), f"cannot be read: {err.strerror or err}") from None
+    known = readers()
+    fmt = fmt or detect(data)
+    if fmt is None:
+        raise StatementFileInvalid(str(path), "format not recognised; name it with --format "
+                                              f"({', '.join(sorted(known))})")
+    try:
+        return _reader(fmt, known)(data)
+    except DocumentInvalid as err:
+        raise StatementFileInvalid(f"{path.name} ({fmt}) {err.where}".rstrip(), err.detail) from None
+
+
+def read_all(paths: Sequence[Path], fmt: str | None = None) -> Statement:
+    """Several files of one account, in the order given, as one statement."""
+    try:
+        return join([read(p, fmt) for p in paths], where="statement files: ")
+    except DocumentInvalid as err:
+        raise StatementFileInvalid(err.where, err.detail) from None
