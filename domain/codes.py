@@ -54,6 +54,18 @@ class ReasonCode(StrEnum):
     APPROVAL_REJECTED = "APPROVAL_REJECTED"    # an approver said REJECT
     CLEARING_FAILED = "CLEARING_FAILED"        # the clearing system refused it (funds released)
     CLEARING_RETURNED = "CLEARING_RETURNED"    # the creditor's bank sent it back after settlement
+    # Fund-flow rules (domain/rules.py): the payment is REJECTED with these, or waits in PENDING_APPROVAL
+    # with them as its reason (the rule's configured action decides which).
+    RULE_BLOCKED_COUNTERPARTY = "RULE_BLOCKED_COUNTERPARTY"    # payee name or account on a block list
+    RULE_PAYEE_NOT_ALLOWED = "RULE_PAYEE_NOT_ALLOWED"          # not a registered counterparty (allow-list)
+    RULE_NEW_PAYEE = "RULE_NEW_PAYEE"                          # first payment to this account
+    RULE_PAYEE_ACCOUNT_CHANGED = "RULE_PAYEE_ACCOUNT_CHANGED"  # known payee name, another account
+    RULE_PROBABLE_DUPLICATE = "RULE_PROBABLE_DUPLICATE"        # same payee and amount under another ClientRef
+    RULE_CAP_EXCEEDED = "RULE_CAP_EXCEEDED"                    # over the cap per payee per day
+    RULE_VELOCITY_EXCEEDED = "RULE_VELOCITY_EXCEEDED"          # too many / too much within a time window
+    RULE_AMOUNT_ANOMALY = "RULE_AMOUNT_ANOMALY"                # far above this payee's usual amount
+    RULE_OUTSIDE_WINDOW = "RULE_OUTSIDE_WINDOW"                # outside the business hours of its urgency
+    RULE_CASH_FLOOR = "RULE_CASH_FLOOR"                        # would take the account below its floor
 
 
 class PaymentState(StrEnum):

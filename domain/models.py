@@ -154,6 +154,7 @@ class PaymentStatus:
     amount: Money | None = None            # for status documents (pain.002) that repeat the order
     end_to_end_id: str | None = None
     debtor_account: str | None = None
+    rules: tuple = ()                      # domain.rules.Hit: the fund-flow rules that fired, and why
 
 
 @dataclass(frozen=True, slots=True)

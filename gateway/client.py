@@ -121,9 +121,23 @@ def payment(client_ref: str, debtor: str, amount: str, creditor_name: str, credi
     return el
 
 
-def payment_order(*payments: etree._Element, batch_id: str | None = None) -> etree._Element:
+def payment_order(*payments: etree._Element, batch_id: str | None = None, dry_run: bool = False) -> etree._Element:
     el = E.PaymentOrder(*([E.BatchId(batch_id)] if batch_id else []))
     el.extend(payments)
+    if dry_run:
+        el.set("dryRun", "true")
+    return el
+
+
+def cash_position(*accounts: str, days: int | None = None,
+                  expected: tuple[tuple[str, str, str, str, str], ...] = ()) -> etree._Element:
+    """expected: (account, date, CRDT|DBIT, amount, currency) items from the ERP's open items."""
+    el = E.CashPositionQuery(*[E.Account(a) for a in accounts])
+    if days is not None:
+        el.append(E.Days(str(days)))
+    for account, date, direction, amount, currency in expected:
+        el.append(E.Expected(E.Account(account), E.Date(date), E.Direction(direction),
+                             E.Amount(amount, currency=currency)))
     return el
 
 
@@ -147,6 +161,7 @@ def cancel(payment_id: str, comment: str | None = None) -> etree._Element:
 
 def approval(payment_id: str, order_digest: str, decision: str = "APPROVE") -> etree._Element:
     return E.PaymentApproval(E.PaymentId(payment_id), E.OrderDigest(order_digest), E.Decision(decision))
+
 
 def document_submit(data: bytes, fmt: str) -> etree._Element:
     """An ERP payment file as it is, base64 (its bytes and declared encoding reach the adapter untouched)."""

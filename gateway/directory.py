@@ -233,4 +233,13 @@ def apply_file(conn: Connection, path: Path, now: dt.datetime, today: dt.date) -
     for p in doc.get("approval_policies", []):
         set_approval_policy(conn, p["client"], p.get("account", ""), p["threshold"], int(p["approvals"]), now,
                             p.get("currency", "CNY"))
-    return {k: len(doc.get(k, [])) for k in ("clients", "accounts", "operators", "grants", "approval_policies")}
+    from gateway import rulebook   # it audits through this module: imported late, no cycle
+    for r in doc.get("rules", []):
+        params = {k: v for k, v in r.items() if k not in ("client", "account", "rule")}
+        rulebook.set_rule(conn, r["client"], r.get("account", ""), r["rule"], params, now)
+    for c in doc.get("counterparties", []):
+        rulebook.add_counterparty(conn, c["client"], c["name"], c["account"], now)
+    for b in doc.get("block_lists", []):
+        rulebook.load_block_list(conn, base / b["file"], b["name"], b.get("client", ""), now)
+    return {k: len(doc.get(k, [])) for k in ("clients", "accounts", "operators", "grants", "approval_policies",
+                                             "rules", "counterparties", "block_lists")}

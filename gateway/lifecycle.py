@@ -88,7 +88,8 @@ def approve(ctx: PayContext, payment_id: str, digest: str, decision: str, commen
     if given >= row.approvals_required:
         transitions.move(ctx.conn, payment_id=payment_id, client=ctx.client, before=PaymentState.PENDING_APPROVAL,
                          after=PaymentState.ACCEPTED, actor=ctx.actor, now=ctx.now,
-                         why=f"approved ({given} of {row.approvals_required})")
+                         why=f"approved ({given} of {row.approvals_required})",
+                         reason_code=None, reason_text=None)   # a rule's hold reason is answered
         if internal and row.requested_date <= ctx.today:
             settle_internal(ctx.conn, load(ctx.conn, payment_id), ctx.now, ctx.zone, ctx.actor)
     return status_of(load(ctx.conn, payment_id))

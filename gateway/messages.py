@@ -15,8 +15,9 @@ from lxml.builder import ElementMaker
 
 from domain.codes import ResultCode
 from domain.errors import FreshnessRejected, PaymentRejected, XmlRejected
+from domain.cash import Expected, Position
 from domain.models import AccountInfo, Balance, PaymentInstruction, PaymentStatus, Statement, build_instruction
-from domain.money import Money
+from domain.money import Money, parse_amount
 from gateway.signing import DS, digest_b64
 from gateway.xmlsafe import NS, q, text
 
@@ -122,6 +123,26 @@ def parse_payment_order(el: etree._Element) -> tuple[str | None, list[ParsedPaym
     return _opt(el, "BatchId"), [parse_payment(p) for p in el.iterfind(q("Payment"))]
 
 
+def is_dry_run(el: etree._Element) -> bool:
+    return el.get("dryRun") in ("true", "1")
+
+
+def parse_cash_query(el: etree._Element) -> tuple[list[str], int, list[Expected]]:
+    """Accounts, days to project (default 14) and the ERP's expected items. An expected amount that breaks
+    the amount rules refuses the query: a projection on a misread amount would mislead."""
+    expected = []
+    for item in el.iterfind(q("Expected")):
+        amount = item.find(q("Amount"))
+        try:
+            money = parse_amount(text(amount), amount.get("currency"))
+        except PaymentRejected as problem:
+            raise XmlRejected(f"Expected {_opt(item, 'Ref') or ''}: {problem.detail}",
+                              code=ResultCode.XML_SCHEMA_INVALID) from None
+        expected.append(Expected(_opt(item, "Account"), _date(_opt(item, "Date")), _opt(item, "Direction"),
+                                 money.minor, _opt(item, "Ref")))
+    return [text(a) for a in el.iterfind(q("Account"))], int(_opt(el, "Days") or 14), expected
+
+
 def parse_balance_query(el: etree._Element) -> tuple[list[str], dt.date | None]:
     return [text(a) for a in el.iterfind(q("Account"))], _date(_opt(el, "AsOf"))
 
@@ -208,11 +229,28 @@ def render_payment_status(s: PaymentStatus, zone: dt.tzinfo) -> etree._Element:
         el.append(E.OrderDigest(s.order_digest))
     if s.updated:
         el.append(E.Updated(stamp(s.updated, zone)))
+    if s.rules:
+        el.append(E.Rules(*[E.Rule(h.detail, name=h.rule, outcome=h.outcome.value, code=h.code.value)
+                            for h in s.rules]))
     return el
 
 
-def render_payment_report(batch_id: str | None, statuses: list[PaymentStatus], zone: dt.tzinfo) -> etree._Element:
-    report = E.PaymentReport()
+def render_cash_position(positions: list[Position], as_of: dt.datetime, zone: dt.tzinfo) -> etree._Element:
+    out = E.CashPosition(asOf=stamp(as_of, zone))
+    for p in positions:
+        def m(minor: int, currency: str = p.currency) -> str:
+            return Money.from_minor(minor, currency).text()   # may be negative: a projection can go below 0
+        out.append(E.AccountPosition(
+            E.Account(p.account), E.Currency(p.currency), E.Booked(m(p.booked)), E.Available(m(p.available)),
+            E.Unsettled(m(p.unsettled)),
+            *[E.Day(E.Outflows(m(d.outflows)), E.ExpectedIn(m(d.expected_in)), E.ExpectedOut(m(d.expected_out)),
+                    E.Projected(m(d.projected)), date=d.date.isoformat()) for d in p.days]))
+    return out
+
+
+def render_payment_report(batch_id: str | None, statuses: list[PaymentStatus], zone: dt.tzinfo,
+                          dry_run: bool = False) -> etree._Element:
+    report = E.PaymentReport(dryRun="true") if dry_run else E.PaymentReport()
     if batch_id:
         report.append(E.BatchId(batch_id))
     report.extend(render_payment_status(s, zone) for s in statuses)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from lxml import etree
@@ -15,7 +15,7 @@ from adapters import registry
 from domain.errors import NotFound, PermissionDenied
 from domain.models import AccountInfo, Balance
 from domain.money import Money
-from gateway import businessday, directory, documents, ledger, lifecycle, messages, payments, statements
+from gateway import businessday, cash, directory, documents, ledger, lifecycle, messages, payments, statements
 from gateway.directory import AccountGrant
 from gateway.settings import Settings
 from gateway.xmlsafe import q, text
@@ -74,10 +74,40 @@ def balance_query(ctx: Context, el: etree._Element) -> etree._Element:
     return messages.render_balance_report(balances, zone)
 
 
+def _submit(ctx: Context, el: etree._Element, batch_id: str | None, parsed) -> etree._Element:
+    """Accept the payments, or with dryRun decide each exactly as acceptance would and keep nothing."""
+    if not messages.is_dry_run(el):
+        results = payments.submit(ctx.pay_context(), batch_id, parsed)
+        return messages.render_payment_report(batch_id, results, ctx.settings.zone)
+    trial = ctx.conn.begin_nested()
+    try:
+        results = payments.submit(ctx.pay_context(), batch_id, parsed)
+    finally:
+        trial.rollback()   # payments, holds, bookings, events, audit records of the trial: all gone
+    # PaymentIds made up by the trial mean nothing; a retried ClientRef keeps the id it really has.
+    real = payments.existing_ids(ctx.conn, [s.payment_id for s in results if s.payment_id])
+    results = [s if s.payment_id in real else replace(s, payment_id=None) for s in results]
+    return messages.render_payment_report(batch_id, results, ctx.settings.zone, dry_run=True)
+
+
 def payment_order(ctx: Context, el: etree._Element) -> etree._Element:
     batch_id, parsed = messages.parse_payment_order(el)
-    results = payments.submit(ctx.pay_context(), batch_id, parsed)
-    return messages.render_payment_report(batch_id, results, ctx.settings.zone)
+    return _submit(ctx, el, batch_id, parsed)
+
+
+def cash_position_query(ctx: Context, el: etree._Element) -> etree._Element:
+    wanted, days, expected = messages.parse_cash_query(el)
+    if wanted:
+        chosen = [ctx.grant(a, Grant.QUERY) for a in dict.fromkeys(wanted)]
+    else:
+        chosen = [g for g in ctx.grants.values() if Grant.QUERY in g.grants]
+    for item in expected:   # an item must name an account the answer covers, in its currency
+        grant = next((g for g in chosen if g.account == item.account), None)
+        if grant is None:
+            raise NotFound(f"Expected item {item.ref or ''} names account {item.account}, not in the query")
+    today = ctx.now.astimezone(ctx.settings.zone).date()
+    positions = [cash.position(ctx.conn, g.account, g.currency, today, days, expected) for g in chosen]
+    return messages.render_cash_position(positions, ctx.now, ctx.settings.zone)
 
 
 def payment_status_query(ctx: Context, el: etree._Element) -> etree._Element:
@@ -104,8 +134,7 @@ def statement_query(ctx: Context, el: etree._Element) -> etree._Element:
 def document_submit(ctx: Context, el: etree._Element) -> etree._Element:
     """An ERP payment file: its transactions follow exactly the PaymentOrder rules (spec section 5)."""
     payment_file, parsed = documents.read_payment_file(el.find(q("Document")))
-    results = payments.submit(ctx.pay_context(), payment_file.message_id[:35], parsed)
-    return messages.render_payment_report(payment_file.message_id[:35], results, ctx.settings.zone)
+    return _submit(ctx, el, payment_file.message_id[:35], parsed)
 
 
 def payment_cancel(ctx: Context, el: etree._Element) -> etree._Element:
@@ -128,5 +157,6 @@ OPERATIONS: dict[str, Callable[[Context, etree._Element], etree._Element]] = {
     "DocumentSubmit": document_submit,
     "PaymentApproval": payment_approval,
     "PaymentCancel": payment_cancel,
+    "CashPositionQuery": cash_position_query,
 }
 

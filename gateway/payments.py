@@ -14,8 +14,10 @@ from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
 from domain.models import PaymentInstruction, PaymentStatus, is_own_bank
 from domain.money import Money
+from domain.names import key as name_key
+from domain.rules import Outcome, RuleRejected, outcome_of
 from domain.states import RELEASED
-from gateway import businessday, directory, ledger, transitions
+from gateway import audit, businessday, directory, ledger, rules, transitions
 from gateway.messages import ParsedPayment
 from gateway.storage.tables import accounts, payments
 
@@ -54,12 +56,12 @@ def status_of(row) -> PaymentStatus:
         reason=ReasonCode(row.reason_code) if row.reason_code else None, reason_text=row.reason_text,
         approvals_required=row.approvals_required, approvals_given=row.approvals_given,
         order_digest=row.order_digest, updated=row.updated_at, amount=Money.from_minor(row.amount, row.currency),
-        end_to_end_id=row.end_to_end_id, debtor_account=row.debtor_account)
+        end_to_end_id=row.end_to_end_id, debtor_account=row.debtor_account, rules=rules.hits_from_json(row.rule_hits))
 
 
 def rejected(client_ref: str, problem: PaymentRejected) -> PaymentStatus:
     return PaymentStatus(client_ref=client_ref, state=PaymentState.REJECTED, reason=problem.reason,
-                         reason_text=problem.detail)
+                         reason_text=problem.detail, rules=getattr(problem, "hits", ()))
 
 
 def is_internal(ctx: PayContext, instruction: PaymentInstruction) -> bool:
@@ -83,6 +85,10 @@ def submit(ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]) -
             with ctx.conn.begin_nested():   # a rejected payment leaves no trace; its siblings go on
                 results.append(_accept(ctx, batch_id, p))
         except PaymentRejected as problem:
+            if isinstance(problem, RuleRejected):   # the decision is audited though nothing was stored
+                audit.append(ctx.conn, chain=ctx.client, at=ctx.now, kind="rule", code=problem.reason.value,
+                             client_id=ctx.client, operator_id=ctx.operator, to_state=PaymentState.REJECTED,
+                             detail=f"ClientRef {p.client_ref}: {problem.detail}")
             results.append(rejected(p.client_ref, problem))
     return results
 
@@ -112,8 +118,14 @@ def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentS
     internal = is_internal(ctx, ins)
     if internal:
         _check_internal_creditor(ctx, ins)
+    hits = rules.decide(ctx.conn, ctx.client, ins, ctx.now, ctx.zone, ctx.day_start())
+    held = outcome_of(hits) == Outcome.HOLD
+    if outcome_of(hits) == Outcome.REJECT:
+        raise RuleRejected(hits)
     required = directory.required_approvals(ctx.conn, ctx.client, ins.debtor_account, ins.amount.currency,
                                             ins.amount.minor)
+    if held:
+        required = max(required, 1)   # a rule's hold is released by an approver, like a threshold
     initial = PaymentState.PENDING_APPROVAL if required else PaymentState.ACCEPTED
     payment_id = new_payment_id(ctx.today)
     try:
@@ -126,7 +138,10 @@ def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentS
                 creditor_bank_code=ins.creditor.bank.code, creditor_bank_name=ins.creditor.bank_name,
                 purpose=ins.purpose, remark=ins.remark, requested_date=ins.requested_date or ctx.today,
                 urgency=ins.urgency, state=initial, order_digest=p.order_digest, approvals_required=required,
-                content_hash=ins.content_hash(), maker=ctx.operator, created_at=ctx.now, updated_at=ctx.now))
+                content_hash=ins.content_hash(), maker=ctx.operator, created_at=ctx.now, updated_at=ctx.now,
+                creditor_key=name_key(ins.creditor.name), rule_hits=rules.hits_json(hits),
+                reason_code=hits[0].code.value if held else None,
+                reason_text=rules.reason_text(hits)[:255] if held else None))
     except IntegrityError:
         # A concurrent request claimed this ClientRef first and has committed: answer as a retry.
         row = _existing(ctx, ins.client_ref)
@@ -138,6 +153,8 @@ def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentS
         raise PaymentRejected(ReasonCode.INSUFFICIENT_FUNDS,
                               f"available balance of {ins.debtor_account} is less than {ins.amount.text()}")
     why = f"waits for {required} approval(s), funds held" if required else "accepted, funds held"
+    if held:
+        why = f"held by rules ({rules.summary(hits)}); {why}"
     transitions.move(ctx.conn, payment_id=payment_id, client=ctx.client, before=None, after=initial,
                      actor=ctx.actor, why=why, now=ctx.now)
     row = load(ctx.conn, payment_id)
@@ -188,6 +205,10 @@ def _check_daily_limit(ctx: PayContext, grant: directory.AccountGrant, ins: Paym
         raise PaymentRejected(ReasonCode.LIMIT_DAILY,
                               f"today's payments would reach {grant.money(used + ins.amount.minor).text()}, "
                               f"over the daily limit {grant.money(grant.daily_limit).text()}")
+
+
+def existing_ids(conn: Connection, ids: list[str]) -> set[str]:
+    return set(conn.execute(select(payments.c.id).where(payments.c.id.in_(ids))).scalars()) if ids else set()
 
 
 def load(conn: Connection, payment_id: str):

@@ -116,8 +116,14 @@ payments = Table(
     Column("updated_at", UtcDateTime, nullable=False),
     Column("sent_at", UtcDateTime, nullable=True),        # last hand-over to clearing
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
+    Column("creditor_key", String(420), nullable=True),   # domain.names.key(creditor_name), for the rules
+    Column("rule_hits", Text, nullable=True),             # JSON list of the rules that fired (domain/rules.py)
     UniqueConstraint("client_id", "client_ref", name="uq_payments_client_ref"),  # idempotency, forever
     Index("ix_payments_daily", "client_id", "maker", "debtor_account", "created_at"),
+    # The rules stage's reads (gateway/rules.py); state and amount ride along so they are index-only scans.
+    Index("ix_payments_payee_account", "client_id", "creditor_account", "created_at", "state", "amount"),
+    Index("ix_payments_payee_name", "client_id", "creditor_key", "created_at"),
+    Index("ix_payments_debtor_recent", "debtor_account", "created_at", "state", "amount"),
 )
 
 payment_events = Table(
@@ -289,3 +295,48 @@ outbox_events = Table(
 )
 
 # --- issue 8: fund-flow rules (migration 0006) ---
+
+# Rules per client ("" account: all its accounts) or per account; params are the rule's JSON parameters,
+# validated by domain/rules.py when set. An account's row overrides the client-wide row of the same rule.
+fund_rules = Table(
+    "fund_rules", metadata,
+    Column("client_id", String(35), ForeignKey("clients.id"), primary_key=True),
+    Column("account", String(34), primary_key=True),
+    Column("rule", String(40), primary_key=True),
+    Column("params", Text, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Registered counterparties of a client: the allow-list, and payees known before their first payment.
+counterparties = Table(
+    "counterparties", metadata,
+    Column("client_id", String(35), ForeignKey("clients.id"), primary_key=True),
+    Column("account", String(34), primary_key=True),
+    Column("name", String(70), nullable=False),
+    Column("name_key", String(420), nullable=False),       # domain.names.key(name)
+    Column("added_at", UtcDateTime, nullable=False),
+    Index("ix_counterparties_name", "client_id", "name_key"),
+)
+
+# Block lists (sanctions-style): one row per list, its entries below; client_id "" applies to every client.
+# A list's loaded_at changes with every load: what the per-process caches of gateway/rules.py check.
+block_lists = Table(
+    "block_lists", metadata,
+    Column("client_id", String(35), primary_key=True),
+    Column("list_name", String(40), primary_key=True),
+    Column("entries", Integer, nullable=False),
+    Column("loaded_at", UtcDateTime, nullable=False),
+    Column("version", String(32), nullable=False),         # random per load: two loads never look alike
+)
+
+blocked_parties = Table(
+    "blocked_parties", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("client_id", String(35), nullable=False),
+    Column("list_name", String(40), nullable=False),
+    Column("name", String(140), nullable=True),
+    Column("name_key", String(420), nullable=True),        # domain.names.key(name)
+    Column("account", String(34), nullable=True),          # domain.names.account_key(account)
+    Column("added_at", UtcDateTime, nullable=False),
+    Index("ix_blocked_client_list", "client_id", "list_name"),
+)
