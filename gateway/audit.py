@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
 
 from gateway.storage.tables import audit_head, audit_log
 
@@ -42,18 +42,28 @@ def record_hash(prev_hash: str, record: dict) -> str:
     return hashlib.sha256((prev_hash + blob).encode("utf-8")).hexdigest()
 
 
+# Built once: every request appends at least one record, and building a statement costs more than running
+# it on SQLite (the parameters are bound at execution).
+_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.chain == bindparam("head_chain")) \
+    .with_for_update()
+_RECORD = insert(audit_log)
+_ADVANCE = update(audit_head).where(audit_head.c.chain == bindparam("head_chain")) \
+    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
+
+
 def append(conn: Connection, *, chain: str, at: dt.datetime, kind: str, code: str, **fields) -> None:
     """Append one record to a chain, inside the caller's transaction (it commits or vanishes with it)."""
-    head = conn.execute(select(audit_head).where(audit_head.c.chain == chain).with_for_update()).first()
+    head = conn.execute(_HEAD, {"head_chain": chain}).first()
     if head is None:
         conn.execute(insert(audit_head).values(chain=chain, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS))
-        head = conn.execute(select(audit_head).where(audit_head.c.chain == chain).with_for_update()).one()
+        head = conn.execute(_HEAD, {"head_chain": chain}).one()
+    if fields.keys() - _FIELDS:   # a misspelt field would otherwise vanish silently, from the row and the hash
+        raise TypeError(f"not audit fields: {sorted(fields.keys() - _FIELDS)}")
     record = {"chain": chain, "seq": head.seq + 1, "at": at, "kind": kind, "code": code, **fields}
     record["hash"] = record_hash(head.hash, record)
     record["prev_hash"] = head.hash
-    conn.execute(insert(audit_log).values(**record))
-    conn.execute(update(audit_head).where(audit_head.c.chain == chain)
-                 .values(seq=record["seq"], hash=record["hash"]))
+    conn.execute(_RECORD, record)
+    conn.execute(_ADVANCE, {"head_chain": chain, "new_seq": record["seq"], "new_hash": record["hash"]})
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from domain.codes import ResultCode
@@ -31,6 +31,17 @@ from gateway.storage.tables import messages as message_log
 log = logging.getLogger("directlink.pipeline")
 UNVERIFIED_BODY_KEPT = 64 * 1024
 _ID35 = re.compile(r"[A-Za-z0-9._:\-]{1,35}", re.ASCII)
+# Operations that never write: a refusal of theirs has nothing to roll back (see _transaction).
+READ_ONLY = frozenset({"AccountQuery", "BalanceQuery", "PaymentStatusQuery", "StatementQuery",
+                       "CashPositionQuery"})
+
+# The statements every request runs, built once (building one costs about as much as running it on SQLite).
+_SEEN = select(message_log).where(message_log.c.client_id == bindparam("claim_client"),
+                                  message_log.c.message_id == bindparam("claim_message"))
+_CLAIM = insert(message_log)
+_ANSWERED = update(message_log).where(message_log.c.client_id == bindparam("claim_client"),
+                                      message_log.c.message_id == bindparam("claim_message")) \
+    .values(http_status=bindparam("answer_status"), response=bindparam("answer_body"))
 
 
 def utcnow() -> dt.datetime:
@@ -155,9 +166,9 @@ class Gateway:
     def _transaction(self, verified: signing.Verified, header: messages.Header, body: bytes, digest: str,
                      now: dt.datetime) -> Reply:
         signer = signing.fingerprint(verified.certificate)
+        key = {"claim_client": header.client, "claim_message": header.message_id}
         with self._writer, self.engine.begin() as conn:
-            seen = conn.execute(select(message_log).where(
-                message_log.c.client_id == header.client, message_log.c.message_id == header.message_id)).first()
+            seen = conn.execute(_SEEN, key).first()
             if seen is not None:
                 if seen.request_digest == digest and seen.http_status:
                     return Reply(seen.http_status, seen.response, ResultCode.OK)  # the original answer again
@@ -166,22 +177,22 @@ class Gateway:
                 self._audit_verified(conn, now, header, ResultCode.REPLAY, detail, digest, signer, body, reply.body)
                 return reply
             # Claim the MessageId first: a concurrent twin on PostgreSQL waits here until we commit.
-            conn.execute(insert(message_log).values(client_id=header.client, message_id=header.message_id,
-                                                    request_digest=digest, received_at=now, http_status=0,
-                                                    response=b""))
+            conn.execute(_CLAIM, {"client_id": header.client, "message_id": header.message_id,
+                                  "request_digest": digest, "received_at": now, "http_status": 0, "response": b""})
             op = messages.operation(verified.signed)
+            name = messages.local(op)
             ctx = Context(conn, self.settings, header.client, header.operator, now)
             try:
-                with conn.begin_nested():
-                    answer = OPERATIONS[messages.local(op)](ctx, op)
+                # A refused operation leaves nothing of itself behind (the claim and the audit record stay);
+                # one that only reads has nothing to undo, and is spared the savepoint's round trips.
+                with contextlib.nullcontext() if name in READ_ONLY else conn.begin_nested():
+                    answer = OPERATIONS[name](ctx, op)
                 code, detail = ResultCode.OK, "processed"
             except GatewayError as err:
                 answer, code, detail = None, err.code, err.detail
             reply = self._answer(code, detail, header.message_id, digest, now, answer)
-            conn.execute(update(message_log).where(
-                message_log.c.client_id == header.client, message_log.c.message_id == header.message_id)
-                .values(http_status=reply.status, response=reply.body))
-            self._audit_verified(conn, now, header, code, f"{messages.local(op)}: {detail}", digest, signer,
+            conn.execute(_ANSWERED, {**key, "answer_status": reply.status, "answer_body": reply.body})
+            self._audit_verified(conn, now, header, code, f"{name}: {detail}", digest, signer,
                                  body, reply.body)
             crash.point(crash.REQUEST_BEFORE_COMMIT)
         crash.point(crash.REQUEST_AFTER_COMMIT)

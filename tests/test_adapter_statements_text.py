@@ -375,3 +375,23 @@ def test_gateway_pages_parse_alone_and_add_up_to_the_whole(maker, gateway, fmt):
     assert closing == previous_closing == Money.from_minor(booked, "CNY").amount
     # caught up: the page after the last cursor has no entries and is still a valid file
     assert transactions(fetch(maker, OPERATING, fmt, after=cursor))[0] == []
+
+
+def test_long_statements_stream_in_chunks_that_join_to_the_written_bytes_and_read_back():
+    """An export of thousands of entries leaves the writers piece by piece (bench/statement_render.py
+    measures speed and memory); the pieces are exactly the written message, and it reads back whole."""
+    from adapters.iso20022 import camt
+    from adapters.iso20022.camt_read import read_camt
+    from adapters.swift import stream_mt940
+    from adapters.swift.mt940_read import read_mt940
+    from bench.statement_render import statement
+    st = statement(3000)
+    facts = AccountFacts(st.account, "CNY", "示例制造有限公司", "DirectLink Demo Bank")
+    for chunks, read in ((list(stream_mt940(st, facts)), read_mt940),
+                         (list(camt.stream(st, facts, camt.CAMT053_08)), read_camt)):
+        assert len(chunks) > 3
+        data = b"".join(chunks)
+        back = read(data)
+        assert len(back.entries) == 3000 and back.closing == st.closing
+        assert [e.amount for e in back.entries] == [e.amount for e in st.entries]
+    assert b"".join(stream_mt940(st, facts)) == write_mt940(st, facts)

@@ -37,6 +37,8 @@ up to 65 after the tag), which only exceeds 65 in all for amounts of nine digits
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from adapters.base import AccountFacts, Adapter
 from adapters.swift import common
 from adapters.swift.mt940_read import read_mt940
@@ -156,18 +158,35 @@ def _details(entry: StatementEntry, facts: AccountFacts) -> list[str]:
     return [":86:" + lines[0], *lines[1:]]
 
 
-def write_mt940(statement: Statement, facts: AccountFacts) -> bytes:
-    """One statement page as an MT940 message (see the module docstring for every choice)."""
+ENTRIES_PER_CHUNK = 256     # about 100 KB of text
+
+
+def stream_mt940(statement: Statement, facts: AccountFacts) -> Iterator[bytes]:
+    """One statement page as an MT940 message, in chunks of whole lines (CRLF after each), so that an export
+    of 100,000 entries never sits in memory as one text. The balances are checked before the first chunk: a
+    statement that does not add up yields nothing."""
     currency = statement.currency
     opening, closing = common.checked_balances(statement)
     lines = _header(statement, facts)
     lines.append(_balance("60F", opening, statement.opening_date, currency))
-    for entry in statement.entries:
+    for i, entry in enumerate(statement.entries, 1):
         lines += _statement_line(entry, currency)
         lines += _details(entry, facts)
+        if i % ENTRIES_PER_CHUNK == 0:
+            yield _chunk(lines)
+            lines = []
     lines.append(_balance("62F", closing, statement.closing_date, currency))
     lines.append("-")
-    return ("\r\n".join(lines) + "\r\n").encode("ascii")
+    yield _chunk(lines)
+
+
+def _chunk(lines: list[str]) -> bytes:
+    return "".join(line + "\r\n" for line in lines).encode("ascii")
+
+
+def write_mt940(statement: Statement, facts: AccountFacts) -> bytes:
+    """One statement page as an MT940 message (see the module docstring for every choice)."""
+    return b"".join(stream_mt940(statement, facts))
 
 
 ADAPTER = Adapter(
