@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import tempfile
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from gateway import client as dl
+from lxml import etree
+
+from gateway import client as dl, rulebook, sandbox
 from gateway.app import build_gateway, create_app
 from gateway.clearing import Clearing
 from gateway.server import background
 from gateway.settings import ClearingFaults
 from gateway.setup import DEMO_ACCOUNTS, init_home
 from gateway.xmlsafe import q, text
+from reconcile.report import build_report
 
 
 def _say(title: str) -> None:
@@ -37,6 +42,75 @@ def _statuses(answer: dl.Answer) -> list[str]:
         ids.append(pid)
         print(f"  {text(s.find(q('ClientRef'))):<14} {pid:<22} {text(s.find(q('State'))):<10}{why}")
     return ids
+
+
+def _fund_flow_rules(gateway, maker: dl.Client, home: Path) -> None:
+    _say("Fund-flow rules: caught before money moves")
+    op = DEMO_ACCOUNTS["operating"]
+    now = dt.datetime.now(dt.timezone.utc)
+    (home / "watch.csv").write_text("name,account\n东方红贸易有限公司,\n", "utf-8")
+    with gateway.engine.begin() as conn:
+        rulebook.set_rule(conn, "DEMO", "", "duplicate", {"window_days": 7}, now)
+        rulebook.load_block_list(conn, home / "watch.csv", "watch", "", now)
+    print("  rules: probable duplicates (7 days) for every DEMO account; block list 'watch': 东方红贸易有限公司")
+    print("  invoice 0002 paid again under a new reference, and a payee on the block list written in pinyin:")
+
+    def cnaps(ref: str, amount: str, name: str, account: str) -> etree._Element:
+        return dl.payment(ref, op, amount, name, account, scheme="CNAPS", bank_code="102290012345")
+    batch = [cnaps("INV-2026-0002B", "3800.50", "上海某某科技有限公司", "31001234567890"),
+             cnaps("INV-2026-0005", "5600.00", "Dong Fang Hong Mao Yi You Xian Gong Si", "6217000011112222")]
+    print("  first as a dry run (dryRun=\"true\": decided exactly, nothing kept):")
+    _statuses(maker.call(dl.payment_order(*batch, dry_run=True)))
+    print("  then for real; the held one waits for an approver, who sees every rule that fired:")
+    answer = maker.call(dl.payment_order(*batch))
+    _statuses(answer)
+    for rule in answer.body.iterfind(f"{q('PaymentStatus')}/{q('Rules')}/{q('Rule')}"):
+        print(f"    rule {rule.get('name')} ({rule.get('outcome')}): {text(rule)}")
+
+    _say("CashPositionQuery: where the operating account is heading, day by day")
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    expected = ((op, (today + dt.timedelta(days=2)).isoformat(), "CRDT", "20000.00", "CNY"),)
+    pos = maker.call(dl.cash_position(op, days=3, expected=expected)).body.find(q("AccountPosition"))
+    print(f"  booked {text(pos.find(q('Booked')))}  available {text(pos.find(q('Available')))}  "
+          f"unsettled outflows {text(pos.find(q('Unsettled')))}")
+    for day in pos.iterfind(q("Day")):
+        print(f"  {day.get('date')}  out {text(day.find(q('Outflows'))):>10}  expected in "
+              f"{text(day.find(q('ExpectedIn'))):>10}  projected {text(day.find(q('Projected'))):>12}")
+
+
+def _receipts_and_reconciliation(gateway, settings, maker: dl.Client, home: Path) -> None:
+    _say("Receipts from other banks (directlink sandbox credit)")
+    op = DEMO_ACCOUNTS["operating"]
+    now = dt.datetime.now(dt.timezone.utc)
+    receipts = [("8800.00", "北京某某商贸有限公司", "6228480012345678", "AR-1001"),
+                ("12000.00", "Hangzhou Example Trading Co", "3301999900001111", "PAYMENT AR1002 AR1003"),
+                ("4985.00", "深圳某某电子有限公司", "4000123412341234", "AR 1004 bank fee deducted")]
+    with gateway.engine.begin() as conn:
+        for amount, payer, account, reference in receipts:
+            sandbox.credit(conn, account=op, amount=amount, payer_name=payer, payer_account=account,
+                           reference=reference, now=now, zone=settings.zone, own_cnaps_prefix=settings.own_cnaps_prefix)
+            print(f"  +{amount:>9} from {payer} ({account}), reference {reference!r}")
+
+    _say("Reconciliation: the MT940 statement against the ERP's open receivables")
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date().isoformat()
+    (home / "open-items.csv").write_text(
+        "reference,counterparty_account,amount,currency,due_date,direction,counterparty_name\n"
+        f"AR-1001,6228480012345678,8800.00,CNY,{today},CRDT,北京某某商贸有限公司\n"
+        f"AR-1002,3301999900001111,7000.00,CNY,{today},CRDT,Hangzhou Example Trading Co\n"
+        f"AR-1003,3301999900001111,5000.00,CNY,{today},CRDT,Hangzhou Example Trading Co\n"
+        f"AR-1004,4000123412341234,5000.00,CNY,{today},CRDT,深圳某某电子有限公司\n"
+        f"AR-1005,6222333344445555,1500.00,CNY,{today},CRDT,Not Yet Paid Ltd\n", "utf-8")
+    doc = maker.call(dl.statement_query(op, fmt="mt940")).body
+    (home / "statement.mt940").write_bytes(base64.b64decode(text(doc)))
+    report = build_report([home / "statement.mt940"], home / "open-items.csv")
+    result = report.sections[0].result
+    for m in result.matches:
+        refs = ", ".join(i.reference for i in m.items)
+        print(f"  {m.rule:<22} {', '.join(str(line.amount.amount) for line in m.lines):>10}  <- {refs}")
+    print(f"  unmatched open items: {', '.join(i.reference for i in result.unmatched_items) or 'none'}; "
+          f"{len(result.unmatched_lines)} statement entries are not receivables of this list")
+    print("  `directlink reconcile --statement statement.mt940 --open-items open-items.csv --out report.html`\n"
+          "  writes the same as a report treasury staff open in a browser.")
 
 
 def run(home: Path | None = None) -> int:
@@ -125,6 +199,9 @@ def run(home: Path | None = None) -> int:
             for line in base64.b64decode(text(doc)).decode("ascii").splitlines()[:9]:
                 print(f"  {line}")
             print("  ...")
+
+            _fund_flow_rules(gateway, maker, home)
+            _receipts_and_reconciliation(gateway, settings, maker, home)
 
             _say("'viewer' may look but not pay")
             denied = operator("viewer").call(dl.payment_order(

@@ -3,6 +3,8 @@ and `certs list/revoke`, run as real processes the way operators' scripts and sc
 SQLite homes only (the PostgreSQL path of the same server is judged by test_e2e_independent.py)."""
 from __future__ import annotations
 
+import re
+
 import stat
 import subprocess
 import tomllib
@@ -179,8 +181,12 @@ def test_demo_runs_the_story():
     """`directlink demo` needs no set-up, exits 0, and shows settled, accepted and rejected payments."""
     done = cli("demo", timeout=120)
     assert done.returncode == 0, done.stderr
-    for word in ("SETTLED", "ACCEPTED", "REJECTED"):
+    for word in ("SETTLED", "ACCEPTED", "REJECTED", "RULE_PROBABLE_DUPLICATE", "RULE_BLOCKED_COUNTERPARTY"):
         assert word in done.stdout, word
+    # the receipts it books are reconciled, each by the rule that fits it
+    for rule, refs in (("exact-reference", "AR-1001"), ("one-to-many", "AR-1002, AR-1003"),
+                       ("reference-text", "AR-1004")):
+        assert re.search(rf"{rule} .*<- {refs}", done.stdout), rule
 
 
 # ---- config grant, certs ----------------------------------------------------------------------------------
