@@ -150,3 +150,57 @@ def test_booking_time_never_goes_backwards_along_entry_ids(gateway, clock):
         stamps = conn.execute(select(entries.c.booked_at).where(entries.c.account == OPERATING)
                               .order_by(entries.c.seq)).scalars().all()
     assert stamps == sorted(stamps) and stamps[-1] == late
+
+
+def test_paging_resumes_across_gateway_kills_and_restarts_without_gap_or_repeat(home, tmp_path):
+    """A reader pages a statement by cursor from a real `directlink serve`; another writer books entries
+    between its pages (and while the gateway is down); the gateway is SIGKILLed and restarted several
+    times. The pages joined are the account's whole statement: every entry once, in order."""
+    import httpx
+
+    from gateway import sandbox
+    from gateway.storage.engine import make_engine
+    from processes import Servers
+
+    engine = make_engine(home.db_url)
+    servers = Servers(home.home, tmp_path)
+    booked = 0
+
+    def book() -> None:
+        nonlocal booked
+        booked += 1
+        with engine.begin() as conn:
+            sandbox.credit(conn, account=OPERATING, amount=f"{booked}.00", payer_name="Payer", payer_account="1",
+                           reference=f"R-{booked}", now=dt.datetime.now(dt.timezone.utc), zone=home.zone,
+                           own_cnaps_prefix=home.own_cnaps_prefix)
+
+    seen, cursor = [], ""
+    try:
+        for life in range(3):
+            proc, base = servers.start()
+            demo = home.home / "demo"
+            with httpx.Client(timeout=30) as http:
+                reader = dl.Client(base, "DEMO", "viewer", (demo / "viewer.key.pem").read_bytes(),
+                                   (demo / "viewer.cert.pem").read_bytes(),
+                                   home.path(home.gateway_cert).read_bytes(), http=http)
+                for _ in range(3):
+                    rows, *_, cursor, _ = page(reader, OPERATING, cursor, 2)
+                    seen += rows
+                    book()
+            proc.kill()                                   # no goodbye: the next life starts from the cursor
+            proc.wait()
+            book()                                        # booked while no gateway runs
+        proc, base = servers.start()
+        with httpx.Client(timeout=30) as http:
+            demo = home.home / "demo"
+            reader = dl.Client(base, "DEMO", "viewer", (demo / "viewer.key.pem").read_bytes(),
+                               (demo / "viewer.cert.pem").read_bytes(), home.path(home.gateway_cert).read_bytes(),
+                               http=http)
+            rest, _ = read_all(reader, OPERATING, 5, cursor)
+            everything, _ = read_all(reader, OPERATING, 500)
+    finally:
+        servers.stop_all()
+        engine.dispose()
+    assert seen + rest == everything
+    assert_chain(everything)
+    assert len(everything) == 1 + booked              # the opening balance and every credit, once
