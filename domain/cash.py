@@ -20,8 +20,9 @@ class Expected:
     account: str
     date: dt.date
     direction: str          # CRDT | DBIT
-    amount: int             # minor units
+    amount: int             # minor units of `currency`
     ref: str | None = None
+    currency: str = ""      # must be the account's: projections never mix currencies
 
 
 @dataclass(frozen=True)

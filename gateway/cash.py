@@ -6,7 +6,8 @@ import datetime as dt
 from sqlalchemy import Connection, func, select
 
 from domain.cash import Expected, Position, project
-from domain.codes import PaymentState
+from domain.codes import PaymentState, ResultCode
+from domain.errors import XmlRejected
 from gateway import ledger
 from gateway.storage.tables import payments
 
@@ -16,6 +17,10 @@ UNSETTLED = (PaymentState.PENDING_APPROVAL, PaymentState.ACCEPTED, PaymentState.
 
 def position(conn: Connection, account: str, currency: str, today: dt.date, days: int,
              expected: list[Expected]) -> Position:
+    for item in expected:
+        if item.account == account and item.currency != currency:
+            raise XmlRejected(f"Expected {item.ref or ''} on {account} is in {item.currency}; the account is in "
+                              f"{currency}", code=ResultCode.XML_SCHEMA_INVALID)
     booked, available = ledger.balance(conn, account)
     outflows = conn.execute(select(payments.c.requested_date, func.sum(payments.c.amount)).where(
         payments.c.debtor_account == account, payments.c.state.in_(UNSETTLED))

@@ -123,8 +123,16 @@ def parse_payment_order(el: etree._Element) -> tuple[str | None, list[ParsedPaym
     return _opt(el, "BatchId"), [parse_payment(p) for p in el.iterfind(q("Payment"))]
 
 
+def xs_boolean(value: str | None, default: bool = False) -> bool:
+    """An xs:boolean attribute as the XSD let it through: whitespace collapsed, "true"/"1" or "false"/"0".
+    (Comparing the raw text would read dryRun=" true " as false, and a trial as a real payment.)"""
+    if value is None:
+        return default
+    return value.strip() in ("true", "1")
+
+
 def is_dry_run(el: etree._Element) -> bool:
-    return el.get("dryRun") in ("true", "1")
+    return xs_boolean(el.get("dryRun"))
 
 
 def parse_cash_query(el: etree._Element) -> tuple[list[str], int, list[Expected]]:
@@ -139,7 +147,7 @@ def parse_cash_query(el: etree._Element) -> tuple[list[str], int, list[Expected]
             raise XmlRejected(f"Expected {_opt(item, 'Ref') or ''}: {problem.detail}",
                               code=ResultCode.XML_SCHEMA_INVALID) from None
         expected.append(Expected(_opt(item, "Account"), _date(_opt(item, "Date")), _opt(item, "Direction"),
-                                 money.minor, _opt(item, "Ref")))
+                                 money.minor, _opt(item, "Ref"), money.currency))
     return [text(a) for a in el.iterfind(q("Account"))], int(_opt(el, "Days") or 14), expected
 
 

@@ -207,6 +207,16 @@ def test_dry_run_decides_every_payment_and_keeps_nothing(maker, gateway):
     assert state(pay(maker, "DR-1", "700.00")) == ("PENDING_APPROVAL", "RULE_PROBABLE_DUPLICATE")
 
 
+@pytest.mark.parametrize("flag", [" true ", "1", "\ttrue\n"])
+def test_dry_run_flag_is_read_as_the_schema_reads_it(maker, gateway, flag):
+    before = snapshot(gateway.engine)
+    op = dl.payment_order(dl.payment("DRF-1", OPERATING, "7.00", "ACME", SUPPLIER))
+    op.set("dryRun", flag)
+    answer = maker.call(op)
+    assert answer.code == "OK" and answer.body.get("dryRun") == "true"
+    assert snapshot(gateway.engine)["payments"] == before["payments"]
+
+
 def test_dry_run_of_an_erp_file(maker, gateway):
     data = json.dumps({"formid": "bei_bankpaybill", "fbatchseqid": "KD-DRY-1", "ftotalcount": 1,
                        "ftotalamount": "12.00", "data": [
@@ -243,6 +253,8 @@ def test_cash_position_projects_unsettled_outflows_and_expected_items(maker, vie
     assert viewer.call(dl.cash_position("6222000000009999")).code == "NOT_FOUND"
     bad = viewer.call(dl.cash_position(OPERATING, expected=((OPERATING, in_two.isoformat(), "CRDT", "1.001", "CNY"),)))
     assert bad.code == "XML_SCHEMA_INVALID"
+    other = viewer.call(dl.cash_position(OPERATING, expected=((OPERATING, in_two.isoformat(), "CRDT", "500000", "JPY"),)))
+    assert other.code == "XML_SCHEMA_INVALID" and "JPY" in other.detail
 
 
 @pytest.mark.parametrize("rule,params,fragment", [
