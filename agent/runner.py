@@ -40,9 +40,7 @@ FILE_FAULTS = {c.value for c in (
     ResultCode.DOCUMENT_INVALID, ResultCode.UNSUPPORTED_FORMAT, ResultCode.XML_MALFORMED,
     ResultCode.XML_SCHEMA_INVALID, ResultCode.XML_FORBIDDEN_CONSTRUCT, ResultCode.XML_ENCODING_INVALID,
     ResultCode.XML_TOO_LARGE)}
-# Our stored request is too old for the gateway (or, after its memory of MessageIds ended, unknown to it):
-# the file goes again in a new message; its payments are idempotent by ClientRef.
-STALE = {ResultCode.TIMESTAMP_OUT_OF_WINDOW.value, ResultCode.REPLAY.value}
+NOT_VISIBLE = "NOT_VISIBLE"   # the agent's own mark: the gateway no longer shows this payment to the operator
 STATUS_QUERY_MAX = 1000   # ClientRef/PaymentId elements one PaymentStatusQuery may hold
 
 
@@ -74,7 +72,7 @@ class Agent:
         self.cfg = cfg
         for folder in (cfg.outbox, cfg.processed, cfg.failed, cfg.inbox):
             folder.mkdir(parents=True, exist_ok=True)
-        self.state = State(cfg.state)
+        self.state = State(cfg.state, cfg.outbox)
         self.link = Link(cfg)
         self.status_writer, is_text = registry.status_writer(cfg.status_format)
         self.status_extension = cfg.status_format.rsplit(".", 1)[-1] if is_text else "xml"
@@ -174,10 +172,13 @@ class Agent:
         crash.point(crash.AFTER_OUTCOME)
         self.deliver(summary)
         crash.point(crash.BEFORE_MOVE)
+        row = self.state.file(sha256)
+        if row["state"] not in (DONE, FAILED):
+            return        # refused for a reason that is not the file's (a certificate, a limit): it stays to be sent again
         path = self.cfg.outbox / row["name"]
         data = path.read_bytes() if path.is_file() else b""
         if hashlib.sha256(data).hexdigest() == sha256:        # still there, and still this file
-            self.move(folders.OutboxFile(path, data, sha256), self.state.file(sha256))
+            self.move(folders.OutboxFile(path, data, sha256), row)
 
     def record(self, row, answer: dl.Answer, summary: Summary) -> None:
         name, sha256 = row["name"], row["sha256"]
@@ -207,14 +208,18 @@ class Agent:
                        level=logging.WARNING, file=name, code=answer.code, detail=answer.detail,
                        message_id=row["message_id"])
         else:
-            if answer.code in STALE:
-                self.state.renew_request(sha256, row["message_id"], row["request"], 0)   # re-signed next time
+            # A signed refusal means the gateway did nothing with this request, so the next attempt may be
+            # signed afresh (new MessageId, the configuration as it is then: a fixed certificate or operator
+            # takes effect). Payments stay idempotent by ClientRef. No answer at all is not this branch:
+            # then the same bytes go again (NoAnswer), since they may have been executed.
+            self.state.renew_request(sha256, row["message_id"], row["request"], 0)
             problem = f"{name}: the gateway answered {answer.code}: {answer.detail}; it will be sent again"
             summary.problems.append(problem)
             logs.event("file_not_taken", f"  ! {problem}", level=logging.ERROR, file=name, code=answer.code,
                        detail=answer.detail, message_id=row["message_id"])
 
     def move(self, file: folders.OutboxFile, row) -> None:
+        assert row["state"] in (DONE, FAILED), f"{file.name} is still {row['state']}: it must stay in the outbox"
         if row["state"] == DONE:
             target = folders.move_processed(file, self.cfg.processed)
         else:
@@ -228,23 +233,35 @@ class Agent:
         rows = self.state.payments_to_poll(NOT_FINAL, None if poll_all else time.time())
         for start in range(0, len(rows), STATUS_QUERY_MAX):
             chunk = rows[start:start + STATUS_QUERY_MAX]
-            answer = self.link.call(dl.status_query(payment_ids=tuple(r["payment_id"] for r in chunk)))
-            found = {}
-            if answer.code == ResultCode.OK:
-                found = {s.payment_id: s for s in answers.payment_report(answer.body)[1]}
-            else:
-                problem = f"payment status query: {answer.code}: {answer.detail}"
-                summary.problems.append(problem)
-                logs.event("poll_refused", f"  ! {problem}", level=logging.ERROR, code=answer.code)
+            found = self._statuses([r["payment_id"] for r in chunk], summary)
             crash.point(crash.POLL_AFTER_FETCH)
             self._record_polls(chunk, found, summary)
         self.deliver(summary)
 
-    def _record_polls(self, rows, found: dict[str, PaymentStatus], summary: Summary) -> None:
+    def _statuses(self, ids: list[str], summary: Summary) -> dict[str, PaymentStatus | None]:
+        """PaymentId -> status; None for a payment the gateway no longer shows this operator (a grant
+        withdrawn). The gateway answers NOT_FOUND for a whole query when one id is not visible, so such a
+        query is halved until the one is found: the others go on being reported."""
+        answer = self.link.call(dl.status_query(payment_ids=tuple(ids)))
+        if answer.code == ResultCode.OK:
+            return {s.payment_id: s for s in answers.payment_report(answer.body)[1]}
+        if answer.code == ResultCode.NOT_FOUND and len(ids) > 1:
+            half = len(ids) // 2
+            return {**self._statuses(ids[:half], summary), **self._statuses(ids[half:], summary)}
+        problem = f"payment status query: {answer.code}: {answer.detail}"
+        summary.problems.append(problem)
+        logs.event("poll_refused", f"  ! {problem}", level=logging.ERROR, code=answer.code, payments=ids)
+        return {ids[0]: None} if answer.code == ResultCode.NOT_FOUND else {}
+
+    def _record_polls(self, rows, found: dict[str, PaymentStatus | None], summary: Summary) -> None:
         now, base, most = time.time(), self.cfg.poll_backoff_seconds, self.cfg.poll_backoff_max_seconds
         changed: dict[tuple[str | None, str], list[PaymentStatus]] = defaultdict(list)
         with self.state.transaction() as db:
             for r in rows:
+                if r["payment_id"] in found and found[r["payment_id"]] is None:
+                    # Not visible any more: stop asking (the problem is reported); the ERP asks the bank.
+                    self.state.update_payment(db, r["payment_id"], NOT_VISIBLE, r["attempts"], now)
+                    continue
                 s = found.get(r["payment_id"])
                 if s is not None and s.state != r["state"]:
                     self.state.update_payment(db, r["payment_id"], str(s.state), 0, now + base)

@@ -57,17 +57,30 @@ class StateBusy(RuntimeError):
     """Another agent process holds this state file."""
 
 
+def _exclusive(lock_file: Path, what: str):
+    """An exclusive lock for the life of this process (it dies with it: a killed agent never blocks its
+    restart), or StateBusy naming what another agent holds."""
+    handle = open(lock_file, "a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise StateBusy(f"another agent is running with {what}") from None
+    return handle
+
+
 class State:
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, outbox: Path | None = None):
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Two agents on one state file would each send the same new file: the second one refuses to start.
-        # The lock dies with the process, so a killed agent never blocks its restart.
-        self._lock = open(path.with_name(path.name + ".lock"), "a")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.close()
-            raise StateBusy(f"another agent is running with the state file {path}") from None
+        # Two agents on one state file, or on one outbox with two state files, would each send the same new
+        # file (the gateway would still pay it once, by ClientRef): the second one refuses to start.
+        self._locks = [_exclusive(path.with_name(path.name + ".lock"), f"the state file {path}")]
+        if outbox is not None:
+            try:
+                self._locks.append(_exclusive(outbox / ".directlink-agent.lock", f"the outbox {outbox}"))
+            except StateBusy:
+                self._locks[0].close()
+                raise
         self.db = sqlite3.connect(path, isolation_level=None, timeout=30,
                                   check_same_thread=False)   # the scheduler's one worker thread uses it
         self.db.row_factory = sqlite3.Row
@@ -78,7 +91,8 @@ class State:
 
     def close(self) -> None:
         self.db.close()
-        self._lock.close()
+        for lock in self._locks:
+            lock.close()
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

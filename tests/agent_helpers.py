@@ -177,7 +177,8 @@ class Erp:
                 "outbox": self.outbox}[folder]
         if not base.exists():
             return []
-        return sorted(p for p in base.iterdir() if p.is_file() and p.name.endswith(suffix))
+        # (the agent's lock, .directlink-agent.lock, is not one of the ERP's files)
+        return sorted(p for p in base.iterdir() if p.is_file() and p.name.endswith(suffix) and p.name[0] != ".")
 
     def status_reports(self) -> list[tuple[str, str, str | None]]:
         """Every (OrgnlEndToEndId, TxSts, reason) of every pain.002 in the inbox, each file XSD-checked."""

@@ -236,3 +236,69 @@ def test_runs_until_sigterm_and_stops_cleanly(erp, gateway):
     assert proc.returncode == 0, err
     assert "watching" in out and "SIGTERM" in out and out.rstrip().endswith("directlink agent: stopped")
     assert gateway.payment_rows(*refs) == {r: 1 for r in refs}
+
+
+def test_a_refusal_that_is_not_the_files_fault_keeps_the_file_until_it_goes_through(erp, gateway):
+    """A wrong operator (CERT_UNKNOWN), as a rate limit or an expired certificate would: the pass reports
+    it and exits 1, the file stays in the outbox and nothing is paid; once the configuration is fixed the
+    next pass sends it afresh and it is paid once."""
+    erp.write_config(operator="checker")          # the maker's key under checker's name
+    _, refs = erp.kingdee("w.json", *kingdee_bills())
+    refused = erp.run()
+    assert refused.returncode == 1 and "CERT_UNKNOWN" in refused.stdout + refused.stderr, refused.stderr[-2000:]
+    assert "Traceback" not in refused.stderr
+    assert [p.name for p in erp.files("outbox")] == ["w.json"] and erp.files("failed") == []
+    assert gateway.payment_rows(*refs) == {ref: 0 for ref in refs}
+    erp.write_config()
+    ok(erp.run())
+    assert erp.files("outbox") == [] and [p.name for p in erp.files("processed")] == ["w.json"]
+    assert gateway.payment_rows(*refs) == {ref: 1 for ref in refs}
+
+
+def test_a_payment_no_longer_visible_does_not_stop_the_others_being_reported(erp, gateway):
+    """The operator loses 'query' on one account: the gateway answers NOT_FOUND for any status query that
+    names a payment of it. The agent finds that one, stops asking about it (and says so), and goes on
+    reporting the others."""
+    import datetime as dt
+    from gateway.directory import set_grant
+    from gateway.storage.engine import make_engine
+    from test_adapter_kingdee import bill
+    from agent_helpers import EXTERNAL_ACCOUNT, EXTERNAL_CNAPS
+    seen, hidden = (bill(f"KD-{token()}-{tag}", "30.00", fpayeracct=debtor, fpayeename="外部供应商",
+                         fpayeeacct=EXTERNAL_ACCOUNT, frecbanknumber=EXTERNAL_CNAPS)
+                    for tag, debtor in (("OP", OPERATING), ("PR", PAYROLL)))
+    erp.kingdee("two.json", seen, hidden)
+    ok(erp.run())
+    engine = make_engine(gateway.settings.db_url)
+
+    def grant(rights):
+        with engine.begin() as conn:
+            set_grant(conn, "DEMO", "maker", PAYROLL, rights, "100000.00", "300000.00",
+                      dt.datetime.now(dt.timezone.utc))
+    grant({"pay"})
+    try:
+        gateway.clear()
+        first = erp.run()
+        assert first.returncode == 1 and "NOT_FOUND" in first.stdout + first.stderr
+        reported = {(ref, status) for ref, status, _ in erp.status_reports()}
+        assert (seen["fpayunique"], "ACSC") in reported
+        assert not any(ref == hidden["fpayunique"] and status == "ACSC" for ref, status in reported)
+        ok(erp.run())                                   # it is not asked about again
+    finally:
+        grant({"query", "pay"})
+        engine.dispose()
+
+
+def test_a_second_agent_on_the_same_state_file_or_outbox_refuses_to_start(tmp_path):
+    from agent.state import State, StateBusy
+    outbox = tmp_path / "out"
+    outbox.mkdir()
+    first = State(tmp_path / "a.db", outbox)
+    try:
+        with pytest.raises(StateBusy, match="state file"):
+            State(tmp_path / "a.db", tmp_path)
+        with pytest.raises(StateBusy, match="outbox"):
+            State(tmp_path / "b.db", outbox)
+    finally:
+        first.close()
+    State(tmp_path / "b.db", outbox).close()      # free again once the first has gone
