@@ -83,6 +83,14 @@ def build(account: str, currency: str, opening: Decimal, opening_date: dt.date, 
                      money(balance, currency, where), closing_date, tuple(entries), next_cursor, complete)
 
 
+def decoded(data: bytes, encoding: str, why: str) -> str:
+    """A statement file's text; DocumentInvalid naming the first byte that is not `encoding`."""
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DocumentInvalid(f"byte {exc.start}", why) from None
+
+
 def join(pages: Sequence[Statement], where: str = "/") -> Statement:
     """Consecutive pages of one account (a file of several messages, or several files) as one statement.
 

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 
 from adapters.base import DocumentInvalid
-from adapters.readback import Row, build, check_currency, check_size, day_start, join
+from adapters.readback import Row, build, check_currency, check_size, day_start, decoded, join
 from domain.models import Party, Statement
 from domain.money import Money
 
@@ -145,10 +145,7 @@ def _detail(fields: list[str], page: _Page, where: str, entry_id: int | None) ->
 def read_bai2(data: bytes) -> Statement:
     """A BAI2 file of one account as one Statement; DocumentInvalid if it is not one."""
     check_size(data, "BAI2")
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise DocumentInvalid(f"byte {exc.start}", "BAI2 is ASCII") from None
+    text = decoded(data, "ascii", "BAI2 is ASCII")
     pages: list[_Page] = []
     page: _Page | None = None
     group_currency, day, first_id, count = "USD", None, None, 0

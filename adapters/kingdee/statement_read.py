@@ -15,7 +15,7 @@ from decimal import Decimal
 from adapters.base import DocumentInvalid
 from adapters.kingdee.bills import BEIJING, THIS_BANK
 from adapters.kingdee.reports import STATEMENT_FORM
-from adapters.readback import Row, build, check_currency, check_size
+from adapters.readback import Row, build, check_currency, check_size, decoded
 from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement
 
@@ -109,10 +109,7 @@ def _row(line: _Doc) -> Row:
 def read_statement(data: bytes) -> Statement:
     """A kingdee.statement.json page as a Statement; DocumentInvalid if it is not a consistent one."""
     check_size(data, "Kingdee")
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise DocumentInvalid(f"byte {exc.start}", "the statement is not UTF-8") from None
+    text = decoded(data, "utf-8-sig", "the statement is not UTF-8")
     if _depth(text) > _MAX_DEPTH:
         raise DocumentInvalid("/", f"nested deeper than {_MAX_DEPTH} levels")
     try:

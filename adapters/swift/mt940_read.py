@@ -20,7 +20,7 @@ import re
 from decimal import Decimal
 
 from adapters.base import DocumentInvalid
-from adapters.readback import Row, build, check_currency, check_size, day_start, join
+from adapters.readback import Row, build, check_currency, check_size, day_start, decoded, join
 from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement
 
@@ -191,10 +191,7 @@ def _message(lines: list[tuple[int, str]]) -> Statement:
 def read_mt940(data: bytes) -> Statement:
     """An MT940 file (one or more messages of one account) as one Statement; DocumentInvalid if it is not."""
     check_size(data, "MT940")
-    try:
-        text = data.decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise DocumentInvalid(f"byte {exc.start}", "MT940 is ASCII (SWIFT characters)") from None
+    text = decoded(data, "ascii", "MT940 is ASCII (SWIFT characters)")
     messages = _messages(text)
     if not messages:
         raise DocumentInvalid("line 1", "no MT940 message (:20: ... -)")
