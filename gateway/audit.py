@@ -18,7 +18,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, event, func, insert, select, update
 
 from gateway.storage.tables import audit_head, audit_log
 
@@ -50,20 +50,52 @@ _RECORD = insert(audit_log)
 _ADVANCE = update(audit_head).where(audit_head.c.chain == bindparam("head_chain")) \
     .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
 
+# The heads of the chains this transaction has locked, as its own appends left them: a request appends
+# several records to one chain (its payments' changes, then the request itself), and the head need not be
+# read again for each. Kept with the connection and forgotten whenever a transaction begins or ends and
+# whenever a savepoint rolls back (the head row goes back with it, and on PostgreSQL so does its lock).
+_HEADS = "directlink_audit_heads"
+
+
+def _forget_heads(conn, *_args) -> None:
+    conn.info.pop(_HEADS, None)
+
+
+for _moment in ("begin", "commit", "rollback", "rollback_savepoint"):
+    event.listen(Engine, _moment, _forget_heads)
+
 
 def append(conn: Connection, *, chain: str, at: dt.datetime, kind: str, code: str, **fields) -> None:
     """Append one record to a chain, inside the caller's transaction (it commits or vanishes with it)."""
-    head = conn.execute(_HEAD, {"head_chain": chain}).first()
-    if head is None:
-        conn.execute(insert(audit_head).values(chain=chain, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS))
-        head = conn.execute(_HEAD, {"head_chain": chain}).one()
-    if fields.keys() - _FIELDS:   # a misspelt field would otherwise vanish silently, from the row and the hash
-        raise TypeError(f"not audit fields: {sorted(fields.keys() - _FIELDS)}")
-    record = {"chain": chain, "seq": head.seq + 1, "at": at, "kind": kind, "code": code, **fields}
-    record["hash"] = record_hash(head.hash, record)
-    record["prev_hash"] = head.hash
-    conn.execute(_RECORD, record)
-    conn.execute(_ADVANCE, {"head_chain": chain, "new_seq": record["seq"], "new_hash": record["hash"]})
+    append_many(conn, chain, [dict(at=at, kind=kind, code=code, **fields)])
+
+
+def append_many(conn: Connection, chain: str, records: list[dict]) -> None:
+    """Append records (each with at, kind, code and other fields) to a chain in this order: one insert for
+    all of them and one move of the head."""
+    if not records:
+        return
+    heads = conn.info.setdefault(_HEADS, {})
+    if chain not in heads:
+        head = conn.execute(_HEAD, {"head_chain": chain}).first()
+        if head is None:
+            conn.execute(insert(audit_head).values(chain=chain, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS))
+            head = conn.execute(_HEAD, {"head_chain": chain}).one()
+        heads[chain] = (head.seq, head.hash)
+    seq, prev = heads[chain]
+    rows = []
+    for fields in records:
+        if fields.keys() - _FIELDS:   # a misspelt field would otherwise vanish silently, from the row and the hash
+            raise TypeError(f"not audit fields: {sorted(fields.keys() - _FIELDS)}")
+        record = dict.fromkeys(_FIELDS)   # every field named, so that one insert can take all the records
+        record.update(fields, chain=chain, seq=seq + 1)
+        record["hash"] = record_hash(prev, record)
+        record["prev_hash"] = prev
+        rows.append(record)
+        seq, prev = record["seq"], record["hash"]
+    conn.execute(_RECORD, rows)
+    conn.execute(_ADVANCE, {"head_chain": chain, "new_seq": seq, "new_hash": prev})
+    heads[chain] = (seq, prev)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 
 from domain.codes import Grant
 from domain.money import Money, check_currency, parse_amount
@@ -49,11 +49,20 @@ class AccountGrant:
         return None if minor is None else Money.from_minor(minor, self.currency)
 
 
+# Built once: every request reads them (building a statement costs about as much as running it on SQLite).
+_CERTS = select(certificates).where(certificates.c.client_id == bindparam("client"),
+                                    certificates.c.operator_id == bindparam("operator")) \
+    .order_by(certificates.c.not_before.desc())
+_GRANTS = select(grants, accounts.c.name, accounts.c.currency) \
+    .join(accounts, accounts.c.number == grants.c.account) \
+    .where(grants.c.client_id == bindparam("client"), grants.c.operator_id == bindparam("operator"),
+           accounts.c.client_id == bindparam("client")) \
+    .order_by(grants.c.account)
+
+
 def registered_certs(conn: Connection, client: str, operator: str) -> list[RegisteredCert]:
     """The certificates registered for an operator, newest first."""
-    rows = conn.execute(select(certificates).where(
-        certificates.c.client_id == client, certificates.c.operator_id == operator)
-        .order_by(certificates.c.not_before.desc())).all()
+    rows = conn.execute(_CERTS, {"client": client, "operator": operator}).all()
     result = []
     for row in rows:
         cert = _CERT_CACHE.get(row.fingerprint)
@@ -65,12 +74,7 @@ def registered_certs(conn: Connection, client: str, operator: str) -> list[Regis
 
 def operator_grants(conn: Connection, client: str, operator: str) -> dict[str, AccountGrant]:
     """account number -> the operator's grant on it; accounts without a grant are simply absent."""
-    rows = conn.execute(
-        select(grants, accounts.c.name, accounts.c.currency)
-        .join(accounts, accounts.c.number == grants.c.account)
-        .where(grants.c.client_id == client, grants.c.operator_id == operator,
-               accounts.c.client_id == client)
-        .order_by(grants.c.account)).all()
+    rows = conn.execute(_GRANTS, {"client": client, "operator": operator}).all()
     result = {}
     for r in rows:
         rights = frozenset(g for g, on in ((Grant.QUERY, r.can_query), (Grant.PAY, r.can_pay),
@@ -206,13 +210,29 @@ def set_approval_policy(conn: Connection, client_id: str, account: str, threshol
                                           f"{approvals} approval(s)")
 
 
+@dataclass(frozen=True)
+class ApprovalTiers:
+    """A client's approval tiers, (account or "", currency, threshold, approvals): read once per request."""
+
+    tiers: tuple[tuple[str, str, int, int], ...]
+
+    def required(self, account: str, currency: str, amount: int) -> int:
+        """Approvals a payment needs: the most that any tier it reaches asks for, whether the tier is the
+        account's own or client-wide for its currency (an account tier can add approvals, never remove them)."""
+        return max((n for where, ccy, threshold, n in self.tiers
+                    if ccy == currency and where in (account, "") and threshold <= amount), default=0)
+
+
+_TIERS = select(approval_policies.c.account, approval_policies.c.currency, approval_policies.c.threshold,
+                approval_policies.c.approvals).where(approval_policies.c.client_id == bindparam("client"))
+
+
+def approval_tiers(conn: Connection, client_id: str) -> ApprovalTiers:
+    return ApprovalTiers(tuple(tuple(r) for r in conn.execute(_TIERS, {"client": client_id})))
+
+
 def required_approvals(conn: Connection, client_id: str, account: str, currency: str, amount: int) -> int:
-    """Approvals a payment needs: the most that any tier it reaches asks for, whether the tier is the
-    account's own or client-wide for its currency (an account tier can add approvals, never remove them)."""
-    reached = conn.execute(select(func.max(approval_policies.c.approvals)).where(
-        approval_policies.c.client_id == client_id, approval_policies.c.currency == currency,
-        approval_policies.c.account.in_((account, "")), approval_policies.c.threshold <= amount)).scalar()
-    return reached or 0
+    return approval_tiers(conn, client_id).required(account, currency, amount)
 
 
 def apply_file(conn: Connection, path: Path, now: dt.datetime, today: dt.date) -> dict[str, int]:

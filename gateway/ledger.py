@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from gateway.notify import outbox
 from gateway.storage.tables import accounts, entries, holds
@@ -49,13 +49,51 @@ def ensure_internal_account(conn: Connection, currency: str, purpose: str, now: 
     return number
 
 
-def lock_accounts(conn: Connection, numbers: set[str]) -> None:
-    """Take row locks on these accounts in a fixed order, so two transfers A->B and B->A cannot deadlock.
+@dataclass(frozen=True)
+class Locked:
+    """An account as it stands under its row lock: nobody else can change it until this transaction ends."""
 
-    A no-op on SQLite, where BEGIN IMMEDIATE already serialises writers."""
-    if numbers:
-        conn.execute(select(accounts.c.number).where(accounts.c.number.in_(sorted(numbers)))
-                     .order_by(accounts.c.number).with_for_update()).all()
+    number: str
+    client_id: str | None
+    name: str
+    currency: str
+    booked: int
+    held: int
+
+
+# Built once: these run for every payment (building a statement costs about as much as running it on SQLite).
+_LOCK = (select(accounts.c.number, accounts.c.client_id, accounts.c.name, accounts.c.currency, accounts.c.booked,
+                accounts.c.held).where(accounts.c.number.in_(bindparam("numbers", expanding=True)))
+         .order_by(accounts.c.number).with_for_update())
+# A leg's booking: the new balance, the new EntryId and the booking time of the entry before it (RETURNING
+# sees the row as updated, so that entry is entry_seq - 1), in one round trip.
+_BOOK = (update(accounts).where(accounts.c.number == bindparam("leg_account"))
+         .values(booked=accounts.c.booked + bindparam("delta"), entry_seq=accounts.c.entry_seq + 1)
+         .returning(accounts.c.booked, accounts.c.entry_seq,
+                    select(entries.c.booked_at).where(entries.c.account == accounts.c.number,
+                                                      entries.c.seq == accounts.c.entry_seq - 1)
+                    .correlate(accounts).scalar_subquery()))
+_ENTRY = insert(entries)
+_HOLD_FUNDS = update(accounts).where(accounts.c.number == bindparam("hold_account"),
+                                    accounts.c.booked - accounts.c.held >= bindparam("hold_amount")) \
+    .values(held=accounts.c.held + bindparam("kept"))
+_UNHOLD_FUNDS = update(accounts).where(accounts.c.number == bindparam("hold_account")) \
+    .values(held=accounts.c.held - bindparam("hold_amount"))
+_HOLD = insert(holds)
+_HELD = select(holds.c.account, holds.c.amount).where(holds.c.payment_id == bindparam("hold_payment"),
+                                                      holds.c.released_at.is_(None))
+_RELEASE = update(holds).where(holds.c.payment_id == bindparam("hold_payment")) \
+    .values(released_at=bindparam("released_at"))
+
+
+def lock_accounts(conn: Connection, numbers: set[str]) -> dict[str, Locked]:
+    """Take row locks on these accounts in a fixed order, so two transfers A->B and B->A cannot deadlock;
+    returns them as they stand (unknown numbers are absent).
+
+    The lock is a no-op on SQLite, where BEGIN IMMEDIATE already serialises writers."""
+    if not numbers:
+        return {}
+    return {r.number: Locked(*r) for r in conn.execute(_LOCK, {"numbers": sorted(numbers)})}
 
 
 def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, value_date: dt.date) -> None:
@@ -67,15 +105,10 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
         if leg.amount <= 0:
             raise ValueError("a leg's amount must be positive")
         delta = leg.amount if leg.direction == CRDT else -leg.amount
-        booked, seq = conn.execute(
-            update(accounts).where(accounts.c.number == leg.account)
-            .values(booked=accounts.c.booked + delta, entry_seq=accounts.c.entry_seq + 1)
-            .returning(accounts.c.booked, accounts.c.entry_seq)).one()
         # Booking time never goes backwards along EntryIds: a transaction that began before midnight but
         # got the account's lock after a later one must not land on the previous day's statement.
-        previous = conn.execute(select(entries.c.booked_at).where(
-            entries.c.account == leg.account, entries.c.seq == seq - 1)).scalar()
-        conn.execute(insert(entries).values(
+        booked, seq, previous = conn.execute(_BOOK, {"leg_account": leg.account, "delta": delta}).one()
+        conn.execute(_ENTRY, dict(
             account=leg.account, seq=seq, journal=journal, booked_at=max(now, previous or now),
             value_date=value_date,
             direction=leg.direction, amount=leg.amount, balance_after=booked,
@@ -88,27 +121,36 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
     outbox.posted(conn, booked_legs, now)
 
 
-def hold(conn: Connection, payment_id: str, account: str, amount: int, now: dt.datetime) -> bool:
-    """Hold funds for a payment; False (and nothing changed) if available balance is short."""
-    placed = conn.execute(
-        update(accounts)
-        .where(accounts.c.number == account, accounts.c.booked - accounts.c.held >= amount)
-        .values(held=accounts.c.held + amount)).rowcount
-    if placed != 1:
-        return False
-    conn.execute(insert(holds).values(payment_id=payment_id, account=account, amount=amount, placed_at=now))
-    return True
+def place_holds(conn: Connection, placed: list[tuple[str, str, int]], now: dt.datetime,
+                released: frozenset[str] = frozenset()) -> None:
+    """Hold funds for payments, (payment id, account, amount): one insert for the holds, one update per
+    account. The caller has locked the accounts and found them able to carry the holds; the update checks
+    it again and a shortfall (a defect) raises, so the transaction can never commit funds it has not got.
+
+    The holds of the payments in `released` are released in the same instant: those payments are settled
+    in this transaction, so their holds never count in `held` for anyone, but they are on record (and
+    checked) like any other."""
+    if not placed:
+        return
+    needed: dict[str, list[int]] = {}   # account -> [all of its holds, the ones that stay]
+    for payment_id, account, amount in placed:
+        totals = needed.setdefault(account, [0, 0])
+        totals[0] += amount
+        totals[1] += 0 if payment_id in released else amount
+    for account, (total, kept) in sorted(needed.items()):
+        if conn.execute(_HOLD_FUNDS, {"hold_account": account, "hold_amount": total, "kept": kept}).rowcount != 1:
+            raise RuntimeError(f"holds of {total} do not fit the available balance of {account}")
+    conn.execute(_HOLD, [dict(payment_id=p, account=a, amount=m, placed_at=now,
+                              released_at=now if p in released else None) for p, a, m in placed])
 
 
 def release(conn: Connection, payment_id: str, now: dt.datetime) -> int:
     """Release a payment's hold (on settlement, failure or cancel); returns the amount released."""
-    row = conn.execute(select(holds.c.account, holds.c.amount)
-                       .where(holds.c.payment_id == payment_id, holds.c.released_at.is_(None))).first()
+    row = conn.execute(_HELD, {"hold_payment": payment_id}).first()
     if row is None:
         return 0
-    conn.execute(update(holds).where(holds.c.payment_id == payment_id).values(released_at=now))
-    conn.execute(update(accounts).where(accounts.c.number == row.account)
-                 .values(held=accounts.c.held - row.amount))
+    conn.execute(_RELEASE, {"hold_payment": payment_id, "released_at": now})
+    conn.execute(_UNHOLD_FUNDS, {"hold_account": row.account, "hold_amount": row.amount})
     return row.amount
 
 
@@ -134,5 +176,5 @@ def total_booked(conn: Connection) -> dict[str, int]:
     return {currency: int(total) for currency, total in rows}
 
 
-__all__ = ["CRDT", "DBIT", "Leg", "balance", "ensure_internal_account", "hold", "internal_account",
-           "lock_accounts", "post", "release", "total_booked"]
+__all__ = ["CRDT", "DBIT", "Leg", "Locked", "balance", "ensure_internal_account", "internal_account",
+           "lock_accounts", "place_holds", "post", "release", "total_booked"]

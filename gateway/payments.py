@@ -6,9 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from types import SimpleNamespace
 
-from sqlalchemy import Connection, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
@@ -19,6 +19,7 @@ from domain.rules import Outcome, RuleRejected, outcome_of
 from domain.states import RELEASED
 from gateway import audit, businessday, directory, ledger, rules, transitions
 from gateway.messages import ParsedPayment
+from gateway.notify.subscriptions import Subscription, active_for
 from gateway.storage.tables import accounts, payments
 
 
@@ -71,31 +72,173 @@ def is_internal(ctx: PayContext, instruction: PaymentInstruction) -> bool:
 
 
 def submit(ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]) -> list[PaymentStatus]:
-    """Accept each payment on its own; return one status per payment, in order."""
-    # Lock every account the batch may touch, in one sorted sweep, before touching any (no deadlocks).
-    touched = {p.instruction.debtor_account for p in parsed if p.instruction}
-    touched |= {p.instruction.creditor.account for p in parsed if p.instruction and is_internal(ctx, p.instruction)}
-    ledger.lock_accounts(ctx.conn, touched)
-    results = []
+    """Accept each payment on its own; return one status per payment, in order.
+
+    Set-wise: every check that can refuse a payment runs before anything of it is written, on facts read
+    once for the batch under the accounts' locks and kept up to date as its payments are accepted (funds,
+    the daily totals). A refused payment so leaves no trace without a savepoint of its own, and the accepted
+    ones are written together, one statement a kind (_Batch.flush).
+
+    A concurrent request that committed one of these ClientRefs after they were looked up makes the insert
+    fail (IntegrityError): the request's transaction is then run again (gateway/pipeline.py), and the
+    payment is answered as the retry it has become. Its accounts' locks make this rare: a twin from the
+    same account has committed before this batch gets past ledger.lock_accounts."""
+    batch = _Batch(ctx, batch_id, parsed)
     for p in parsed:
+        batch.add(p)
+    batch.flush()
+    return [status_of(r) if not isinstance(r, PaymentStatus) else r for r in batch.results]
+
+
+# Built once: these run for every batch (building a statement costs about as much as running it on SQLite).
+_p = payments.c
+_BY_REFS = select(payments).where(_p.client_id == bindparam("client"),
+                                  _p.client_ref.in_(bindparam("refs", expanding=True)))
+_USED_TODAY = select(func.coalesce(func.sum(_p.amount), 0)).where(
+    _p.client_id == bindparam("client"), _p.maker == bindparam("maker"), _p.debtor_account == bindparam("account"),
+    _p.created_at >= bindparam("day_start"), _p.state.not_in(RELEASED))
+_INSERT = insert(payments)
+_LOAD = select(payments).where(_p.id == bindparam("payment_id"))
+_REFS_A_READ = 500   # ClientRefs looked up per statement (SQLite allows a few thousand parameters at most)
+
+
+class _Batch:
+    """One request's payments: decided one by one in order, on facts kept in memory, written together."""
+
+    def __init__(self, ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]):
+        self.ctx, self.batch_id = ctx, batch_id
+        self.results: list = []   # per payment: its PaymentStatus, or its row (a status once written)
+        instructions = [p.instruction for p in parsed if p.instruction]
+        debtors = sorted({i.debtor_account for i in instructions})
+        # The configuration first, before any lock: the locks are then held for less time.
+        self.tiers = directory.approval_tiers(ctx.conn, ctx.client) if instructions else None
+        self.subscribed = active_for(ctx.conn, {ctx.client}) if instructions else []
+        self.rules = {a: rules.configuration(ctx.conn, ctx.client, a) for a in debtors if a in ctx.grants}
+        # Every account the batch may touch, locked in one sorted sweep before any fact is read (no deadlocks).
+        touched = set(debtors) | {i.creditor.account for i in instructions if is_internal(ctx, i)}
+        self.accounts = ledger.lock_accounts(ctx.conn, touched)
+        self.available = {n: a.booked - a.held for n, a in self.accounts.items()}
+        # Looked up after the locks: a twin paying from the same account has committed by now.
+        refs = sorted({i.client_ref for i in instructions})
+        self.known = {r.client_ref: r for k in range(0, len(refs), _REFS_A_READ) for r in ctx.conn.execute(
+            _BY_REFS, {"client": ctx.client, "refs": refs[k:k + _REFS_A_READ]})}
+        self.used_today: dict[str, int] = {}     # debtor account -> the maker's payments today, this batch's too
+        # Accepted, not yet written:
+        self.rows: list[dict] = []
+        self.created: list[tuple[SimpleNamespace, str]] = []
+        self.holds: list[tuple[str, str, int]] = []
+        self.to_settle: list[SimpleNamespace] = []
+
+    def add(self, p: ParsedPayment) -> None:
         if p.problem is not None:
-            results.append(rejected(p.client_ref, p.problem))
-            continue
+            self.results.append(rejected(p.client_ref, p.problem))
+            return
         try:
-            with ctx.conn.begin_nested():   # a rejected payment leaves no trace; its siblings go on
-                results.append(_accept(ctx, batch_id, p))
+            self.results.append(self._accept(p))
         except PaymentRejected as problem:
             if isinstance(problem, RuleRejected):   # the decision is audited though nothing was stored
-                audit.append(ctx.conn, chain=ctx.client, at=ctx.now, kind="rule", code=problem.reason.value,
-                             client_id=ctx.client, operator_id=ctx.operator, to_state=PaymentState.REJECTED,
-                             detail=f"ClientRef {p.client_ref}: {problem.detail}")
-            results.append(rejected(p.client_ref, problem))
-    return results
+                audit.append(self.ctx.conn, chain=self.ctx.client, at=self.ctx.now, kind="rule",
+                             code=problem.reason.value, client_id=self.ctx.client, operator_id=self.ctx.operator,
+                             to_state=PaymentState.REJECTED, detail=f"ClientRef {p.client_ref}: {problem.detail}")
+            self.results.append(rejected(p.client_ref, problem))
 
+    def _accept(self, p: ParsedPayment):
+        ctx, ins = self.ctx, p.instruction
+        row = self.known.get(ins.client_ref)
+        if row is not None:
+            return _same_or_duplicate(ctx, row, p)
+        grant = _check_grant(ctx, ins)
+        internal = is_internal(ctx, ins)
+        if internal:
+            _check_internal_creditor(self.accounts.get(ins.creditor.account), ins)
+        hits = self._judge(ins)
+        held = outcome_of(hits) == Outcome.HOLD
+        if outcome_of(hits) == Outcome.REJECT:
+            raise RuleRejected(hits)
+        required = self.tiers.required(ins.debtor_account, ins.amount.currency, ins.amount.minor)
+        if held:
+            required = max(required, 1)   # a rule's hold is released by an approver, like a threshold
+        self._check_daily_limit(grant, ins)
+        if self.available[ins.debtor_account] < ins.amount.minor:
+            raise PaymentRejected(ReasonCode.INSUFFICIENT_FUNDS,
+                                  f"available balance of {ins.debtor_account} is less than {ins.amount.text()}")
+        # Accepted: nothing below can refuse it.
+        initial = PaymentState.PENDING_APPROVAL if required else PaymentState.ACCEPTED
+        values = dict(
+            id=new_payment_id(ctx.today), client_id=ctx.client, client_ref=ins.client_ref, end_to_end_id=ins.e2e,
+            batch_id=self.batch_id, debtor_account=ins.debtor_account, amount=ins.amount.minor,
+            currency=ins.amount.currency, creditor_name=ins.creditor.name,
+            creditor_account=ins.creditor.account, creditor_bank_scheme=ins.creditor.bank.scheme,
+            creditor_bank_code=ins.creditor.bank.code, creditor_bank_name=ins.creditor.bank_name,
+            purpose=ins.purpose, remark=ins.remark, requested_date=ins.requested_date or ctx.today,
+            urgency=ins.urgency, state=initial.value, order_digest=p.order_digest, approvals_required=required,
+            approvals_given=0, content_hash=ins.content_hash(), maker=ctx.operator, created_at=ctx.now,
+            updated_at=ctx.now, sent_at=None, attempts=0, creditor_key=name_key(ins.creditor.name),
+            rule_hits=rules.hits_json(hits), reason_code=hits[0].code.value if held else None,
+            reason_text=rules.reason_text(hits)[:255] if held else None)
+        row = SimpleNamespace(**values)   # the payment as it will be stored: nothing reads it back
+        why = f"waits for {required} approval(s), funds held" if required else "accepted, funds held"
+        if held:
+            why = f"held by rules ({rules.summary(hits)}); {why}"
+        self.rows.append(values)
+        self.created.append((row, why))
+        self.holds.append((row.id, ins.debtor_account, ins.amount.minor))
+        self.known[ins.client_ref] = row
+        self.available[ins.debtor_account] -= ins.amount.minor
+        if ins.debtor_account in self.used_today:
+            self.used_today[ins.debtor_account] += ins.amount.minor
+        if internal and initial == PaymentState.ACCEPTED and row.requested_date <= ctx.today:
+            # Settled now, before the next payment is decided: that one may spend what this one credits,
+            # and the holds written with it must fit the balances as booked (ledger.place_holds checks).
+            # The settlement releases the hold and books both legs: the debtor's available stays as the
+            # hold left it, the creditor's grows.
+            self.to_settle.append(row)
+            self.available[ins.creditor.account] += ins.amount.minor
+            self.flush()
+        return row
 
-def _existing(ctx: PayContext, client_ref: str):
-    return ctx.conn.execute(select(payments).where(
-        payments.c.client_id == ctx.client, payments.c.client_ref == client_ref)).first()
+    def _judge(self, ins: PaymentInstruction) -> list:
+        ctx = self.ctx
+        active, found = rules.applicable(ctx.conn, ctx.client, ins, self.rules[ins.debtor_account])
+        if not active:
+            return []
+        # The rules read the payments before this one from the database (a burst, a duplicate, the payee's
+        # total today): they must be written first.
+        self.flush()
+        return rules.judge(ctx.conn, ctx.client, ins, active, found, ctx.now, ctx.zone, ctx.day_start())
+
+    def _check_daily_limit(self, grant: directory.AccountGrant, ins: PaymentInstruction) -> None:
+        # Read under the debtor account's lock, so parallel payments see each other's amounts; read once
+        # per account, before any payment of the batch from it is accepted, and kept up to date after.
+        if grant.daily_limit is None:
+            return
+        ctx, account = self.ctx, ins.debtor_account
+        if account not in self.used_today:
+            self.used_today[account] = ctx.conn.execute(_USED_TODAY, {
+                "client": ctx.client, "maker": ctx.operator, "account": account,
+                "day_start": ctx.day_start()}).scalar()
+        used = self.used_today[account]
+        if used + ins.amount.minor > grant.daily_limit:
+            raise PaymentRejected(ReasonCode.LIMIT_DAILY,
+                                  f"today's payments would reach {grant.money(used + ins.amount.minor).text()}, "
+                                  f"over the daily limit {grant.money(grant.daily_limit).text()}")
+
+    def flush(self) -> None:
+        """Write the payments accepted since the last flush: the rows, their holds, their creation (events,
+        audit records, notifications), then the settlement of those paid within the bank."""
+        if not self.rows:
+            return
+        ctx = self.ctx
+        ctx.conn.execute(_INSERT, self.rows)
+        # A payment settled here has its hold released by the settlement in this very transaction.
+        ledger.place_holds(ctx.conn, self.holds, ctx.now, released=frozenset(r.id for r in self.to_settle))
+        transitions.created(ctx.conn, client=ctx.client, actor=ctx.actor, now=ctx.now, new=self.created,
+                            subscribed=self.subscribed)
+        for row in self.to_settle:
+            settle_internal(ctx.conn, row, ctx.now, ctx.zone, ctx.actor, subscribed=self.subscribed,
+                            debtor_name=self.accounts[row.debtor_account].name, hold_released=True)
+            row.state, row.updated_at = PaymentState.SETTLED.value, ctx.now   # as transitions.move left it
+        self.rows, self.created, self.holds, self.to_settle = [], [], [], []
 
 
 def _same_or_duplicate(ctx: PayContext, row, p: ParsedPayment) -> PaymentStatus:
@@ -106,62 +249,7 @@ def _same_or_duplicate(ctx: PayContext, row, p: ParsedPayment) -> PaymentStatus:
         # Retries are answered before the grant checks (a maker who lost 'pay' still learns its payment
         # exists), but only to operators who may see the account at all.
         raise PaymentRejected(ReasonCode.ACCOUNT_INVALID, f"unknown debtor account {row.debtor_account}")
-    return status_of(row)
-
-
-def _accept(ctx: PayContext, batch_id: str | None, p: ParsedPayment) -> PaymentStatus:
-    ins = p.instruction
-    row = _existing(ctx, ins.client_ref)
-    if row is not None:
-        return _same_or_duplicate(ctx, row, p)
-    grant = _check_grant(ctx, ins)
-    internal = is_internal(ctx, ins)
-    if internal:
-        _check_internal_creditor(ctx, ins)
-    hits = rules.decide(ctx.conn, ctx.client, ins, ctx.now, ctx.zone, ctx.day_start())
-    held = outcome_of(hits) == Outcome.HOLD
-    if outcome_of(hits) == Outcome.REJECT:
-        raise RuleRejected(hits)
-    required = directory.required_approvals(ctx.conn, ctx.client, ins.debtor_account, ins.amount.currency,
-                                            ins.amount.minor)
-    if held:
-        required = max(required, 1)   # a rule's hold is released by an approver, like a threshold
-    initial = PaymentState.PENDING_APPROVAL if required else PaymentState.ACCEPTED
-    payment_id = new_payment_id(ctx.today)
-    try:
-        with ctx.conn.begin_nested():
-            ctx.conn.execute(insert(payments).values(
-                id=payment_id, client_id=ctx.client, client_ref=ins.client_ref, end_to_end_id=ins.e2e,
-                batch_id=batch_id, debtor_account=ins.debtor_account, amount=ins.amount.minor,
-                currency=ins.amount.currency, creditor_name=ins.creditor.name,
-                creditor_account=ins.creditor.account, creditor_bank_scheme=ins.creditor.bank.scheme,
-                creditor_bank_code=ins.creditor.bank.code, creditor_bank_name=ins.creditor.bank_name,
-                purpose=ins.purpose, remark=ins.remark, requested_date=ins.requested_date or ctx.today,
-                urgency=ins.urgency, state=initial, order_digest=p.order_digest, approvals_required=required,
-                content_hash=ins.content_hash(), maker=ctx.operator, created_at=ctx.now, updated_at=ctx.now,
-                creditor_key=name_key(ins.creditor.name), rule_hits=rules.hits_json(hits),
-                reason_code=hits[0].code.value if held else None,
-                reason_text=rules.reason_text(hits)[:255] if held else None))
-    except IntegrityError:
-        # A concurrent request claimed this ClientRef first and has committed: answer as a retry.
-        row = _existing(ctx, ins.client_ref)
-        if row is None:
-            raise
-        return _same_or_duplicate(ctx, row, p)
-    _check_daily_limit(ctx, grant, ins, payment_id)
-    if not ledger.hold(ctx.conn, payment_id, ins.debtor_account, ins.amount.minor, ctx.now):
-        raise PaymentRejected(ReasonCode.INSUFFICIENT_FUNDS,
-                              f"available balance of {ins.debtor_account} is less than {ins.amount.text()}")
-    why = f"waits for {required} approval(s), funds held" if required else "accepted, funds held"
-    if held:
-        why = f"held by rules ({rules.summary(hits)}); {why}"
-    transitions.move(ctx.conn, payment_id=payment_id, client=ctx.client, before=None, after=initial,
-                     actor=ctx.actor, why=why, now=ctx.now)
-    row = load(ctx.conn, payment_id)
-    if internal and initial == PaymentState.ACCEPTED and row.requested_date <= ctx.today:
-        settle_internal(ctx.conn, row, ctx.now, ctx.zone, ctx.actor)
-        row = load(ctx.conn, payment_id)
-    return status_of(row)
+    return row   # its status once the batch is written (a twin in the same batch may settle meanwhile)
 
 
 def _check_grant(ctx: PayContext, ins: PaymentInstruction) -> directory.AccountGrant:
@@ -182,29 +270,13 @@ def _check_grant(ctx: PayContext, ins: PaymentInstruction) -> directory.AccountG
     return grant
 
 
-def _check_internal_creditor(ctx: PayContext, ins: PaymentInstruction) -> None:
-    row = ctx.conn.execute(select(accounts.c.currency, accounts.c.client_id)
-                           .where(accounts.c.number == ins.creditor.account)).first()
-    if row is None or row.client_id is None:
+def _check_internal_creditor(account: ledger.Locked | None, ins: PaymentInstruction) -> None:
+    if account is None or account.client_id is None:
         raise PaymentRejected(ReasonCode.ACCOUNT_INVALID,
                               f"creditor account {ins.creditor.account} is not an account of this bank")
-    if row.currency != ins.amount.currency:
+    if account.currency != ins.amount.currency:
         raise PaymentRejected(ReasonCode.CURRENCY_NOT_ALLOWED,
-                              f"creditor account {ins.creditor.account} is in {row.currency}")
-
-
-def _check_daily_limit(ctx: PayContext, grant: directory.AccountGrant, ins: PaymentInstruction, payment_id: str) -> None:
-    # Runs after the debtor account row is locked, so parallel payments see each other's amounts.
-    if grant.daily_limit is None:
-        return
-    used = ctx.conn.execute(select(func.coalesce(func.sum(payments.c.amount), 0)).where(
-        payments.c.client_id == ctx.client, payments.c.maker == ctx.operator,
-        payments.c.debtor_account == ins.debtor_account, payments.c.created_at >= ctx.day_start(),
-        payments.c.state.not_in(RELEASED), payments.c.id != payment_id)).scalar()
-    if used + ins.amount.minor > grant.daily_limit:
-        raise PaymentRejected(ReasonCode.LIMIT_DAILY,
-                              f"today's payments would reach {grant.money(used + ins.amount.minor).text()}, "
-                              f"over the daily limit {grant.money(grant.daily_limit).text()}")
+                              f"creditor account {ins.creditor.account} is in {account.currency}")
 
 
 def existing_ids(conn: Connection, ids: list[str]) -> set[str]:
@@ -212,15 +284,21 @@ def existing_ids(conn: Connection, ids: list[str]) -> set[str]:
 
 
 def load(conn: Connection, payment_id: str):
-    return conn.execute(select(payments).where(payments.c.id == payment_id)).one()
+    return conn.execute(_LOAD, {"payment_id": payment_id}).one()
 
 
-def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, actor: str) -> None:
+def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, actor: str,
+                    subscribed: list[Subscription] | None = None, debtor_name: str | None = None,
+                    hold_released: bool = False) -> None:
     """Book an accepted transfer between two accounts of this bank: release the hold, post both legs.
 
-    The caller holds the two accounts' locks already (taken before any other lock: no deadlocks)."""
-    debtor_name = conn.execute(select(accounts.c.name).where(accounts.c.number == row.debtor_account)).scalar()
-    ledger.release(conn, row.id, now)
+    The caller holds the two accounts' locks already (taken before any other lock: no deadlocks), and may
+    hand in what it knows already: the client's subscriptions, the debtor account's name, that the hold
+    was placed released (ledger.place_holds)."""
+    if debtor_name is None:
+        debtor_name = conn.execute(select(accounts.c.name).where(accounts.c.number == row.debtor_account)).scalar()
+    if not hold_released:
+        ledger.release(conn, row.id, now)
     ledger.post(conn, row.id, [
         ledger.Leg(row.debtor_account, ledger.DBIT, row.amount, row.purpose,
                    counterparty_name=row.creditor_name, counterparty_account=row.creditor_account,
@@ -233,7 +311,8 @@ def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, ac
                    payment_id=row.id),
     ], now, now.astimezone(zone).date())
     transitions.move(conn, payment_id=row.id, client=row.client_id, before=PaymentState.ACCEPTED,
-                     after=PaymentState.SETTLED, actor=actor, why="settled within the bank", now=now)
+                     after=PaymentState.SETTLED, actor=actor, why="settled within the bank", now=now,
+                     subscribed=subscribed)
 
 
 def is_internal_row(row, own_cnaps_prefix: str) -> bool:

@@ -155,7 +155,8 @@ class Gateway:
             try:
                 return self._transaction(verified, header, body, digest, now)
             except IntegrityError:
-                # A concurrent identical MessageId committed first; the next attempt answers from it.
+                # A concurrent twin committed first (the same MessageId, or a ClientRef of the payments: see
+                # payments.submit); the next attempt answers from it.
                 continue
             except DBAPIError as err:
                 if not _transient(err) or attempt == 4:

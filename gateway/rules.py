@@ -130,13 +130,26 @@ _NAME_REGISTERED = select(counterparties.c.account).where(counterparties.c.clien
 def decide(conn: Connection, client: str, ins: PaymentInstruction, now: dt.datetime, zone: dt.tzinfo,
            day_start: dt.datetime) -> list[dr.Hit]:
     """Every rule's finding on one payment (empty: nothing fired)."""
-    active, stamp = _configuration(conn, client, ins.debtor_account)
-    found = listed(conn, client, ins, stamp)
+    active, found = applicable(conn, client, ins, configuration(conn, client, ins.debtor_account))
+    return judge(conn, client, ins, active, found, now, zone, day_start) if active else []
+
+
+def applicable(conn: Connection, client: str, ins: PaymentInstruction,
+               config: tuple[dict[str, dr.RuleParams], tuple]) -> tuple[dict[str, dr.RuleParams], tuple[dr.Listed, ...]]:
+    """The enabled rules that judge this payment (none: it passes without a read) and the block-list
+    entries that name its payee, from the configuration of its debtor account."""
+    rules, stamp = config
+    found = listed(conn, client, ins, stamp) if stamp else ()   # no block list loaded: nothing to look up
+    active = dict(rules)
     if found:
         active.setdefault("block_list", dr.BlockList())   # a loaded list applies without being declared
-    active = {name: p for name, p in active.items() if p.enabled}
-    if not active:
-        return []
+    return {name: p for name, p in active.items() if p.enabled}, found
+
+
+def judge(conn: Connection, client: str, ins: PaymentInstruction, active: dict[str, dr.RuleParams],
+          found: tuple[dr.Listed, ...], now: dt.datetime, zone: dt.tzinfo, day_start: dt.datetime) -> list[dr.Hit]:
+    """The findings of the applicable rules, on the facts as the database has them now: the caller has
+    written every earlier payment of its batch, so they count."""
     key = {"client": client, "account": ins.creditor.account, "currency": ins.amount.currency}
     same = {**key, "amount": ins.amount.minor, "ref": ins.client_ref}
     since = now - dt.timedelta(days=active["duplicate"].window_days if "duplicate" in active else 0)
@@ -168,7 +181,9 @@ _CONFIGURATION = union_all(
         block_lists.c.client_id.in_((ALL_CLIENTS, bindparam("client")))))
 
 
-def _configuration(conn: Connection, client: str, account: str) -> tuple[dict[str, dr.RuleParams], tuple]:
+def configuration(conn: Connection, client: str, account: str) -> tuple[dict[str, dr.RuleParams], tuple]:
+    """The rules that apply to an account (its own over the client's) and the stamp of the block lists:
+    read once per account and batch (a batch's payments are judged under one configuration)."""
     rows = conn.execute(_CONFIGURATION, {"client": client, "account": account}).all()
     chosen: dict[str, dr.RuleParams] = {}
     # Sorted, the client-wide ("") rows come first and the account's own rows override them.

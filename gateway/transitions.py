@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Connection, insert, update
+from sqlalchemy import Connection, bindparam, insert, update
 
 from domain.codes import PaymentState, ReasonCode
 from domain.states import allowed
 from gateway import audit
 from gateway.notify import outbox
+from gateway.notify.subscriptions import Subscription
 from gateway.storage.tables import payment_events, payments
 
 
@@ -17,25 +18,57 @@ class StateConflict(RuntimeError):
     """The payment was not in the expected state: someone else moved it first (or a defect)."""
 
 
+# Built once (building a statement costs about as much as running it on SQLite).
+_MOVE = update(payments).where(payments.c.id == bindparam("move_id"), payments.c.state == bindparam("move_from"))
+_EVENT = insert(payment_events)
+_EVENTS_NUMBERED = insert(payment_events).returning(payment_events.c.id, sort_by_parameter_order=True)
+
+
 def move(conn: Connection, *, payment_id: str, client: str, before: PaymentState | None, after: PaymentState,
-         actor: str, why: str, now: dt.datetime, reason: ReasonCode | None = None, **columns) -> None:
-    """Move a payment from `before` to `after` (None: it was just created in `after`)."""
+         actor: str, why: str, now: dt.datetime, reason: ReasonCode | None = None,
+         subscribed: list[Subscription] | None = None, **columns) -> None:
+    """Move a payment from `before` to `after` (None: it was just created in `after`).
+
+    `subscribed`: the client's active subscriptions, if the caller has read them already."""
     if not allowed(before, after):
         raise StateConflict(f"illegal transition {before} -> {after} for {payment_id}")
     if before is not None:
         values = dict(state=after, updated_at=now, **columns)
         if reason is not None:
             values.update(reason_code=reason.value, reason_text=why[:255])
-        moved = conn.execute(update(payments).where(payments.c.id == payment_id, payments.c.state == before)
-                             .values(**values)).rowcount
+        moved = conn.execute(_MOVE.values(**values), {"move_id": payment_id, "move_from": before}).rowcount
         if moved != 1:
             raise StateConflict(f"{payment_id} is no longer {before}")
-    sequence = conn.execute(insert(payment_events).values(
-        payment_id=payment_id, at=now, from_state=before, to_state=after, actor=actor[:80], reason=why[:255]
-    )).inserted_primary_key[0]
+    sequence = conn.execute(_EVENT, dict(payment_id=payment_id, at=now, from_state=before, to_state=after,
+                                         actor=actor[:80], reason=why[:255])).inserted_primary_key[0]
     audit.append(conn, chain=client, at=now, kind="payment", code=after.value, client_id=client,
                  operator_id=actor.rpartition("/")[2][:35], payment_id=payment_id, from_state=before,
                  to_state=after, detail=why)
     # The ERP's notification, if it subscribed: in this transaction, so it exists exactly if the change does.
     outbox.payment_moved(conn, payment_id=payment_id, client=client, sequence=sequence, before=before,
-                         after=after, reason=reason and reason.value, why=why, now=now)
+                         after=after, reason=reason and reason.value, why=why, now=now, subscribed=subscribed)
+
+
+def created(conn: Connection, *, client: str, actor: str, now: dt.datetime, new: list[tuple[object, str]],
+            subscribed: list[Subscription]) -> None:
+    """Record the creation of payments just inserted, (row, why) each, exactly as move(before=None) records
+    one: its event, its audit record and its notifications. One statement a kind for all of them."""
+    for row, _ in new:
+        if not allowed(None, PaymentState(row.state)):
+            raise StateConflict(f"a payment cannot be created {row.state}: {row.id}")
+    events = [dict(payment_id=row.id, at=now, from_state=None, to_state=row.state, actor=actor[:80],
+                   reason=why[:255]) for row, why in new]
+    if not events:
+        return
+    if subscribed:   # the notifications carry each event's number
+        sequences = list(conn.execute(_EVENTS_NUMBERED, events).scalars())
+    else:
+        conn.execute(_EVENT, events)
+        sequences = [None] * len(events)
+    operator = actor.rpartition("/")[2][:35]
+    audit.append_many(conn, client, [dict(at=now, kind="payment", code=row.state, client_id=client,
+                                          operator_id=operator, payment_id=row.id, from_state=None,
+                                          to_state=row.state, detail=why) for row, why in new])
+    if subscribed:
+        outbox.payments_created(conn, client=client, now=now, subscribed=subscribed,
+                                created=[(row, sequence, why) for (row, why), sequence in zip(new, sequences)])

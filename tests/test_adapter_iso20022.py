@@ -36,7 +36,7 @@ READ_09 = SAP.payment_readers["sap.pain.001.001.09"]
 # ---- pain.001 readers, pure ----------------------------------------------------------------------------
 
 def test_registry_routes_each_format_to_one_adapter():
-    assert registry.payment_reader("sap.pain.001.001.09")[1].max_transactions == 1000
+    assert registry.payment_reader("sap.pain.001.001.09")[1].max_transactions == 10_000
     assert registry.adapters()["oracle"].formats == ("oracle.pain.001.001.03",)
     for fmt in ("pain.002.001.03", "pain.002.001.10"):
         assert registry.status_writer(fmt)[1] is False          # XML, inline
@@ -111,8 +111,8 @@ FILE_FAULTS = {   # case: (file bytes, where, words in the detail)
     "blank at the end of an EndToEndId": (lambda: cgi_file(txs=_one("E ")),
                                           "PmtInf[1]/CdtTrfTxInf[1]/PmtId/EndToEndId", "blanks"),
     "cheques": (lambda: cgi_file(method="CHK"), "PmtInf[1]/PmtMtd", "TRF"),
-    "too many": (lambda: cgi_file(txs=[{"e2e": f"M{i}", "amount": "1"} for i in range(1001)]),
-                 "Document", "at most 1000"),
+    "too many": (lambda: cgi_file(txs=[{"e2e": f"M{i}", "amount": "1"} for i in range(10_001)]),
+                 "Document", "at most 10000"),
     "not UTF-8": (lambda: cgi_file().replace(b"encoding='UTF-8'", b"encoding='GB18030'"),
                   "Document", "UTF-8"),
 }

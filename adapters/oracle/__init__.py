@@ -4,7 +4,7 @@ adapter."""
 from adapters.base import Adapter, Limits
 from adapters.iso20022.pain001 import make_reader
 
-LIMITS = Limits(max_transactions=1000, amount_unit="major", encodings=("utf-8",))
+LIMITS = Limits(max_transactions=10_000, amount_unit="major", encodings=("utf-8",))
 
 ADAPTER = Adapter(
     name="oracle",

@@ -4,7 +4,7 @@ adapter (pain.002.001.03/.10, camt.053.001.02/.08, camt.052.001.08)."""
 from adapters.base import Adapter, Limits
 from adapters.iso20022.pain001 import make_reader
 
-LIMITS = Limits(max_transactions=1000, amount_unit="major", encodings=("utf-8",))
+LIMITS = Limits(max_transactions=10_000, amount_unit="major", encodings=("utf-8",))
 
 ADAPTER = Adapter(
     name="sap",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.notify import message
 from gateway.notify.subscriptions import CREDIT, PAYMENT, Subscription, active_for, of_row
@@ -25,19 +25,46 @@ PENDING, DELIVERED, DEAD = "PENDING", "DELIVERED", "DEAD"
 CRDT = "CRDT"
 
 
+_PAYMENT = select(payments).where(payments.c.id == bindparam("payment_id"))
+
+
 def payment_moved(conn: Connection, *, payment_id: str, client: str, sequence: int, before: str | None,
-                  after: str, reason: str | None, why: str, now: dt.datetime) -> None:
-    """Called by transitions.move, after the change, in its transaction."""
-    subscribed = active_for(conn, {client})
-    if not subscribed:
+                  after: str, reason: str | None, why: str, now: dt.datetime,
+                  subscribed: list[Subscription] | None = None) -> None:
+    """Called by transitions.move, after the change, in its transaction (with the client's active
+    subscriptions if the caller has them)."""
+    if subscribed is None:
+        subscribed = active_for(conn, {client})
+    if not any(s.client_id == client for s in subscribed):
         return
-    row = conn.execute(select(payments).where(payments.c.id == payment_id)).one()
-    wanted = [s for s in subscribed if s.wants(PAYMENT, row.debtor_account)]
-    if wanted:
-        event_id = f"PAY:{payment_id}:{sequence}"
-        payload = message.payment_event(event_id=event_id, created=now, row=row, sequence=sequence,
-                                        before=before, after=after, reason=reason, why=why)
-        _write(conn, event_id, PAYMENT, client, payload, wanted, now)
+    row = conn.execute(_PAYMENT, {"payment_id": payment_id}).one()
+    _insert(conn, _payment_rows(row, sequence, before, after, reason, why, now, subscribed))
+
+
+def payments_created(conn: Connection, *, client: str, now: dt.datetime, subscribed: list[Subscription],
+                     created: list[tuple]) -> None:
+    """Called by transitions.created with (row, sequence, why) for each payment it recorded: one insert."""
+    _insert(conn, [r for row, sequence, why in created
+                   for r in _payment_rows(row, sequence, None, row.state, None, why, now, subscribed)])
+
+
+def _payment_rows(row, sequence: int, before: str | None, after: str, reason: str | None, why: str,
+                  now: dt.datetime, subscribed: list[Subscription]) -> list[dict]:
+    wanted = [s for s in subscribed if s.client_id == row.client_id and s.wants(PAYMENT, row.debtor_account)]
+    if not wanted:
+        return []
+    event_id = f"PAY:{row.id}:{sequence}"
+    payload = message.payment_event(event_id=event_id, created=now, row=row, sequence=sequence,
+                                    before=before, after=after, reason=reason, why=why)
+    return _rows(event_id, PAYMENT, row.client_id, payload, wanted, now)
+
+
+# Built once: every posting with a credit leg runs it.
+_OWNERS = select(accounts.c.number, accounts.c.client_id, accounts.c.currency, subs.c.id, subs.c.url, subs.c.kinds,
+                 subs.c.account, subs.c.active) \
+    .outerjoin(subs, (subs.c.client_id == accounts.c.client_id) & subs.c.active.is_(True)) \
+    .where(accounts.c.number.in_(bindparam("numbers", expanding=True)))
+_ENTRY = select(entries).where(entries.c.account == bindparam("account"), entries.c.seq == bindparam("seq"))
 
 
 def posted(conn: Connection, legs: list[tuple], now: dt.datetime) -> None:
@@ -45,11 +72,7 @@ def posted(conn: Connection, legs: list[tuple], now: dt.datetime) -> None:
     if not any(leg.direction == CRDT and not leg.reversal for leg, _ in legs):
         return
     # One read for the whole posting: each account's owner, with the owner's active subscriptions if any.
-    rows = conn.execute(
-        select(accounts.c.number, accounts.c.client_id, accounts.c.currency, subs.c.id, subs.c.url, subs.c.kinds,
-               subs.c.account, subs.c.active)
-        .outerjoin(subs, (subs.c.client_id == accounts.c.client_id) & subs.c.active.is_(True))
-        .where(accounts.c.number.in_(sorted({leg.account for leg, _ in legs})))).all()
+    rows = conn.execute(_OWNERS, {"numbers": sorted({leg.account for leg, _ in legs})}).all()
     owner = {r.number: r.client_id for r in rows}
     currency = {r.number: r.currency for r in rows}
     subscribed = list({r.id: of_row(r) for r in rows if r.id is not None}.values())   # once per subscription
@@ -63,15 +86,22 @@ def posted(conn: Connection, legs: list[tuple], now: dt.datetime) -> None:
         wanted = [s for s in subscribed if s.client_id == client and s.wants(CREDIT, leg.account)]
         if not wanted:
             continue
-        entry = conn.execute(select(entries).where(entries.c.account == leg.account, entries.c.seq == seq)).one()
+        entry = conn.execute(_ENTRY, {"account": leg.account, "seq": seq}).one()
         event_id = f"CRDT:{leg.account}:{seq:012d}"
         payload = message.credit_event(event_id=event_id, created=entry.booked_at, client=client, entry=entry,
                                        currency=currency[leg.account])
-        _write(conn, event_id, CREDIT, client, payload, wanted, now)
+        _insert(conn, _rows(event_id, CREDIT, client, payload, wanted, now))
 
 
-def _write(conn: Connection, event_id: str, kind: str, client: str, payload: bytes,
-           subscribed: list[Subscription], now: dt.datetime) -> None:
-    conn.execute(insert(outbox_events), [
-        dict(event_id=event_id, subscription_id=s.id, client_id=client, kind=kind, payload=payload,
-             created_at=now, state=PENDING, attempts=0, due_at=now) for s in subscribed])
+def _rows(event_id: str, kind: str, client: str, payload: bytes, subscribed: list[Subscription],
+          now: dt.datetime) -> list[dict]:
+    return [dict(event_id=event_id, subscription_id=s.id, client_id=client, kind=kind, payload=payload,
+                 created_at=now, state=PENDING, attempts=0, due_at=now) for s in subscribed]
+
+
+def _insert(conn: Connection, rows: list[dict]) -> None:
+    if rows:
+        conn.execute(_EVENT, rows)
+
+
+_EVENT = insert(outbox_events)

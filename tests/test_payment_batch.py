@@ -1,0 +1,113 @@
+"""The set-wise payment path (issue 7): a batch is decided payment by payment on facts kept in memory
+(funds, daily totals, ClientRefs) and written together. It must decide exactly as accepting the payments
+one by one would, leave no trace of a refused payment, and keep the audit chain intact."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from conftest import OPERATING, PAYROLL, booked_total
+from gateway import audit, client as dl, directory
+from gateway.storage.tables import accounts, holds, payment_events, payments
+from gateway.xmlsafe import q, text
+
+CNAPS = {"scheme": "CNAPS", "bank_code": "102290012345"}
+
+
+def outcomes(answer):
+    assert (answer.status, answer.code) == (200, "OK"), answer.detail
+    found = []
+    for s in answer.body.iterfind(q("PaymentStatus")):
+        reason = s.find(q("Reason"))
+        found.append((text(s.find(q("ClientRef"))), text(s.find(q("State"))), text(s.find(q("PaymentId"))),
+                      None if reason is None else reason.get("code")))
+    return found
+
+
+def money(gateway, account):
+    with gateway.engine.connect() as conn:
+        booked, held = conn.execute(select(accounts.c.booked, accounts.c.held)
+                                    .where(accounts.c.number == account)).one()
+    return booked, held
+
+
+def count(gateway, table):
+    with gateway.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar()
+
+
+def chain_findings(gateway):
+    with gateway.engine.connect() as conn:
+        return audit.verify(conn)[1]
+
+
+def test_funds_credited_earlier_in_the_batch_count_and_refusals_leave_no_trace(maker, gateway):
+    with gateway.engine.begin() as conn:   # payroll without limits: only its funds (400,000.00) decide
+        directory.set_grant(conn, "DEMO", "maker", PAYROLL, {"query", "pay"}, None, None,
+                            dt.datetime.now(dt.timezone.utc))
+
+    def order():
+        return dl.payment_order(
+            dl.payment("B-1", PAYROLL, "300000.00", "Vendor", "31001", **CNAPS),       # 100,000 left
+            dl.payment("B-2", PAYROLL, "150000.00", "Vendor", "31002", **CNAPS),       # short
+            dl.payment("B-3", OPERATING, "100000.00", "Payroll", PAYROLL),             # settles: 200,000 left
+            dl.payment("B-4", PAYROLL, "150000.00", "Vendor", "31004", **CNAPS),       # 50,000 left
+            dl.payment("B-5", PAYROLL, "60000.00", "Vendor", "31005", **CNAPS),        # short
+            dl.payment("B-1", PAYROLL, "300000.00", "Vendor", "31001", **CNAPS),       # B-1 again: the same one
+            dl.payment("B-2", PAYROLL, "10000.00", "Vendor", "31002", **CNAPS))        # a refused ref, fixed: fits
+    events_before = count(gateway, payment_events)
+
+    trial = order()
+    trial.set("dryRun", "true")
+    assert [o[1] for o in outcomes(maker.call(trial))] == [
+        "ACCEPTED", "REJECTED", "SETTLED", "ACCEPTED", "REJECTED", "ACCEPTED", "ACCEPTED"]
+    assert count(gateway, payment_events) == events_before   # the trial kept nothing
+
+    got = outcomes(maker.call(order()))
+    assert [(o[1], o[3]) for o in got] == [
+        ("ACCEPTED", None), ("REJECTED", "INSUFFICIENT_FUNDS"), ("SETTLED", None), ("ACCEPTED", None),
+        ("REJECTED", "INSUFFICIENT_FUNDS"), ("ACCEPTED", None), ("ACCEPTED", None)]
+    assert got[0][2] == got[5][2]                            # one payment for B-1, answered twice
+    assert money(gateway, PAYROLL) == (500_000_00, 460_000_00)
+    assert money(gateway, OPERATING) == (900_000_00, 0)
+    assert booked_total(gateway.engine) == 0
+    with gateway.engine.connect() as conn:
+        stored = dict(conn.execute(select(payments.c.client_ref, payments.c.state)
+                                   .where(payments.c.client_ref.like("B-%"))).all())
+        open_holds = conn.execute(select(func.count()).select_from(holds)
+                                  .where(holds.c.released_at.is_(None))).scalar()
+    assert stored == {"B-1": "ACCEPTED", "B-2": "ACCEPTED", "B-3": "SETTLED", "B-4": "ACCEPTED"}
+    assert open_holds == 3
+    # Four created, one settled: five state changes on record, the refused payments none.
+    assert count(gateway, payment_events) == events_before + 5
+    assert chain_findings(gateway) == []
+
+
+def test_daily_limit_is_exact_within_one_batch(maker, gateway):
+    # operating: daily limit 800,000.00 for the maker; below 200,000.00 no approval is needed.
+    amounts = ["150000.00"] * 5 + ["100000.00", "50000.00", "0.01"]
+    got = outcomes(maker.call(dl.payment_order(*[
+        dl.payment(f"D-{i}", OPERATING, a, "Vendor", f"3100{i}", **CNAPS) for i, a in enumerate(amounts)])))
+    assert [(o[1], o[3]) for o in got] == [("ACCEPTED", None)] * 5 + [
+        ("REJECTED", "LIMIT_DAILY"), ("ACCEPTED", None), ("REJECTED", "LIMIT_DAILY")]
+    assert money(gateway, OPERATING) == (1_000_000_00, 800_000_00)
+    assert chain_findings(gateway) == []
+
+
+def test_concurrent_twins_from_different_accounts_yield_one_payment(maker, gateway):
+    # The accounts' locks do not order these two: the ClientRef's unique key does, and the loser's
+    # transaction runs again and finds the winner's payment (a different one: DUPLICATE_REFERENCE).
+    for round_ in range(4):
+        ref = f"TW-{round_}"
+        bodies = [maker.request(dl.payment_order(dl.payment(ref, account, "1000.00", "Vendor", "31009", **CNAPS)))
+                  for account in (OPERATING, PAYROLL)]
+        with cf.ThreadPoolExecutor(2) as pool:
+            answers = [outcomes(a)[0] for a in pool.map(maker.post, bodies)]
+        assert sorted((o[1], o[3]) for o in answers) == [("ACCEPTED", None), ("REJECTED", "DUPLICATE_REFERENCE")]
+    with gateway.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(payments)
+                            .where(payments.c.client_ref.like("TW-%"))).scalar() == 4
+    assert money(gateway, OPERATING)[1] + money(gateway, PAYROLL)[1] == 4 * 1000_00
+    assert chain_findings(gateway) == []
