@@ -7,9 +7,10 @@ available = booked - held; a hold can only be placed if it fits, checked in the 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, text, update
 
 from gateway.notify import outbox
 from gateway.storage.tables import accounts, entries, holds
@@ -94,6 +95,19 @@ def lock_accounts(conn: Connection, numbers: set[str]) -> dict[str, Locked]:
     if not numbers:
         return {}
     return {r.number: Locked(*r) for r in conn.execute(_LOCK, {"numbers": sorted(numbers)})}
+
+
+def lock_names(conn: Connection, names: set[str]) -> None:
+    """Transaction-scoped locks on things that have no row of their own (a payee of a client), taken after
+    the accounts' and in a fixed order, so they cannot deadlock with each other. PostgreSQL advisory locks;
+    a no-op on SQLite, where BEGIN IMMEDIATE already serialises writers."""
+    if not names or conn.dialect.name != "postgresql":
+        return
+    keys = sorted(int.from_bytes(hashlib.sha256(n.encode("utf-8")).digest()[:8], "big", signed=True)
+                  for n in names)
+    # unnest keeps the array's order: the locks are taken in the sorted order.
+    conn.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+                 {"keys": keys}).all()
 
 
 def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, value_date: dt.date) -> None:

@@ -99,7 +99,8 @@ _USED_TODAY = select(func.coalesce(func.sum(_p.amount), 0)).where(
     _p.created_at >= bindparam("day_start"), _p.state.not_in(RELEASED))
 _INSERT = insert(payments)
 _LOAD = select(payments).where(_p.id == bindparam("payment_id"))
-_REFS_A_READ = 500   # ClientRefs looked up per statement (SQLite allows a few thousand parameters at most)
+_REFS_A_READ = 500
+PAYEE_RULES = {"duplicate", "payee_daily_cap"}   # ClientRefs looked up per statement (SQLite allows a few thousand parameters at most)
 
 
 class _Batch:
@@ -117,6 +118,10 @@ class _Batch:
         # Every account the batch may touch, locked in one sorted sweep before any fact is read (no deadlocks).
         touched = set(debtors) | {i.creditor.account for i in instructions if is_internal(ctx, i)}
         self.accounts = ledger.lock_accounts(ctx.conn, touched)
+        # Rules that count a payee's payments over all of the client's accounts (a duplicate, the payee's
+        # daily cap) see a concurrent payment from another account only if it waits: lock the payees too.
+        if any(p.enabled and name in PAYEE_RULES for active, _ in self.rules.values() for name, p in active.items()):
+            ledger.lock_names(ctx.conn, {f"payee:{ctx.client}:{i.creditor.account}" for i in instructions})
         self.available = {n: a.booked - a.held for n, a in self.accounts.items()}
         # Looked up after the locks: a twin paying from the same account has committed by now.
         refs = sorted({i.client_ref for i in instructions})

@@ -9,7 +9,7 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from conftest import OPERATING, PAYROLL, booked_total
-from gateway import audit, client as dl, directory
+from gateway import audit, client as dl, directory, rulebook
 from gateway.storage.tables import accounts, holds, payment_events, payments
 from gateway.xmlsafe import q, text
 
@@ -111,3 +111,19 @@ def test_concurrent_twins_from_different_accounts_yield_one_payment(maker, gatew
                             .where(payments.c.client_ref.like("TW-%"))).scalar() == 4
     assert money(gateway, OPERATING)[1] + money(gateway, PAYROLL)[1] == 4 * 1000_00
     assert chain_findings(gateway) == []
+
+
+def test_concurrent_payments_to_one_payee_from_two_accounts_respect_its_cap_and_duplicates(maker, gateway):
+    # The payee's daily cap and the duplicate rule count the payee's payments over all the client's
+    # accounts; two requests from two accounts lock different account rows, so the payee is locked too.
+    now = dt.datetime.now(dt.timezone.utc)
+    with gateway.engine.begin() as conn:
+        rulebook.set_rule(conn, "DEMO", "", "payee_daily_cap", {"cap": "1500.00"}, now)
+    for round_ in range(4):
+        payee = f"3100900{round_}"
+        bodies = [maker.request(dl.payment_order(dl.payment(f"CAP-{round_}-{account[-1]}", account, "1000.00",
+                                                            "Vendor", payee, **CNAPS)))
+                  for account in (OPERATING, PAYROLL)]
+        with cf.ThreadPoolExecutor(2) as pool:
+            answers = [outcomes(a)[0] for a in pool.map(maker.post, bodies)]
+        assert sorted((o[1], o[3]) for o in answers) == [("ACCEPTED", None), ("REJECTED", "RULE_CAP_EXCEEDED")]

@@ -5,6 +5,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, strategies as st
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import inspect
 
@@ -181,3 +182,25 @@ def test_replicas_starting_together_migrate_once(pg_url):
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == head
     for e in engines:
         e.dispose()
+
+
+@given(st.text(alphabet="ABCXYZ0123456789-", min_size=1, max_size=30), st.sampled_from(["1.00", "12345.67", "0.01"]),
+       st.one_of(st.none(), st.text(alphabet="货款 invoice，第期0123", min_size=1, max_size=20)),
+       st.one_of(st.none(), st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2100, 1, 1))),
+       st.sampled_from(["NORMAL", "URGENT"]), st.sampled_from([("INTERNAL", ""), ("CNAPS", "102290012345")]))
+def test_content_hash_is_the_same_as_ever(ref, amount, remark, date, urgency, bank):
+    """Stored content hashes are compared with retries for ever: the hashed JSON is the one
+    dataclasses.asdict gave when they were first written."""
+    import dataclasses
+    import hashlib
+    import json
+    from domain.models import build_instruction
+    ins = build_instruction(client_ref="R" + ref, end_to_end_id=None, debtor_account="6222000000000001",
+                            amount=amount, currency="CNY", creditor_name="上海某某", creditor_account="31001234567890",
+                            bank_scheme=bank[0], bank_code=bank[1], bank_name=None, purpose="货款", remark=remark,
+                            requested_date=date, urgency=urgency)
+    data = dataclasses.asdict(ins)
+    data["amount"] = [ins.amount.text(), ins.amount.currency]
+    data["requested_date"] = ins.requested_date.isoformat() if ins.requested_date else None
+    blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert ins.content_hash() == hashlib.sha256(blob.encode("utf-8")).hexdigest()
