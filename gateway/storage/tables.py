@@ -119,7 +119,8 @@ payments = Table(
     Column("creditor_key", String(420), nullable=True),   # domain.names.key(creditor_name), for the rules
     Column("rule_hits", Text, nullable=True),             # JSON list of the rules that fired (domain/rules.py)
     UniqueConstraint("client_id", "client_ref", name="uq_payments_client_ref"),  # idempotency, forever
-    Index("ix_payments_daily", "client_id", "maker", "debtor_account", "created_at"),
+    # The daily-limit sum reads only this index (state and amount ride along): it stays cheap all day.
+    Index("ix_payments_daily", "client_id", "maker", "debtor_account", "created_at", "state", "amount"),
     # The rules stage's reads (gateway/rules.py); state and amount ride along so they are index-only scans.
     Index("ix_payments_payee_account", "client_id", "creditor_account", "created_at", "state", "amount"),
     Index("ix_payments_payee_name", "client_id", "creditor_key", "created_at"),
