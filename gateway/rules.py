@@ -16,7 +16,7 @@ from sqlalchemy import (Connection, String, bindparam, case, cast, exists, func,
 
 from domain import rules as dr
 from domain.models import PaymentInstruction
-from domain.names import MIN_CONTAINED, account_key, key as name_key
+from domain.names import MIN_CONTAINED, account_key, key as name_key, name_matches
 from gateway.storage.tables import accounts, block_lists, blocked_parties, counterparties, fund_rules, payments
 
 ALL_CLIENTS = ""            # block lists and rules with this client/account apply to all
@@ -37,11 +37,12 @@ class _BlockIndex:
     by_prefix: dict[str, list]  # names long enough to match inside a payee's name, by their first letters
 
     def names_in(self, payee: str) -> list:
-        """Entries whose name is the payee's name or lies inside it: one dict probe per position."""
+        """Entries whose name designates the payee (domain.names.name_matches), found without trying every
+        entry: the whole name by dict, longer names by a probe of their first letters at each position."""
         found = list(self.by_key.get(payee, ()))
         for i in range(len(payee) - MIN_CONTAINED + 1):
             for k, e in self.by_prefix.get(payee[i:i + MIN_CONTAINED], ()):
-                if k != payee and payee.startswith(k, i) and e not in found:
+                if k != payee and name_matches(k, payee) and e not in found:
                     found.append(e)
         return found
 
@@ -132,13 +133,6 @@ _NAME_PAID = (select(_p.creditor_account).where(_p.client_id == bindparam("clien
                                                  _IS_PAID).order_by(_p.created_at.desc()).limit(1))
 _NAME_REGISTERED = select(counterparties.c.account).where(counterparties.c.client_id == bindparam("client"),
                                                            counterparties.c.name_key == bindparam("key")).limit(1)
-
-
-def decide(conn: Connection, client: str, ins: PaymentInstruction, now: dt.datetime, zone: dt.tzinfo,
-           day_start: dt.datetime) -> list[dr.Hit]:
-    """Every rule's finding on one payment (empty: nothing fired)."""
-    active, found = applicable(conn, client, ins, configuration(conn, client, ins.debtor_account))
-    return judge(conn, client, ins, active, found, now, zone, day_start) if active else []
 
 
 def applicable(conn: Connection, client: str, ins: PaymentInstruction,
