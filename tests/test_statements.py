@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select
@@ -96,11 +97,13 @@ def test_counterparty_and_references_on_the_entry(maker):
 
 def test_balance_as_of_a_past_day_and_today(maker, clock):
     pay(maker, "ASOF-1", "100.00")
-    yesterday = dt.date.today() - dt.timedelta(days=1)
+    # The bank's days (Asia/Shanghai), not this machine's: from 16:00 UTC they are a date apart.
+    today = dt.datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    yesterday = today - dt.timedelta(days=1)
     body = maker.call(dl.balance_query(OPERATING, as_of=yesterday)).body.find(q("Balance"))
     assert text(body.find(q("Booked"))) == "0.00"   # the account was opened today
     assert text(body.find(q("AsOf"))).startswith(str(yesterday) + "T23:59:59")
-    now = maker.call(dl.balance_query(OPERATING, as_of=dt.date.today())).body.find(q("Balance"))
+    now = maker.call(dl.balance_query(OPERATING, as_of=today)).body.find(q("Balance"))
     assert text(now.find(q("Booked"))) == "999900.00"
 
 
