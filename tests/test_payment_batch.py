@@ -11,19 +11,9 @@ from sqlalchemy import func, select
 from conftest import OPERATING, PAYROLL, booked_total
 from gateway import audit, client as dl, directory, rulebook
 from gateway.storage.tables import accounts, holds, payment_events, payments
-from gateway.xmlsafe import q, text
+from iso20022_helpers import outcomes
 
 CNAPS = {"scheme": "CNAPS", "bank_code": "102290012345"}
-
-
-def outcomes(answer):
-    assert (answer.status, answer.code) == (200, "OK"), answer.detail
-    found = []
-    for s in answer.body.iterfind(q("PaymentStatus")):
-        reason = s.find(q("Reason"))
-        found.append((text(s.find(q("ClientRef"))), text(s.find(q("State"))), text(s.find(q("PaymentId"))),
-                      None if reason is None else reason.get("code")))
-    return found
 
 
 def money(gateway, account):
