@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import (Connection, String, bindparam, case, cast, exists, func, literal, literal_column, select,
+from sqlalchemy import (Connection, String, bindparam, case, cast, exists, func, literal_column, select, true,
                         union_all)
 
 from domain import rules as dr
@@ -85,8 +85,13 @@ def listed(conn: Connection, client: str, ins: PaymentInstruction, stamp: tuple 
     return tuple(found)
 
 
-_LIVE = tuple(x.value for x in dr.LIVE)
-_PAID = tuple(x.value for x in dr.PAID)
+def _written_in(states) -> list:
+    """A fixed list of states written into the SQL text. A plain in_() of values is an "expanding"
+    parameter, and a statement with one has its text rendered anew at every execution."""
+    return [literal_column(f"'{s.value}'") for s in sorted(states)]
+
+
+_LIVE, _PAID = _written_in(dr.LIVE), _written_in(dr.PAID)
 ANOMALY_HISTORY = 100       # the newest paid amounts the anomaly rule takes the median of
 
 _p = payments.c
@@ -119,14 +124,15 @@ _amounts = (select(_HISTORY.c.amount).where(
     .order_by(_HISTORY.c.created_at.desc()).limit(ANOMALY_HISTORY).subquery())
 _FACTS = select(
     _payee.c.today, _payee.c.newest_same, _velocity.c.n, _velocity.c.total,
-    select(func.aggregate_strings(cast(_amounts.c.amount, String), ",")).scalar_subquery().label("amounts"),
+    select(func.aggregate_strings(cast(_amounts.c.amount, String), literal_column("','")))
+    .scalar_subquery().label("amounts"),
     exists().where(_EVER.c.client_id == bindparam("client"), _EVER.c.creditor_account == bindparam("account"),
                    _EVER.c.state.in_(_PAID)).label("paid"),
     exists().where(counterparties.c.client_id == bindparam("client"),
                    counterparties.c.account == bindparam("account")).label("registered"),
     select(accounts.c.booked - accounts.c.held).where(accounts.c.number == bindparam("debtor"))
     .scalar_subquery().label("available"),
-).select_from(_payee.join(_velocity, literal(True)))
+).select_from(_payee.join(_velocity, true()))
 _DUPLICATE = (select(_p.id, _p.client_ref, _p.created_at).where(_TO_PAYEE, _SAME, _p.created_at == bindparam("at"))
               .order_by(_p.id).limit(1))
 _NAME_PAID = (select(_p.creditor_account).where(_p.client_id == bindparam("client"), _p.creditor_key == bindparam("key"),
