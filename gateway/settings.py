@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     notify_backoff_base_seconds: float = 5.0            # the first retry waits about this long, each next
     notify_backoff_max_seconds: float = 3600.0          # one twice as long up to this (jittered 50-100 %)
     notify_keep_delivered_days: int = 7                 # delivered events are kept this long, then removed
+    # Deliver to loopback, private and link-local addresses too (an ERP on this machine or its LAN, demos):
+    # off, so that a subscription cannot make the gateway reach into the bank's own network.
+    notify_private_addresses: bool = False
     # --- issue 8: fund-flow rules ---
     # --- issue 7: performance ---
 

@@ -21,7 +21,7 @@ from conftest import OPERATING, PAYROLL, SUPPLIER
 from domain.codes import PaymentState as S
 from gateway import audit, client as dl, sandbox, transitions
 from gateway.notify import subscriptions
-from gateway.notify.delivery import Delivery, backoff, dead_letters, replay
+from gateway.notify.delivery import Delivery, backoff, dead_letters, non_public_address, replay
 from gateway.notify.outbox import DEAD, DELIVERED, PENDING
 from gateway.payments import load
 from gateway.storage.tables import audit_log, outbox_events, payments
@@ -101,9 +101,10 @@ def receiver():
 @pytest.fixture
 def settings(home):
     """Short timeouts and back-off, so failures are quick; time itself is moved by the tests' clock."""
+    # The receivers of these tests listen on this machine: loopback delivery is allowed here.
     return home.model_copy(update=dict(notify_timeout_seconds=0.5, notify_backoff_base_seconds=10.0,
                                        notify_backoff_max_seconds=60.0, notify_max_attempts=4,
-                                       notify_concurrency=4))
+                                       notify_concurrency=4, notify_private_addresses=True))
 
 
 @pytest.fixture
@@ -453,8 +454,10 @@ def test_two_replicas_deliver_every_event_exactly_once(pg_gateway, tmp_path):
             expected.add(f"CRDT:{done.account}:{done.entry_id:012d}")
         for _ in range(2):
             servers.start(DIRECTLINK_NOTIFY_INTERVAL_SECONDS="1", DIRECTLINK_NOTIFY_CONCURRENCY="2",
+                          DIRECTLINK_NOTIFY_PRIVATE_ADDRESSES="true",
                           DIRECTLINK_CLEARING_INTERVAL_SECONDS="3600")
-        local = Delivery(gateway.engine, home.model_copy(update=dict(notify_concurrency=2)), gateway.signer)
+        local = Delivery(gateway.engine, home.model_copy(update=dict(notify_concurrency=2,
+                                                                     notify_private_addresses=True)), gateway.signer)
         threads = [threading.Thread(target=local.run_once) for _ in range(2)]
         for t in threads:
             t.start()
@@ -477,6 +480,8 @@ def test_two_replicas_deliver_every_event_exactly_once(pg_gateway, tmp_path):
 def test_the_cli_subscribes_runs_lists_dead_letters_and_replays(tmp_path):
     """`directlink notify ...` and `directlink sandbox credit` as an operator runs them (SQLite home)."""
     cli("init", str(tmp_path / "h"))
+    with (tmp_path / "h" / "directlink.toml").open("a", encoding="utf-8") as settings_file:
+        settings_file.write("notify_private_addresses = true   # the test's receiver is on this machine\n")
     h = ["--home", str(tmp_path / "h")]
     port = free_port()
     done = cli("notify", "subscribe", "DEMO", f"http://127.0.0.1:{port}/erp", "--kinds", "credit", *h)
@@ -501,3 +506,22 @@ def test_the_cli_subscribes_runs_lists_dead_letters_and_replays(tmp_path):
     finally:
         receiver.close()
     assert "0 dead letter(s)" in cli("notify", "dead", *h).stdout
+
+
+def test_no_delivery_to_a_non_public_address_unless_allowed(gateway, home, clock, receiver):
+    """By default the gateway will not POST into loopback, private or link-local networks (a subscription
+    must not make it reach the bank's own hosts); the event waits with the reason, and is delivered once an
+    operator allows such addresses (an ERP on the same LAN)."""
+    subscribe(gateway, "DEMO", receiver.url)
+    credit(gateway)
+    strict = Delivery(gateway.engine, home, gateway.signer, clock=clock, jitter=lambda: 1.0)
+    assert strict.run_once() == {"retry": 1}
+    with gateway.engine.connect() as conn:
+        error = conn.execute(select(outbox_events.c.last_error)).scalar()
+    assert "127.0.0.1" in error and "not a public address" in error and receiver.accepted() == []
+    assert non_public_address("http://169.254.169.254/latest") is not None
+    assert non_public_address("http://10.1.2.3:8080/erp") is not None
+    clock.offset += dt.timedelta(hours=1)
+    allowed = Delivery(gateway.engine, home.model_copy(update={"notify_private_addresses": True}),
+                       gateway.signer, clock=clock, jitter=lambda: 1.0)
+    assert allowed.run_once() == {"delivered": 1} and len(receiver.accepted()) == 1

@@ -15,11 +15,14 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import logging
+import ipaddress
 import random
 import secrets
+import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 import httpx
 from lxml import etree
@@ -90,7 +93,7 @@ class Delivery:
                         log.exception("cannot sign notification %s", c.event_id)
                         done[self.record(c, f"cannot sign: {type(exc).__name__}")] += 1
                         continue
-                    futures[pool.submit(_post, http, c, body)] = c
+                    futures[pool.submit(_post, http, c, body, self.settings.notify_private_addresses)] = c
                 for future in cf.as_completed(futures):
                     done[self.record(futures[future], future.result())] += 1
         self._forget_delivered()
@@ -163,9 +166,30 @@ class Delivery:
             conn.execute(delete(outbox).where(outbox.c.state == DELIVERED, outbox.c.due_at < cutoff))
 
 
-def _post(http: httpx.Client, c: Claimed, body: bytes) -> str | None:
+def non_public_address(url: str) -> str | None:
+    """Why the gateway will not POST to this URL's host (it resolves to a loopback, private, link-local or
+    otherwise non-public address), or None. Checked at every delivery: what a name resolves to can change."""
+    parts = urlsplit(url)
+    try:
+        found = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
+                                   type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return f"cannot resolve {parts.hostname}: {exc}"
+    for *_, address in found:
+        ip = ipaddress.ip_address(address[0])
+        if not ip.is_global:
+            return (f"{parts.hostname} resolves to {ip}, not a public address "
+                    "(setting notify_private_addresses allows it)")
+    return None
+
+
+def _post(http: httpx.Client, c: Claimed, body: bytes, private_allowed: bool) -> str | None:
     """POST one signed notification; None if the ERP took it (2xx), else why not. Only the status is
     read: the ERP's answer body is never needed, and a huge one must not fill our memory."""
+    if not private_allowed:
+        refused = non_public_address(c.url)
+        if refused is not None:
+            return refused
     headers = {"Content-Type": "application/xml", "Event-Id": c.event_id, "User-Agent": "DirectLink-Notify/1"}
     try:
         with http.stream("POST", c.url, content=body, headers=headers) as answer:
