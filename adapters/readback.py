@@ -13,8 +13,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from adapters.base import DocumentInvalid
+from domain.errors import XmlRejected
 from domain.models import Party, Statement, StatementEntry
 from domain.money import Money, minor_units
+from gateway import xmlsafe   # the one hardened parser (no DTD, entities or network)
 
 MAX_STATEMENT_BYTES = 256 * 1024 * 1024    # a month of one busy account is tens of MB in any format
 
@@ -41,6 +43,16 @@ def check_size(data: bytes, what: str) -> None:
     if len(data) > MAX_STATEMENT_BYTES:
         raise DocumentInvalid("/", f"{len(data)} bytes is more than a {what} statement may have "
                                    f"({MAX_STATEMENT_BYTES})")
+
+
+def parsed_xml(data: bytes, what: str):
+    """A statement document's root through the gateway's hardened parser (no DTD, entities or network),
+    after the size check; DocumentInvalid naming the parser's refusal."""
+    check_size(data, what)
+    try:
+        return xmlsafe.parse(data, MAX_STATEMENT_BYTES)
+    except XmlRejected as err:
+        raise DocumentInvalid("/", f"{err.code.value}: {err.detail}") from None
 
 
 def check_currency(currency: str, where: str) -> str:

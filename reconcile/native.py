@@ -14,8 +14,8 @@ from functools import cache
 from lxml import etree
 
 from adapters.base import DocumentInvalid
-from adapters.readback import MAX_STATEMENT_BYTES, Row, build, check_currency, check_size
-from domain.errors import PaymentRejected, XmlRejected
+from adapters.readback import Row, build, check_currency, parsed_xml
+from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement
 from gateway import xmlsafe
 from gateway.xmlsafe import q, text
@@ -56,11 +56,7 @@ def _value(el: etree._Element, name: str) -> str:
 
 def read_native(data: bytes) -> Statement:
     """A DirectLink StatementQuery answer (or its Statement) as a Statement; DocumentInvalid if it is not."""
-    check_size(data, "DirectLink")
-    try:
-        root = xmlsafe.parse(data, MAX_STATEMENT_BYTES)
-    except XmlRejected as err:
-        raise DocumentInvalid("/", f"{err.code.value}: {err.detail}") from None
+    root = parsed_xml(data, "DirectLink")
     st = _statement_element(root)
     _validate(st)
     currency = check_currency(_value(st, "Currency"), "/Statement/Currency")

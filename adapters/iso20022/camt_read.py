@@ -23,11 +23,9 @@ from lxml import etree
 
 from adapters.base import DocumentInvalid
 from adapters.iso20022.ident import is_own_bic
-from adapters.readback import (MAX_STATEMENT_BYTES, Row, build, check_currency, check_size, day_start, join,
-                               money)
-from domain.errors import PaymentRejected, XmlRejected
+from adapters.readback import Row, build, check_currency, day_start, join, money, parsed_xml
+from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement
-from gateway import xmlsafe
 
 _OPENING, _CLOSING = ("OPBD", "PRCD"), ("CLBD", "ITBD")
 
@@ -188,11 +186,7 @@ def _report(t: _Tree, report) -> Statement:
 
 def read_camt(data: bytes) -> Statement:
     """A camt.053 or camt.052 document of one account as one Statement; DocumentInvalid if it is not."""
-    check_size(data, "camt")
-    try:
-        root = xmlsafe.parse(data, MAX_STATEMENT_BYTES)
-    except XmlRejected as err:
-        raise DocumentInvalid("/", f"{err.code.value}: {err.detail}") from None
+    root = parsed_xml(data, "camt")
     ns = etree.QName(root).namespace or ""
     if not ns.startswith("urn:iso:std:iso:20022:tech:xsd:camt.05") or etree.QName(root).localname != "Document":
         raise DocumentInvalid("/", f"not a camt.052/053 document (root {root.tag})")
