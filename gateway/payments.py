@@ -17,7 +17,7 @@ from domain.money import Money
 from domain.names import key as name_key
 from domain.rules import Outcome, RuleRejected, outcome_of
 from domain.states import RELEASED
-from gateway import audit, businessday, directory, ledger, rules, transitions
+from gateway import audit, businessday, directory, flows, ledger, rules, transitions
 from gateway.messages import ParsedPayment
 from gateway.notify.subscriptions import Subscription, active_for
 from gateway.storage.tables import accounts, payments
@@ -87,6 +87,7 @@ def submit(ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]) -
     for p in parsed:
         batch.add(p)
     batch.flush()
+    flows.record(ctx.conn, ctx.client, ctx.now, batch.pending)   # last: its row locks are taken in one sorted sweep
     return [status_of(r) if not isinstance(r, PaymentStatus) else r for r in batch.results]
 
 
@@ -133,6 +134,7 @@ class _Batch:
         self.created: list[tuple[SimpleNamespace, str]] = []
         self.holds: list[tuple[str, str, int]] = []
         self.to_settle: list[SimpleNamespace] = []
+        self.pending = flows.Pending()           # every payment accepted, for the running totals
 
     def add(self, p: ParsedPayment) -> None:
         if p.problem is not None:
@@ -189,6 +191,7 @@ class _Batch:
         self.created.append((row, why))
         self.holds.append((row.id, ins.debtor_account, ins.amount.minor))
         self.known[ins.client_ref] = row
+        self.pending.add(ins.debtor_account, ins.creditor.account, ins.amount.currency, ins.amount.minor)
         self.available[ins.debtor_account] -= ins.amount.minor
         if ins.debtor_account in self.used_today:
             self.used_today[ins.debtor_account] += ins.amount.minor
@@ -210,7 +213,7 @@ class _Batch:
         # The rules read the payments before this one from the database (a burst, a duplicate, the payee's
         # total today): they must be written first.
         self.flush()
-        return rules.judge(ctx.conn, ctx.client, ins, active, found, ctx.now, ctx.zone, ctx.day_start())
+        return rules.judge(ctx.conn, ctx.client, ins, active, found, ctx.now, ctx.zone, ctx.day_start(), self.pending)
 
     def _check_daily_limit(self, grant: directory.AccountGrant, ins: PaymentInstruction) -> None:
         # Read under the debtor account's lock, so parallel payments see each other's amounts; read once

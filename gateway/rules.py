@@ -11,12 +11,12 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import (Connection, String, bindparam, case, cast, exists, func, literal_column, select, true,
-                        union_all)
+from sqlalchemy import Connection, String, bindparam, cast, exists, func, literal_column, select, true, union_all
 
 from domain import rules as dr
 from domain.models import PaymentInstruction
 from domain.names import MIN_CONTAINED, account_key, key as name_key, name_matches
+from gateway import flows
 from gateway.storage.tables import accounts, block_lists, blocked_parties, counterparties, fund_rules, payments
 
 ALL_CLIENTS = ""            # block lists and rules with this client/account apply to all
@@ -85,45 +85,39 @@ def listed(conn: Connection, client: str, ins: PaymentInstruction, stamp: tuple 
     return tuple(found)
 
 
-def _written_in(states) -> list:
-    """A fixed list of states written into the SQL text. A plain in_() of values is an "expanding"
-    parameter, and a statement with one has its text rendered anew at every execution."""
-    return [literal_column(f"'{s.value}'") for s in sorted(states)]
-
-
-_LIVE, _PAID = _written_in(dr.LIVE), _written_in(dr.PAID)
+_LIVE, _PAID = flows.written_in(dr.LIVE), flows.written_in(dr.PAID)
 ANOMALY_HISTORY = 100       # the newest paid amounts the anomaly rule takes the median of
 
 _p = payments.c
 _TO_PAYEE = (_p.client_id == bindparam("client")) & (_p.creditor_account == bindparam("account"))
-_IS_LIVE, _IS_PAID = _p.state.in_(_LIVE), _p.state.in_(_PAID)
-_SAME = (_IS_LIVE & (_p.amount == bindparam("amount")) & (_p.currency == bindparam("currency"))
+_IS_PAID = _p.state.in_(_PAID)
+_SAME = (_p.state.in_(_LIVE) & (_p.amount == bindparam("amount")) & (_p.currency == bindparam("currency"))
          & (_p.client_ref != bindparam("ref")))
-# Everything the rules may need, in one round trip (each part through its own index):
-# - the client's recent payments to the payee account (ix_payments_payee_account, today and the duplicate
-#   window): live today, and the newest live payment of the same amount within the window;
+# Everything the rules may need, in one round trip, each part through its own index and none reading a whole
+# window of payments:
+# - the payee account's live payments today and the debtor account's in the velocity window, from the
+#   running totals (gateway/flows.py);
+# - the newest live payment of the same amount to the payee account within the duplicate window
+#   (ix_payments_payee_amount);
 # - was the payee account ever paid, is it registered (EXISTS: they stop at the first row);
-# - the debtor account's live payments in the velocity window (ix_payments_debtor_recent);
-# - the debtor account's available balance.
+# - the payee account's newest paid amounts (the anomaly rule), and the debtor account's available balance.
 _EVER = payments.alias("ever")
-_RECENT = payments.alias("recent")
-_payee = select(
-    func.coalesce(func.sum(case((_IS_LIVE & (_p.created_at >= bindparam("day_start"))
-                                 & (_p.currency == bindparam("currency")), _p.amount), else_=0)), 0).label("today"),
-    func.max(case((_SAME & (_p.created_at >= bindparam("since")), _p.created_at))).label("newest_same"),
-).where(_TO_PAYEE, _p.created_at >= bindparam("recent")).subquery()
-_velocity = select(func.count().label("n"), func.coalesce(func.sum(_RECENT.c.amount), 0).label("total")).where(
-    _RECENT.c.debtor_account == bindparam("debtor"), _RECENT.c.created_at >= bindparam("velocity_since"),
-    _RECENT.c.state.in_(_LIVE)).subquery()
 _HISTORY = payments.alias("history")
+_newest_same = select(func.max(_p.created_at)).where(_TO_PAYEE, _SAME, _p.created_at >= bindparam("since"))
+_today = [q.scalar_subquery() for q in flows.payee_window()]
+_velocity = [q.subquery() for q in flows.debtor_window()]
 # The newest paid amounts to the payee account, as one text ("1200,900,..."): the median is taken in Python,
 # which neither database does the same way; folded in here to spare a round trip.
 _amounts = (select(_HISTORY.c.amount).where(
     _HISTORY.c.client_id == bindparam("client"), _HISTORY.c.creditor_account == bindparam("account"),
     _HISTORY.c.state.in_(_PAID), _HISTORY.c.currency == bindparam("currency"))
     .order_by(_HISTORY.c.created_at.desc()).limit(ANOMALY_HISTORY).subquery())
+_counted, _gone, _part = _velocity
 _FACTS = select(
-    _payee.c.today, _payee.c.newest_same, _velocity.c.n, _velocity.c.total,
+    (_today[0] - _today[1] + _today[2]).label("today"),
+    _newest_same.scalar_subquery().label("newest_same"),
+    (_counted.c.n - _gone.c.n + _part.c.n).label("n"),
+    (_counted.c.a - _gone.c.a + _part.c.a).label("total"),
     select(func.aggregate_strings(cast(_amounts.c.amount, String), literal_column("','")))
     .scalar_subquery().label("amounts"),
     exists().where(_EVER.c.client_id == bindparam("client"), _EVER.c.creditor_account == bindparam("account"),
@@ -132,7 +126,7 @@ _FACTS = select(
                    counterparties.c.account == bindparam("account")).label("registered"),
     select(accounts.c.booked - accounts.c.held).where(accounts.c.number == bindparam("debtor"))
     .scalar_subquery().label("available"),
-).select_from(_payee.join(_velocity, true()))
+).select_from(_counted.join(_gone, true()).join(_part, true()))
 _DUPLICATE = (select(_p.id, _p.client_ref, _p.created_at).where(_TO_PAYEE, _SAME, _p.created_at == bindparam("at"))
               .order_by(_p.id).limit(1))
 _NAME_PAID = (select(_p.creditor_account).where(_p.client_id == bindparam("client"), _p.creditor_key == bindparam("key"),
@@ -154,18 +148,26 @@ def applicable(conn: Connection, client: str, ins: PaymentInstruction,
 
 
 def judge(conn: Connection, client: str, ins: PaymentInstruction, active: dict[str, dr.RuleParams],
-          found: tuple[dr.Listed, ...], now: dt.datetime, zone: dt.tzinfo, day_start: dt.datetime) -> list[dr.Hit]:
-    """The findings of the applicable rules, on the facts as the database has them now: the caller has
-    written every earlier payment of its batch, so they count."""
+          found: tuple[dr.Listed, ...], now: dt.datetime, zone: dt.tzinfo, day_start: dt.datetime,
+          pending: flows.Pending) -> list[dr.Hit]:
+    """The findings of the applicable rules, on the facts as the database has them now, with this request's
+    payments accepted before this one (`pending`: written, not yet in the running totals)."""
     key = {"client": client, "account": ins.creditor.account, "currency": ins.amount.currency}
     same = {**key, "amount": ins.amount.minor, "ref": ins.client_ref}
     since = now - dt.timedelta(days=active["duplicate"].window_days if "duplicate" in active else 0)
     minutes = active["velocity"].window_minutes if "velocity" in active else 0
-    row = conn.execute(_FACTS, {**same, "debtor": ins.debtor_account, "day_start": day_start, "since": since,
-                                "recent": min(day_start, since),
-                                "velocity_since": now - dt.timedelta(minutes=minutes)}).one()
-    facts = dict(known_account=bool(row.paid), registered=bool(row.registered), payee_today=int(row.today),
-                 recent_count=row.n, recent_amount=int(row.total), available=row.available)
+    velocity_since = now - dt.timedelta(minutes=minutes)
+    row = conn.execute(_FACTS, {**same, "debtor": ins.debtor_account, "since": since,
+                                **flows.window_params("c", day_start), **flows.window_params("d", velocity_since)}
+                       ).one()
+    today, count, total = int(row.today), int(row.n), int(row.total)
+    if flows.includes_pending(day_start, now):
+        today += pending.to_payee(ins.creditor.account, ins.amount.currency)
+    if flows.includes_pending(velocity_since, now):
+        n, amount = pending.of_debtor(ins.debtor_account)
+        count, total = count + n, total + amount
+    facts = dict(known_account=bool(row.paid), registered=bool(row.registered), payee_today=today,
+                 recent_count=count, recent_amount=total, available=row.available)
     if "duplicate" in active and row.newest_same is not None:
         earlier = conn.execute(_DUPLICATE, {**same, "at": row.newest_same}).first()
         if earlier is not None:

@@ -1,0 +1,143 @@
+"""Running totals of payments per account and minute: what the fund-flow rules count over a window.
+
+The rules count live payments over windows: a payee account's payments today (its daily cap), a debtor
+account's payments in the last N minutes (velocity). Summing every payment of the window costs in
+proportion to a busy account or payee; these totals make it a read of a few rows, exactly:
+
+- every payment created is counted once, in the minute it was created, by debtor account (side "D") and
+  by payee account (side "C"), at the end of its request's transaction (record()), in one sweep sorted
+  by key: transactions take these rows' locks in the same order, so they cannot deadlock on them;
+- never decremented: a payment that leaves the live states (rejected, cancelled, failed, returned) is
+  taken out when read, found through a partial index of such payments, which are few. No state change
+  touches these rows, so the clearing and approval paths take no lock on them;
+- a window rarely starts on a whole minute: the live payments of the part-minute before its first whole
+  minute are read from the payments table itself;
+- the payments of the request being decided are not counted until record(): the caller adds its own
+  (Pending). They were all created at the request's time, so they fall inside every window ending then,
+  unless the window starts in that very minute, where the part-minute read finds them already.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import Connection, bindparam, func, literal_column, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from domain import rules as dr
+from gateway.storage.tables import GONE_STATES, payment_flows, payments
+
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+_MINUTE = dt.timedelta(minutes=1)
+
+
+def minute_of(at: dt.datetime) -> int:
+    return (at - _EPOCH) // _MINUTE
+
+
+def _whole_minutes_from(since: dt.datetime) -> dt.datetime:
+    """The first whole minute at or after `since`: the totals count from there on."""
+    start = _EPOCH + minute_of(since) * _MINUTE
+    return start if start == since else start + _MINUTE
+
+
+@dataclass
+class Pending:
+    """The payments of this request, accepted and not yet recorded: (side, account, currency) -> totals."""
+    count: Counter = field(default_factory=Counter)
+    amount: Counter = field(default_factory=Counter)
+
+    def add(self, debtor: str, payee: str, currency: str, minor: int) -> None:
+        for key in (("D", debtor, currency), ("C", payee, currency)):
+            self.count[key] += 1
+            self.amount[key] += minor
+
+    def of_debtor(self, account: str) -> tuple[int, int]:
+        keys = [k for k in self.count if k[0] == "D" and k[1] == account]
+        return sum(self.count[k] for k in keys), sum(self.amount[k] for k in keys)
+
+    def to_payee(self, account: str, currency: str) -> int:
+        return self.amount[("C", account, currency)]
+
+
+_UPSERT: dict[str, object] = {}
+
+
+def _upsert(dialect: str):
+    if dialect not in _UPSERT:
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(payment_flows)
+        _UPSERT[dialect] = ins.on_conflict_do_update(
+            index_elements=[c.name for c in payment_flows.primary_key],
+            set_={"payments": payment_flows.c.payments + ins.excluded.payments,
+                  "amount": payment_flows.c.amount + ins.excluded.amount})
+    return _UPSERT[dialect]
+
+
+def record(conn: Connection, client: str, at: dt.datetime, pending: Pending) -> None:
+    """Count this request's payments (all created at `at`), in the request's transaction."""
+    if not pending.count:
+        return
+    minute = minute_of(at)
+    conn.execute(_upsert(conn.dialect.name), [
+        dict(side=side, client_id=client, account=account, minute=minute, currency=currency,
+             payments=pending.count[key], amount=pending.amount[key])
+        for key in sorted(pending.count) for side, account, currency in [key]])
+
+
+# ---- reading a window (scalar subqueries, folded into the rules' facts query in gateway/rules.py) ----------
+
+_f, _p = payment_flows.c, payments.c
+
+
+def written_in(states) -> list:
+    """A fixed list of states written into the SQL text. A plain in_() of values is an "expanding"
+    parameter, and a statement with one has its text rendered anew at every execution."""
+    return [literal_column(f"'{s.value}'") for s in sorted(states)]
+
+
+_LIVE = written_in(dr.LIVE)
+_GONE = text(GONE_STATES)   # spelt as the partial indexes' predicate, so that they apply
+
+
+def _sum(column, label: str):
+    return func.coalesce(func.sum(column), 0).label(label)
+
+
+def debtor_window():
+    """Live payments from :debtor (of :client) created since :d_since: (count, amount) as three parts, each
+    one scalar subquery: counted whole minutes, minus the gone among them, plus the part-minute before."""
+    counted = select(_sum(_f.payments, "n"), _sum(_f.amount, "a")).where(
+        _f.side == "D", _f.client_id == bindparam("client"), _f.account == bindparam("debtor"),
+        _f.minute >= bindparam("d_minute"))
+    gone = select(func.count().label("n"), _sum(_p.amount, "a")).where(
+        _p.debtor_account == bindparam("debtor"), _p.created_at >= bindparam("d_whole"), _GONE)
+    part = select(func.count().label("n"), _sum(_p.amount, "a")).where(
+        _p.debtor_account == bindparam("debtor"), _p.created_at >= bindparam("d_since"),
+        _p.created_at < bindparam("d_whole"), _p.state.in_(_LIVE))
+    return counted, gone, part
+
+
+def payee_window():
+    """The amount of live payments of :client to :account in :currency created since :c_since: the same
+    three parts as debtor_window()."""
+    mine = (_p.client_id == bindparam("client")) & (_p.creditor_account == bindparam("account")) & (
+        _p.currency == bindparam("currency"))
+    counted = select(_sum(_f.amount, "a")).where(
+        _f.side == "C", _f.client_id == bindparam("client"), _f.account == bindparam("account"),
+        _f.minute >= bindparam("c_minute"), _f.currency == bindparam("currency"))
+    gone = select(_sum(_p.amount, "a")).where(mine, _p.created_at >= bindparam("c_whole"), _GONE)
+    part = select(_sum(_p.amount, "a")).where(mine, _p.created_at >= bindparam("c_since"),
+                                          _p.created_at < bindparam("c_whole"), _p.state.in_(_LIVE))
+    return counted, gone, part
+
+
+def window_params(prefix: str, since: dt.datetime) -> dict:
+    whole = _whole_minutes_from(since)
+    return {f"{prefix}_since": since, f"{prefix}_whole": whole, f"{prefix}_minute": minute_of(whole)}
+
+
+def includes_pending(since: dt.datetime, at: dt.datetime) -> bool:
+    """Whether this request's own payments (created `at`) must be added to a window read from `since`:
+    yes, unless they were created before its first whole minute (the part-minute read found them)."""
+    return at >= _whole_minutes_from(since)
