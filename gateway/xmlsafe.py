@@ -14,7 +14,7 @@ from lxml import etree
 
 from domain.codes import ResultCode
 from domain.errors import XmlRejected
-from schemas import SCHEMA_DIR
+from schemas import SCHEMA_DIR, compile_schema
 
 NS = "urn:directlink:v1"
 ALLOWED_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "gb18030": "gb18030", "gbk": "gbk"}
@@ -113,7 +113,7 @@ def schema() -> etree.XMLSchema:
     an XMLSchema's error log is shared state, so threads must not share one."""
     xsd = getattr(_local, "schema", None)
     if xsd is None:
-        xsd = _local.schema = etree.XMLSchema(_schema_doc())
+        xsd = _local.schema = compile_schema(_schema_doc())
     return xsd
 
 

@@ -19,7 +19,7 @@ from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement
 from gateway import xmlsafe
 from gateway.xmlsafe import q, text
-from schemas import SCHEMA_DIR
+from schemas import SCHEMA_DIR, compile_schema
 
 FORMAT = "directlink"
 
@@ -100,4 +100,4 @@ def _statement_schema() -> etree.XMLSchema:
     </xs:schema>"""
     doc = etree.fromstring(wrapper.encode(), etree.XMLParser(no_network=True, resolve_entities=False),
                            base_url=str(SCHEMA_DIR.joinpath("statement.xsd")))
-    return etree.XMLSchema(doc)
+    return compile_schema(doc)

@@ -132,6 +132,35 @@ def test_schema_validation_is_safe_across_threads():
     assert outcomes.count("ok") == 2000 and outcomes.count(ResultCode.XML_SCHEMA_INVALID) == 2000
 
 
+def test_threads_compiling_schemas_at_a_fresh_start_do_not_break_them():
+    """Sixteen threads compiling the protocol schema at once in a fresh process (a gateway's first burst of
+    requests) broke libxml2's built-in types: every later request was refused, or the process aborted.
+    Each run is a new interpreter; without the lock this test failed about every other time."""
+    import subprocess
+    import sys
+    script = ("import threading\n"
+              "from gateway import xmlsafe\n"
+              "from adapters.iso20022 import xsd\n"
+              "gate, failed = threading.Barrier(16), []\n"
+              "def build(i):\n"
+              "    gate.wait()\n"
+              "    try:\n"
+              "        xmlsafe.schema() if i % 4 else xsd.schema('pain.001.001.03')\n"
+              "    except Exception as e:\n"
+              "        failed.append(e)\n"
+              "threads = [threading.Thread(target=build, args=(i,)) for i in range(16)]\n"
+              "[t.start() for t in threads]\n"
+              "[t.join() for t in threads]\n"
+              "assert not failed, failed\n"
+              "xmlsafe.validate(xmlsafe.parse(b'<Request xmlns=\"urn:directlink:v1\" version=\"1\"><Header>"
+              "<MessageId>M-1</MessageId><Created>2026-11-22T20:00:00+08:00</Created><Client>C</Client>"
+              "<Operator>O</Operator></Header><AccountQuery/></Request>', 1 << 20))\n"
+              "print('ok')\n")
+    for _ in range(10):   # one after the other: each start gets both cores, as a server's does
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+        assert run.returncode == 0 and run.stdout.strip() == b"ok", (run.stdout + run.stderr).decode()[-400:]
+
+
 def test_rejection_echoes_only_a_well_formed_message_id(http):
     """A malformed MessageId is not echoed in InReplyTo, so our own answer stays schema-valid."""
     from lxml import etree

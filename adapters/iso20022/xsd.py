@@ -12,7 +12,7 @@ from functools import cache
 from lxml import etree
 
 from adapters.base import DocumentInvalid
-from schemas import SCHEMA_DIR
+from schemas import SCHEMA_DIR, compile_schema
 
 NS_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 _local = threading.local()
@@ -39,7 +39,7 @@ def schema(message: str) -> etree.XMLSchema:
     if cached is None:
         cached = _local.schemas = {}
     if message not in cached:
-        cached[message] = etree.XMLSchema(_schema_doc(message))
+        cached[message] = compile_schema(_schema_doc(message))
     return cached[message]
 
 
