@@ -27,6 +27,11 @@ class Result:
     def throughput(self) -> float:
         return self.requests / self.seconds
 
+    @property
+    def all_ok(self) -> bool:
+        """Every answer was 200: a ratio over failed requests measures nothing (the server's log says why)."""
+        return set(self.statuses) == {200}
+
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000

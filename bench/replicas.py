@@ -45,6 +45,8 @@ def main() -> None:
             print(results[replicas].line(f"  {replicas} replica(s)"))
     ratio = results[2].throughput / results[1].throughput
     verdict = "meets" if ratio >= TARGET else "BELOW"
+    if not all(r.all_ok for r in results.values()):
+        verdict = "INVALID, not every answer was 200: see the servers' logs in /tmp/directlink-bench-*.log"
     print(f"  two replicas / one: {ratio:.2f} (target {TARGET:.1f} where the cores allow it: {verdict}; "
           f"{os.cpu_count()} cores for 2 gateways, PostgreSQL and the load generator)")
 

@@ -72,6 +72,8 @@ def run(db: str, database_url: str | None, n: int) -> None:
             print(ref.line("  baseline (same bodies)"))
             print(got.line(f"  {name}"))
             verdict = "meets" if ratio >= TARGETS[name] else "BELOW"
+            if not (got.all_ok and ref.all_ok):
+                verdict = f"INVALID, not every answer was 200: see {gw.log.name}"
             print(f"  ratio {ratio:.2f} (target {TARGETS[name]:.2f}: {verdict})")
 
 
