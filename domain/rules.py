@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
+from functools import lru_cache
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -170,6 +171,7 @@ def parse_params(rule: str, params: Mapping[str, object]) -> RuleParams:
 _WINDOW = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])-(([01][0-9]|2[0-3]):([0-5][0-9])|24:00)")
 
 
+@lru_cache(maxsize=256)
 def _window(text: str) -> tuple[int, int]:
     """'09:00-16:30' as minutes after midnight [start, end)."""
     m = _WINDOW.fullmatch(text)
@@ -254,7 +256,12 @@ def _money(minor: int, facts: Facts) -> str:
 
 def _amount(text: str, facts: Facts) -> int:
     """A configured amount in the payment currency's minor units (extra decimals cut, never rounded up)."""
-    return int(Decimal(text).scaleb(minor_units()[facts.instruction.amount.currency]))
+    return _minor(text, facts.instruction.amount.currency)
+
+
+@lru_cache(maxsize=1024)
+def _minor(text: str, currency: str) -> int:
+    return int(Decimal(text).scaleb(minor_units()[currency]))
 
 
 def _allow_list(p: AllowList, f: Facts) -> Finding:

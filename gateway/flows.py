@@ -132,12 +132,9 @@ def payee_window():
     return counted, gone, part
 
 
-def window_params(prefix: str, since: dt.datetime) -> dict:
+def window(prefix: str, since: dt.datetime, at: dt.datetime) -> tuple[dict, bool]:
+    """The parameters that read a window from `since` (named with `prefix`), and whether this request's own
+    payments (created `at`) must be added to what it reads: yes, unless they were created before the
+    window's first whole minute, where the part-minute read finds them already."""
     whole = _whole_minutes_from(since)
-    return {f"{prefix}_since": since, f"{prefix}_whole": whole, f"{prefix}_minute": minute_of(whole)}
-
-
-def includes_pending(since: dt.datetime, at: dt.datetime) -> bool:
-    """Whether this request's own payments (created `at`) must be added to a window read from `since`:
-    yes, unless they were created before its first whole minute (the part-minute read found them)."""
-    return at >= _whole_minutes_from(since)
+    return {f"{prefix}_since": since, f"{prefix}_whole": whole, f"{prefix}_minute": minute_of(whole)}, at >= whole

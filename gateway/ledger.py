@@ -10,7 +10,8 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import BigInteger, Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from gateway.notify import outbox
 from gateway.storage.tables import accounts, entries, holds
@@ -97,17 +98,18 @@ def lock_accounts(conn: Connection, numbers: set[str]) -> dict[str, Locked]:
     return {r.number: Locked(*r) for r in conn.execute(_LOCK, {"numbers": sorted(numbers)})}
 
 
-def lock_names(conn: Connection, names: set[str]) -> None:
-    """Transaction-scoped locks on things that have no row of their own (a payee of a client), taken after
-    the accounts' and in a fixed order, so they cannot deadlock with each other. PostgreSQL advisory locks;
-    a no-op on SQLite, where BEGIN IMMEDIATE already serialises writers."""
-    if not names or conn.dialect.name != "postgresql":
-        return
-    keys = sorted(int.from_bytes(hashlib.sha256(n.encode("utf-8")).digest()[:8], "big", signed=True)
-                  for n in names)
-    # unnest keeps the array's order: the locks are taken in the sorted order.
-    conn.execute(text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
-                 {"keys": keys}).all()
+def name_keys(names: set[str]) -> list[int]:
+    """The advisory-lock keys of names (a payee of a client), sorted: every taker locks in the same order."""
+    return sorted(int.from_bytes(hashlib.sha256(n.encode("utf-8")).digest()[:8], "big", signed=True) for n in names)
+
+
+_keys = func.unnest(bindparam("keys", type_=ARRAY(BigInteger))).table_valued("k").render_derived()
+# Transaction-scoped locks on things that have no row of their own (PostgreSQL advisory locks; SQLite needs
+# none, BEGIN IMMEDIATE serialises writers), as a one-row subquery: another read joins it (LEFT JOIN from it,
+# so it is always read whole) and the locks cost no round trip of their own. unnest keeps the array's order,
+# so they are taken in the sorted order of name_keys(): takers cannot deadlock on them.
+NAME_LOCKS = select(func.count(func.pg_advisory_xact_lock(_keys.c.k)).label("locked")).select_from(_keys).subquery(
+    "name_locks")
 
 
 def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, value_date: dt.date) -> None:

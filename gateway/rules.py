@@ -17,7 +17,8 @@ from domain import rules as dr
 from domain.models import PaymentInstruction
 from domain.names import MIN_CONTAINED, account_key, key as name_key, name_matches
 from gateway import flows
-from gateway.storage.tables import accounts, block_lists, blocked_parties, counterparties, fund_rules, payments
+from gateway.storage.hot import HotRead
+from gateway.storage.tables import block_lists, blocked_parties, counterparties, fund_rules, payments
 
 ALL_CLIENTS = ""            # block lists and rules with this client/account apply to all
 
@@ -100,7 +101,8 @@ _SAME = (_p.state.in_(_LIVE) & (_p.amount == bindparam("amount")) & (_p.currency
 # - the newest live payment of the same amount to the payee account within the duplicate window
 #   (ix_payments_payee_amount);
 # - was the payee account ever paid, is it registered (EXISTS: they stop at the first row);
-# - the payee account's newest paid amounts (the anomaly rule), and the debtor account's available balance.
+# - the payee account's newest paid amounts (the anomaly rule).
+# (The debtor account's available balance is the caller's: its account is locked, it keeps it exact.)
 _EVER = payments.alias("ever")
 _HISTORY = payments.alias("history")
 _newest_same = select(func.max(_p.created_at)).where(_TO_PAYEE, _SAME, _p.created_at >= bindparam("since"))
@@ -124,9 +126,8 @@ _FACTS = select(
                    _EVER.c.state.in_(_PAID)).label("paid"),
     exists().where(counterparties.c.client_id == bindparam("client"),
                    counterparties.c.account == bindparam("account")).label("registered"),
-    select(accounts.c.booked - accounts.c.held).where(accounts.c.number == bindparam("debtor"))
-    .scalar_subquery().label("available"),
 ).select_from(_counted.join(_gone, true()).join(_part, true()))
+_FACTS_READ = HotRead(_FACTS)   # once per payment: run without SQLAlchemy's per-run work (storage/hot.py)
 _DUPLICATE = (select(_p.id, _p.client_ref, _p.created_at).where(_TO_PAYEE, _SAME, _p.created_at == bindparam("at"))
               .order_by(_p.id).limit(1))
 _NAME_PAID = (select(_p.creditor_account).where(_p.client_id == bindparam("client"), _p.creditor_key == bindparam("key"),
@@ -149,25 +150,26 @@ def applicable(conn: Connection, client: str, ins: PaymentInstruction,
 
 def judge(conn: Connection, client: str, ins: PaymentInstruction, active: dict[str, dr.RuleParams],
           found: tuple[dr.Listed, ...], now: dt.datetime, zone: dt.tzinfo, day_start: dt.datetime,
-          pending: flows.Pending) -> list[dr.Hit]:
+          pending: flows.Pending, available: int) -> list[dr.Hit]:
     """The findings of the applicable rules, on the facts as the database has them now, with this request's
-    payments accepted before this one (`pending`: written, not yet in the running totals)."""
-    key = {"client": client, "account": ins.creditor.account, "currency": ins.amount.currency}
-    same = {**key, "amount": ins.amount.minor, "ref": ins.client_ref}
+    payments accepted before this one (`pending`: written, not yet in the running totals) and the debtor
+    account's available balance as the caller keeps it."""
+    same = {"client": client, "account": ins.creditor.account, "currency": ins.amount.currency,
+            "amount": ins.amount.minor, "ref": ins.client_ref}
     since = now - dt.timedelta(days=active["duplicate"].window_days if "duplicate" in active else 0)
     minutes = active["velocity"].window_minutes if "velocity" in active else 0
-    velocity_since = now - dt.timedelta(minutes=minutes)
-    row = conn.execute(_FACTS, {**same, "debtor": ins.debtor_account, "since": since,
-                                **flows.window_params("c", day_start), **flows.window_params("d", velocity_since)}
-                       ).one()
+    payee_window, payee_pending = flows.window("c", day_start, now)
+    debtor_window, debtor_pending = flows.window("d", now - dt.timedelta(minutes=minutes), now)
+    row = _FACTS_READ.one(conn, {**same, "debtor": ins.debtor_account, "since": since, **payee_window,
+                                 **debtor_window})
     today, count, total = int(row.today), int(row.n), int(row.total)
-    if flows.includes_pending(day_start, now):
+    if payee_pending:
         today += pending.to_payee(ins.creditor.account, ins.amount.currency)
-    if flows.includes_pending(velocity_since, now):
+    if debtor_pending:
         n, amount = pending.of_debtor(ins.debtor_account)
         count, total = count + n, total + amount
     facts = dict(known_account=bool(row.paid), registered=bool(row.registered), payee_today=today,
-                 recent_count=count, recent_amount=total, available=row.available)
+                 recent_count=count, recent_amount=total, available=available)
     if "duplicate" in active and row.newest_same is not None:
         earlier = conn.execute(_DUPLICATE, {**same, "at": row.newest_same}).first()
         if earlier is not None:

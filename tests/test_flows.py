@@ -119,11 +119,11 @@ def test_the_gone_states_are_exactly_those_outside_the_live_ones():
 
 def test_windows_start_on_whole_minutes_and_the_request_counts_its_own_unless_read_already():
     at = dt.datetime(2026, 11, 25, 10, 0, 30, tzinfo=dt.timezone.utc)
-    params = flows.window_params("d", at)
-    assert params["d_whole"] == dt.datetime(2026, 11, 25, 10, 1, tzinfo=dt.timezone.utc)
-    assert params["d_minute"] == flows.minute_of(params["d_whole"]) == int(params["d_whole"].timestamp()) // 60
-    assert flows.window_params("d", params["d_whole"])["d_whole"] == params["d_whole"]
-    assert flows.includes_pending(at, params["d_whole"]) and not flows.includes_pending(at, at)
+    whole = dt.datetime(2026, 11, 25, 10, 1, tzinfo=dt.timezone.utc)
+    params, counts_own = flows.window("d", at, whole)
+    assert params == {"d_since": at, "d_whole": whole, "d_minute": int(whole.timestamp()) // 60} and counts_own
+    assert flows.window("d", whole, whole)[0]["d_whole"] == whole
+    assert not flows.window("d", at, at)[1]   # the window starts in this very minute: the part-minute read has them
 
 
 def test_the_upgrade_counts_the_payments_already_made(tmp_path):

@@ -121,8 +121,9 @@ payments = Table(
     UniqueConstraint("client_id", "client_ref", name="uq_payments_client_ref"),  # idempotency, forever
     # The daily-limit sum reads only this index (state and amount ride along): it stays cheap all day.
     Index("ix_payments_daily", "client_id", "maker", "debtor_account", "created_at", "state", "amount"),
-    # The rules stage's reads (gateway/rules.py); state and amount ride along so they are index-only scans.
-    Index("ix_payments_payee_account", "client_id", "creditor_account", "created_at", "state", "amount"),
+    # The rules stage's reads (gateway/rules.py); state, amount and currency ride along so that reading a
+    # payee's newest amounts (the anomaly rule's history) never visits the table.
+    Index("ix_payments_payee_account", "client_id", "creditor_account", "created_at", "state", "amount", "currency"),
     Index("ix_payments_payee_name", "client_id", "creditor_key", "created_at"),
     Index("ix_payments_debtor_recent", "debtor_account", "created_at", "state", "amount"),
     # A probable duplicate is found among the payee's payments of the same amount only.

@@ -1,4 +1,4 @@
-"""running totals of payments per account and minute for the fund-flow rules; duplicate and gone-payment indexes
+"""running totals of payments per account and minute for the fund-flow rules; their indexes
 
 Revision ID: 0008
 Revises: 0007
@@ -33,6 +33,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint('side', 'client_id', 'account', 'minute', 'currency'),
     )
     op.create_index('ix_payments_payee_amount', 'payments', ['client_id', 'creditor_account', 'amount', 'created_at'])
+    op.drop_index('ix_payments_payee_account', 'payments')
+    op.create_index('ix_payments_payee_account', 'payments',
+                    ['client_id', 'creditor_account', 'created_at', 'state', 'amount', 'currency'])
     op.create_index('ix_payments_gone_debtor', 'payments', ['debtor_account', 'created_at', 'state', 'amount'],
                     sqlite_where=sa.text(GONE), postgresql_where=sa.text(GONE))
     op.create_index('ix_payments_gone_payee', 'payments',
@@ -65,5 +68,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index('ix_payments_gone_payee', 'payments')
     op.drop_index('ix_payments_gone_debtor', 'payments')
+    op.drop_index('ix_payments_payee_account', 'payments')
+    op.create_index('ix_payments_payee_account', 'payments', ['client_id', 'creditor_account', 'created_at', 'state',
+                                                            'amount'])
     op.drop_index('ix_payments_payee_amount', 'payments')
     op.drop_table('payment_flows')
