@@ -21,9 +21,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, insert, text
 
+from domain import names
 from gateway import client as dl, rulebook, rules
+from gateway.storage import tables
 from gateway.app import build_gateway
 from gateway.settings import Settings
 from gateway.setup import DEMO_ACCOUNTS, init_home
@@ -40,6 +42,7 @@ _serial = iter(range(10**9))
 
 
 PAYEES = 1   # set by --payees: how many suppliers the payments are spread over
+HISTORY = 20_000   # settled payments of the past weeks in the database before the run
 
 
 def payee(i: int) -> tuple[str, str]:
@@ -73,6 +76,31 @@ def configure(gw, block_list: Path) -> None:
         rulebook.load_block_list(conn, block_list, "bench", "", now)
 
 
+def seed_history(gw, n: int = HISTORY) -> None:
+    """A live database, not a new one: n settled payments of the past weeks (older than every rule's window),
+    to the same payees from both accounts, written directly. Then what autovacuum keeps on a live PostgreSQL
+    database: statistics (with a table analysed while nearly empty, it plans scans of the whole table) and
+    the visibility map (index-only scans of old rows do not visit the table)."""
+    now = dt.datetime.now(dt.timezone.utc)
+    rows = []
+    for i in range(n):
+        name, account = payee(i)
+        at = now - dt.timedelta(days=9 + i % 30, seconds=i)
+        rows.append(dict(
+            id=f"H{i:019d}", client_id="DEMO", client_ref=f"HIST-{i}", end_to_end_id=f"HIST-{i}", batch_id=None,
+            debtor_account=DEMO_ACCOUNTS["operating" if i % 2 else "payroll"], amount=1000 + i % 1000,
+            currency="CNY", creditor_name=name, creditor_account=account, creditor_bank_scheme="CNAPS",
+            creditor_bank_code=PAYEE_BANK, creditor_bank_name=None, purpose="history", remark=None,
+            requested_date=at.date(), urgency="NORMAL", state="SETTLED", reason_code=None, reason_text=None,
+            order_digest="-", content_hash="-", maker="maker", approvals_required=0, approvals_given=0,
+            created_at=at, updated_at=at, sent_at=at, attempts=1, creditor_key=names.key(name), rule_hits=None))
+    with gw.engine.begin() as conn:
+        conn.execute(insert(tables.payments), rows)
+    if gw.engine.dialect.name == "postgresql":
+        with gw.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
+
+
 def block_list_lookup_us(gw, n: int = 2000) -> float:
     from domain.models import build_instruction
     ins = build_instruction(client_ref="X", end_to_end_id=None, debtor_account=DEMO_ACCOUNTS["payroll"],
@@ -102,6 +130,7 @@ def run(database_url: str | None, payments: int) -> tuple[float, float, float, f
     configure(gw, block_list)
     for body in signed_orders(c, 50, "WARM-P", "payroll") + signed_orders(c, 50, "WARM-O", "operating"):
         handle(gw, body)
+    seed_history(gw)
     off, on = [], []
     for start in range(0, payments, 100):   # signed in slices: each stays inside the freshness window
         pairs = zip(signed_orders(c, 100, f"OFF{start}", "payroll"), signed_orders(c, 100, f"ON{start}", "operating"))
