@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from domain.codes import ResultCode
@@ -26,7 +26,7 @@ from gateway.limits import RateLimiter
 from gateway.operations import OPERATIONS, Context
 from gateway.settings import Settings
 from gateway.storage.engine import read_only
-from gateway.storage.tables import messages as message_log
+from gateway.storage.tables import certificates, messages as message_log
 
 log = logging.getLogger("directlink.pipeline")
 UNVERIFIED_BODY_KEPT = 64 * 1024
@@ -36,8 +36,15 @@ READ_ONLY = frozenset({"AccountQuery", "BalanceQuery", "PaymentStatusQuery", "St
                        "CashPositionQuery"})
 
 # The statements every request runs, built once (building one costs about as much as running it on SQLite).
-_SEEN = select(message_log).where(message_log.c.client_id == bindparam("claim_client"),
-                                  message_log.c.message_id == bindparam("claim_message"))
+# The MessageId's earlier use, if any, and whether the certificate that verified the request is still
+# registered and unrevoked: read together, first thing in the transaction (see Gateway._authenticate).
+_c = certificates.c
+_signer = select(func.count().label("signer_ok")).where(
+    _c.fingerprint == bindparam("signer"), _c.client_id == bindparam("claim_client"),
+    _c.operator_id == bindparam("claim_operator"), or_(_c.revoked_at.is_(None), _c.revoked_at > bindparam("now"))
+).subquery("signer")
+_SEEN = select(_signer.c.signer_ok, message_log).select_from(_signer.outerjoin(message_log, and_(
+    message_log.c.client_id == bindparam("claim_client"), message_log.c.message_id == bindparam("claim_message"))))
 _CLAIM = insert(message_log)
 _ANSWERED = update(message_log).where(message_log.c.client_id == bindparam("claim_client"),
                                       message_log.c.message_id == bindparam("claim_message")) \
@@ -54,6 +61,11 @@ class Reply:
     body: bytes
     code: ResultCode
     headers: dict[str, str] = field(default_factory=dict)
+
+
+class _SignerLapsed(Exception):
+    """The certificate that verified a request is no longer registered, or was revoked, as the transaction
+    reads the registry (the process's snapshot of it was stale)."""
 
 
 @dataclass(frozen=True)
@@ -79,11 +91,14 @@ class Gateway:
         # SQLite has one writer at a time, and its busy handler sleeps up to 100 ms between retries:
         # queueing writers on a lock here hands over at once. PostgreSQL needs no such thing.
         self._writer = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        # (client, operator) -> their certificates as last read from the registry (see _authenticate)
+        self._certs: dict[tuple[str | None, str | None], list[directory.RegisteredCert]] = {}
 
     # ---- the steps before any state is touched ------------------------------------------------------------
 
-    def handle(self, body: bytes) -> Reply:
-        """Answer one request body with a signed Response."""
+    def handle(self, body: bytes, fresh: bool = False) -> Reply:
+        """Answer one request body with a signed Response (`fresh`: read the certificates from the registry,
+        not from this process's snapshot of it)."""
         now = self.clock()
         digest = signing.digest_b64(body)
         claim = _Claim(None, None, None)
@@ -98,7 +113,7 @@ class Gateway:
             xmlsafe.validate(root)
             sig = signing.signature_element(root)
             signing.check_profile(sig)
-            verified = self._authenticate(root, sig, claim, now)
+            verified = self._authenticate(root, sig, claim, now, fresh)
             header = messages.header(verified.signed)
             self._check_fresh(header.created, now)
         except GatewayError as err:
@@ -112,12 +127,42 @@ class Gateway:
                                 f"accepted, retry in {wait} s", header.message_id, digest, now, retry_after=wait)
         try:
             return self._execute(verified, header, body, digest, now)
+        except _SignerLapsed:
+            pass
         finally:
             self.limiter.release(header.client)
+        # The certificate was revoked or removed after this process last read it: the registry decides again.
+        self._certs.pop((claim.client, claim.operator), None)
+        if not fresh:
+            return self.handle(body, fresh=True)
+        detail = f"certificate {signing.fingerprint(verified.certificate)[:16]} was revoked"   # just now
+        reply = self._answer(ResultCode.CERT_REVOKED, detail, claim.message_id, digest, now)
+        self._audit_unverified(now, claim, ResultCode.CERT_REVOKED, detail, digest, body, reply.body)
+        return reply
 
-    def _authenticate(self, root, sig, claim: _Claim, now: dt.datetime) -> signing.Verified:
+    def _authenticate(self, root, sig, claim: _Claim, now: dt.datetime, fresh: bool) -> signing.Verified:
+        """Verify the signature against the operator's registered certificates.
+
+        Each process keeps the certificates as it last read them, which spares every request a connection
+        and three round trips of its own. That snapshot may only let a request through: the transaction then
+        checks, in its first read, that the verifying certificate is still registered and unrevoked (a
+        revocation takes effect at once on every replica), and a request the snapshot refuses (a certificate
+        registered since) is judged again on the registry as it stands."""
+        key = (claim.client, claim.operator)
+        cached = None if fresh else self._certs.get(key)
+        if cached:
+            try:
+                return self._verify(root, sig, claim, cached, now)
+            except (SignatureRejected, CertificateRejected):
+                pass
         with read_only(self.engine) as conn:
             registered = directory.registered_certs(conn, claim.client, claim.operator)
+        if registered:
+            self._certs[key] = registered
+        return self._verify(root, sig, claim, registered, now)
+
+    def _verify(self, root, sig, claim: _Claim, registered: list[directory.RegisteredCert],
+                now: dt.datetime) -> signing.Verified:
         if not registered:
             raise CertificateRejected(f"no certificate is registered for {claim.client}/{claim.operator}")
         hinted = signing.keyinfo_certificate(sig)
@@ -169,7 +214,10 @@ class Gateway:
         signer = signing.fingerprint(verified.certificate)
         key = {"claim_client": header.client, "claim_message": header.message_id}
         with self._writer, self.engine.begin() as conn:
-            seen = conn.execute(_SEEN, key).first()
+            found = conn.execute(_SEEN, {**key, "signer": signer, "claim_operator": header.operator, "now": now}).one()
+            if not found.signer_ok:
+                raise _SignerLapsed()
+            seen = found if found.message_id is not None else None
             if seen is not None:
                 if seen.request_digest == digest and seen.http_status:
                     return Reply(seen.http_status, seen.response, ResultCode.OK)  # the original answer again

@@ -11,12 +11,13 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from conftest import OPERATING, SUPPLIER
 from gateway import client as dl, directory, jobs
 from gateway.app import build_gateway, create_app
 from gateway.keys import cert_pem, key_pem, new_key, self_signed
 from gateway.rotation import rotate_gateway_key
 from gateway.signing import fingerprint
-from gateway.storage.tables import audit_log
+from gateway.storage.tables import audit_log, messages, payments
 
 
 def second_maker_key(gateway, clock, days=730):
@@ -36,6 +37,23 @@ def test_rotation_overlap_then_revocation_of_the_old_certificate(maker, gateway,
         assert directory.revoke_certificate(conn, fingerprint(maker.signer.certificate), clock())
     assert maker.call(dl.balance_query()).code == "CERT_REVOKED"
     assert new.call(dl.balance_query()).code == "OK"
+
+
+def test_a_revocation_by_another_process_stops_the_next_request_though_this_one_knew_the_certificate(
+        maker, gateway, clock, home):
+    """Each process keeps the certificates it last read; the transaction checks the verifying one again,
+    so a revocation written by another replica (here: straight into the database) holds at once, and the
+    refused payment leaves nothing behind."""
+    assert maker.call(dl.balance_query()).code == "OK"          # this process now knows the certificate
+    other = build_gateway(home)                                   # another replica on the same database
+    with other.engine.begin() as conn:
+        assert directory.revoke_certificate(conn, fingerprint(maker.signer.certificate), clock())
+    other.engine.dispose()
+    answer = maker.call(dl.payment_order(dl.payment("REVOKED-1", OPERATING, "1.00", "ACME", SUPPLIER)))
+    assert answer.code == "CERT_REVOKED"
+    with gateway.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(payments)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(messages)).scalar() == 1   # the first query's only
 
 
 def test_expiry_warning_names_the_certificate_and_is_audited(gateway, clock):
