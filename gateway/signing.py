@@ -2,7 +2,8 @@
 
 Requests: the shape and algorithms are checked first (so a forbidden algorithm gets its own code), then
 signxml verifies against the operator's pinned certificate, and only the tree that signxml returns
-(`signed_xml`, re-parsed from the digested bytes) is ever read by business code.
+(`signed_xml`, re-parsed from the digested bytes) is ever read by business code. Answers: Signer writes
+the one profile itself (see there).
 """
 from __future__ import annotations
 
@@ -12,11 +13,10 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from lxml import etree
-from signxml import (CanonicalizationMethod, DigestAlgorithm, SignatureConfiguration, SignatureMethod,
-                     XMLSigner, XMLVerifier)
-from signxml.algorithms import SignatureConstructionMethod
+from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
 
 from domain.codes import ResultCode
 from domain.errors import SignatureRejected
@@ -120,29 +120,55 @@ def verify(root: etree._Element, certificate: x509.Certificate) -> Verified:
 
 
 class Signer:
-    """Signs outgoing documents with one key; load once, sign many (key loading costs tens of ms)."""
+    """Signs outgoing documents with one key; load once, sign many (key loading costs tens of ms).
+
+    It writes the one profile of spec section 3 itself (enveloped, exclusive c14n, SHA-256, URI=""), with
+    lxml's canonicalisation and the cryptography package: signxml took 0.6 ms a document for tree work
+    around a 25 us ECDSA signature. What it writes is verified by signxml (every answer the tests read, every
+    request the tests send) and by xmlsec1 (tests/test_e2e_independent.py)."""
 
     def __init__(self, key_pem: bytes, cert_pem: bytes, passphrase: bytes | None = None):
         self.key = serialization.load_pem_private_key(key_pem, password=passphrase)
         self.cert_pem = cert_pem
         self.certificate = x509.load_pem_x509_certificate(cert_pem)
-        if isinstance(self.key, ec.EllipticCurvePrivateKey):
-            algorithm = SignatureMethod.ECDSA_SHA256
+        if isinstance(self.key, ec.EllipticCurvePrivateKey) and isinstance(self.key.curve, ec.SECP256R1):
+            self.method = ECDSA_SHA256
         elif isinstance(self.key, rsa.RSAPrivateKey) and self.key.key_size >= 2048:
-            algorithm = SignatureMethod.RSA_SHA256
+            self.method = RSA_SHA256
         else:
             raise ValueError("keys must be RSA-2048+ or ECDSA P-256")
-        self._signer = XMLSigner(
-            method=SignatureConstructionMethod.enveloped,
-            signature_algorithm=algorithm,
-            digest_algorithm=DigestAlgorithm.SHA256,
-            c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-        )
+        self._cert_b64 = base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER)).decode("ascii")
 
     def sign(self, root: etree._Element) -> bytes:
-        """Return the document, enveloped-signed, as UTF-8 bytes with an XML declaration."""
-        signed = self._signer.sign(root, key=self.key, cert=self.cert_pem)
-        return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
+        """Return the document, enveloped-signed, as UTF-8 bytes with an XML declaration. `root` is signed
+        in place (its Signature is appended as the last child)."""
+        if root.find(_ds("Signature")) is not None:
+            raise ValueError("the document is signed already")
+        # URI="" with the enveloped transform: the whole document without comments, and without the
+        # Signature (not there yet).
+        digest = hashlib.sha256(etree.tostring(root, method="c14n", exclusive=True, with_comments=False)).digest()
+        sig = etree.SubElement(root, _ds("Signature"), nsmap={"ds": DS})
+        info = etree.SubElement(sig, _ds("SignedInfo"))
+        etree.SubElement(info, _ds("CanonicalizationMethod"), Algorithm=EXC_C14N)
+        etree.SubElement(info, _ds("SignatureMethod"), Algorithm=self.method)
+        ref = etree.SubElement(info, _ds("Reference"), URI="")
+        transforms = etree.SubElement(ref, _ds("Transforms"))
+        etree.SubElement(transforms, _ds("Transform"), Algorithm=ENVELOPED)
+        etree.SubElement(transforms, _ds("Transform"), Algorithm=EXC_C14N)
+        etree.SubElement(ref, _ds("DigestMethod"), Algorithm=SHA256)
+        etree.SubElement(ref, _ds("DigestValue")).text = base64.b64encode(digest).decode("ascii")
+        signed_info = etree.tostring(info, method="c14n", exclusive=True)
+        etree.SubElement(sig, _ds("SignatureValue")).text = base64.b64encode(self._signature(signed_info))
+        data = etree.SubElement(etree.SubElement(sig, _ds("KeyInfo")), _ds("X509Data"))
+        etree.SubElement(data, _ds("X509Certificate")).text = self._cert_b64
+        return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+    def _signature(self, data: bytes) -> bytes:
+        if self.method == RSA_SHA256:
+            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        # XML-DSig's ECDSA value is r and s side by side, 32 bytes each (RFC 4050), not DER.
+        r, s = decode_dss_signature(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 def digest_b64(data: bytes) -> str:

@@ -1,0 +1,48 @@
+"""The gateway writes its answers' signature itself (gateway/signing.py, Signer): xmlsec1 and signxml, two
+independent implementations, must accept every document it signs, with either key type, and refuse it once
+a byte of the signed content changes."""
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from lxml import etree
+
+from gateway import keys, messages, signing
+from domain.codes import ResultCode
+from test_e2e_independent import xmlsec_valid
+
+NS = "urn:directlink:v1"
+E = f"{{{NS}}}"
+
+
+def documents() -> list[etree._Element]:
+    """Answers as the gateway renders them, and shapes a c14n writer gets wrong: Chinese text, escapes,
+    attributes in any order, whitespace between elements, a foreign namespace, a comment."""
+    answer = messages.render_response(
+        message_id="GW-1", created=dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.timezone.utc).isoformat(),
+        in_reply_to="M-1", request_digest="ZGlnZXN0", code=ResultCode.OK, detail="processed", answer=None)
+    odd = etree.fromstring(
+        f'<Response xmlns="{NS}" xmlns:x="urn:other" version="1">\n  <Header z="2" a="1">上海某某科技 &amp; &lt;co&gt;'
+        f'</Header>\n  <!-- a comment -->\n  <x:Extra x:flag="yes">\t text\r\n</x:Extra>\n</Response>'.encode())
+    return [answer, odd]
+
+
+@pytest.mark.parametrize("key_type", ["p256", "rsa"])
+def test_what_the_gateway_signs_verifies_with_xmlsec1_and_signxml_and_breaks_when_changed(tmp_path, key_type):
+    key = keys.new_key(key_type)
+    cert = keys.self_signed(key, "GATEWAY", "DirectLink test", days=30)
+    signer = signing.Signer(keys.key_pem(key), keys.cert_pem(cert))
+    cert_file = tmp_path / "gateway.cert.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    for doc in documents():
+        signed = signer.sign(doc)
+        assert xmlsec_valid(signed, cert_file, tmp_path), signed.decode()
+        root = etree.fromstring(signed)
+        signing.check_profile(signing.signature_element(root))
+        assert signing.verify(root, cert).signed.tag == f"{E}Response"
+        tampered = signed.replace(b'version="1"', b'version="2"', 1)
+        assert tampered != signed and not xmlsec_valid(tampered, cert_file, tmp_path)
+        with pytest.raises(signing.SignatureRejected):
+            signing.verify(etree.fromstring(tampered), cert)
