@@ -65,6 +65,20 @@ for _moment in ("begin", "commit", "rollback", "rollback_savepoint"):
     event.listen(Engine, _moment, _forget_heads)
 
 
+def lock_chain(conn: Connection, chain: str) -> dict:
+    """Lock a chain's head until the transaction ends (its appends then find it read). Every transaction
+    that writes a client's payments holds that client's head from before its first write (gateway/payments.py),
+    so whoever holds it sees all of them committed, none in flight."""
+    heads = conn.info.setdefault(_HEADS, {})
+    if chain not in heads:
+        head = conn.execute(_HEAD, {"head_chain": chain}).first()
+        if head is None:
+            conn.execute(insert(audit_head).values(chain=chain, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS))
+            head = conn.execute(_HEAD, {"head_chain": chain}).one()
+        heads[chain] = (head.seq, head.hash)
+    return heads
+
+
 def append(conn: Connection, *, chain: str, at: dt.datetime, kind: str, code: str, **fields) -> None:
     """Append one record to a chain, inside the caller's transaction (it commits or vanishes with it)."""
     append_many(conn, chain, [dict(at=at, kind=kind, code=code, **fields)])
@@ -75,13 +89,7 @@ def append_many(conn: Connection, chain: str, records: list[dict]) -> None:
     all of them and one move of the head."""
     if not records:
         return
-    heads = conn.info.setdefault(_HEADS, {})
-    if chain not in heads:
-        head = conn.execute(_HEAD, {"head_chain": chain}).first()
-        if head is None:
-            conn.execute(insert(audit_head).values(chain=chain, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS))
-            head = conn.execute(_HEAD, {"head_chain": chain}).one()
-        heads[chain] = (head.seq, head.hash)
+    heads = lock_chain(conn, chain)
     seq, prev = heads[chain]
     rows = []
     for fields in records:

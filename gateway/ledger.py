@@ -7,11 +7,9 @@ available = booked - held; a hold can only be placed if it fits, checked in the 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Connection, bindparam, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from gateway.notify import outbox
 from gateway.storage.tables import accounts, entries, holds
@@ -96,20 +94,6 @@ def lock_accounts(conn: Connection, numbers: set[str]) -> dict[str, Locked]:
     if not numbers:
         return {}
     return {r.number: Locked(*r) for r in conn.execute(_LOCK, {"numbers": sorted(numbers)})}
-
-
-def name_keys(names: set[str]) -> list[int]:
-    """The advisory-lock keys of names (a payee of a client), sorted: every taker locks in the same order."""
-    return sorted(int.from_bytes(hashlib.sha256(n.encode("utf-8")).digest()[:8], "big", signed=True) for n in names)
-
-
-_keys = func.unnest(bindparam("keys", type_=ARRAY(BigInteger))).table_valued("k").render_derived()
-# Transaction-scoped locks on things that have no row of their own (PostgreSQL advisory locks; SQLite needs
-# none, BEGIN IMMEDIATE serialises writers), as a one-row subquery: another read joins it (LEFT JOIN from it,
-# so it is always read whole) and the locks cost no round trip of their own. unnest keeps the array's order,
-# so they are taken in the sorted order of name_keys(): takers cannot deadlock on them.
-NAME_LOCKS = select(func.count(func.pg_advisory_xact_lock(_keys.c.k)).label("locked")).select_from(_keys).subquery(
-    "name_locks")
 
 
 def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, value_date: dt.date) -> None:

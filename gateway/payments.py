@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from sqlalchemy import Connection, and_, bindparam, func, insert, select
+from sqlalchemy import Connection, bindparam, func, insert, select
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
@@ -98,28 +98,10 @@ _BY_REFS = select(payments).where(_p.client_id == bindparam("client"),
 _USED_TODAY = select(func.coalesce(func.sum(_p.amount), 0)).where(
     _p.client_id == bindparam("client"), _p.maker == bindparam("maker"), _p.debtor_account == bindparam("account"),
     _p.created_at >= bindparam("day_start"), _p.state.not_in(RELEASED))
-# On PostgreSQL the payee locks ride on the first ClientRef read (ledger.NAME_LOCKS): one round trip fewer.
-_BY_REFS_LOCKING = select(payments).select_from(ledger.NAME_LOCKS.outerjoin(payments, and_(
-    _p.client_id == bindparam("client"), _p.client_ref.in_(bindparam("refs", expanding=True)))))
 _INSERT = insert(payments)
 _LOAD = select(payments).where(_p.id == bindparam("payment_id"))
 _REFS_A_READ = 500   # ClientRefs looked up per statement (SQLite allows a few thousand parameters at most)
 PAYEE_RULES = {"duplicate", "payee_daily_cap"}   # the rules that count a payee's payments from every account
-
-
-def _stored(conn: Connection, client: str, refs: list[str], payees: set[str]) -> dict:
-    """The payments stored under these ClientRefs, taking the payees' locks on the way. The read's snapshot
-    may predate the locks: a twin committed meanwhile then fails the insert on the unique key, and the
-    request is run again (submit()). The rules' facts are read by later statements, after the locks."""
-    stored = {}
-    for k in range(0, len(refs), _REFS_A_READ):
-        chunk = {"client": client, "refs": refs[k:k + _REFS_A_READ]}
-        if k == 0 and payees and conn.dialect.name == "postgresql":
-            rows = conn.execute(_BY_REFS_LOCKING, {**chunk, "keys": ledger.name_keys(payees)})
-        else:
-            rows = conn.execute(_BY_REFS, chunk)
-        stored.update((r.client_ref, r) for r in rows if r.id is not None)
-    return stored
 
 
 class _Batch:
@@ -139,12 +121,15 @@ class _Batch:
         self.accounts = ledger.lock_accounts(ctx.conn, touched)
         self.available = {n: a.booked - a.held for n, a in self.accounts.items()}
         # Rules that count a payee's payments over all of the client's accounts (a duplicate, the payee's
-        # daily cap) see a concurrent payment from another account only if it waits: lock the payees too.
-        payees = set()
+        # daily cap) must see a concurrent payment from another account: they read under the client's audit
+        # head, which every writer of the client's payments holds from before its first write to its commit
+        # (flush). The head is read here instead of at the first append: no statement more.
         if any(p.enabled and name in PAYEE_RULES for active, _ in self.rules.values() for name, p in active.items()):
-            payees = {f"payee:{ctx.client}:{i.creditor.account}" for i in instructions}
+            audit.lock_chain(ctx.conn, ctx.client)
         # Looked up after the locks: a twin paying from the same account has committed by now.
-        self.known = _stored(ctx.conn, ctx.client, sorted({i.client_ref for i in instructions}), payees)
+        refs = sorted({i.client_ref for i in instructions})
+        self.known = {r.client_ref: r for k in range(0, len(refs), _REFS_A_READ) for r in ctx.conn.execute(
+            _BY_REFS, {"client": ctx.client, "refs": refs[k:k + _REFS_A_READ]})}
         self.used_today: dict[str, int] = {}     # debtor account -> the maker's payments today, this batch's too
         # Accepted, not yet written:
         self.rows: list[dict] = []
@@ -255,6 +240,7 @@ class _Batch:
         if not self.rows:
             return
         ctx = self.ctx
+        audit.lock_chain(ctx.conn, ctx.client)   # before the first write of a payment (see __init__)
         ctx.conn.execute(_INSERT, self.rows)
         # A payment settled here has its hold released by the settlement in this very transaction.
         ledger.place_holds(ctx.conn, self.holds, ctx.now, released=frozenset(r.id for r in self.to_settle))
