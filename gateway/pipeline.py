@@ -225,22 +225,30 @@ class Gateway:
                 reply = self._answer(ResultCode.REPLAY, detail, header.message_id, digest, now)
                 self._audit_verified(conn, now, header, ResultCode.REPLAY, detail, digest, signer, body, reply.body)
                 return reply
-            # Claim the MessageId first: a concurrent twin on PostgreSQL waits here until we commit.
-            conn.execute(_CLAIM, {"client_id": header.client, "message_id": header.message_id,
-                                  "request_digest": digest, "received_at": now, "http_status": 0, "response": b""})
             op = messages.operation(verified.signed)
             name = messages.local(op)
+            reads_only = name in READ_ONLY
+            claim = {"client_id": header.client, "message_id": header.message_id, "request_digest": digest,
+                     "received_at": now}
+            if not reads_only:
+                # Claim the MessageId first: a concurrent twin on PostgreSQL waits here until we commit. One that
+                # only reads needs no such wait (a twin's insert fails on the key, and it answers as a retry),
+                # so its claim is written once, with its answer.
+                conn.execute(_CLAIM, {**claim, "http_status": 0, "response": b""})
             ctx = Context(conn, self.settings, header.client, header.operator, now)
             try:
                 # A refused operation leaves nothing of itself behind (the claim and the audit record stay);
                 # one that only reads has nothing to undo, and is spared the savepoint's round trips.
-                with contextlib.nullcontext() if name in READ_ONLY else conn.begin_nested():
+                with contextlib.nullcontext() if reads_only else conn.begin_nested():
                     answer = OPERATIONS[name](ctx, op)
                 code, detail = ResultCode.OK, "processed"
             except GatewayError as err:
                 answer, code, detail = None, err.code, err.detail
             reply = self._answer(code, detail, header.message_id, digest, now, answer)
-            conn.execute(_ANSWERED, {**key, "answer_status": reply.status, "answer_body": reply.body})
+            if reads_only:
+                conn.execute(_CLAIM, {**claim, "http_status": reply.status, "response": reply.body})
+            else:
+                conn.execute(_ANSWERED, {**key, "answer_status": reply.status, "answer_body": reply.body})
             self._audit_verified(conn, now, header, code, f"{name}: {detail}", digest, signer,
                                  body, reply.body)
             crash.point(crash.REQUEST_BEFORE_COMMIT)
