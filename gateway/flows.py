@@ -22,7 +22,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, bindparam, func, literal_column, select, text
+from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from domain import rules as dr
@@ -61,6 +61,8 @@ class Pending:
         return self.amount[("C", account, currency)]
 
 
+# The rules' longest window (a velocity window of 7 days) and a day more: older totals are never read again.
+HORIZON = dt.timedelta(days=8)
 _UPSERT: dict[str, object] = {}
 
 
@@ -83,6 +85,11 @@ def record(conn: Connection, client: str, at: dt.datetime, pending: Pending) -> 
         dict(side=side, client_id=client, account=account, minute=minute, currency=currency,
              payments=pending.count[key], amount=pending.amount[key])
         for key in sorted(pending.count) for side, account, currency in [key]])
+
+
+def prune(conn: Connection, now: dt.datetime) -> int:
+    """Drop the totals beyond every window (a daily job); returns how many rows went."""
+    return conn.execute(delete(payment_flows).where(payment_flows.c.minute < minute_of(now - HORIZON))).rowcount
 
 
 # ---- reading a window (scalar subqueries, folded into the rules' facts query in gateway/rules.py) ----------

@@ -11,7 +11,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from gateway import audit
+from gateway import audit, flows
 from gateway.clearing import Clearing
 from gateway.notify.delivery import Delivery
 from gateway.pipeline import Gateway
@@ -44,6 +44,12 @@ def purge_audit(gateway: Gateway) -> int:
     cutoff = gateway.clock() - dt.timedelta(days=max(gateway.settings.audit_retention_days, 1))
     with gateway.engine.begin() as conn:
         return audit.purge(conn, cutoff)
+
+
+def purge_flows(gateway: Gateway) -> int:
+    """Drop the fund-flow rules' running totals that no window reaches any more (gateway/flows.py)."""
+    with gateway.engine.begin() as conn:
+        return flows.prune(conn, gateway.clock())
 
 
 def warn_expiring(gateway: Gateway) -> list[str]:
@@ -102,6 +108,7 @@ def start(gateway: Gateway) -> BackgroundScheduler:
          Delivery(gateway.engine, settings, gateway.signer, gateway.clock).run_once),
         ("purge_messages", dt.timedelta(hours=1), lambda: purge_messages(gateway)),
         ("purge_audit", dt.timedelta(days=1), lambda: purge_audit(gateway)),
+        ("purge_flows", dt.timedelta(days=1), lambda: purge_flows(gateway)),
         ("warn_expiring", dt.timedelta(days=1), lambda: warn_expiring(gateway)),
     ]
     for name, every, work in schedule:

@@ -126,6 +126,20 @@ def test_windows_start_on_whole_minutes_and_the_request_counts_its_own_unless_re
     assert not flows.window("d", at, at)[1]   # the window starts in this very minute: the part-minute read has them
 
 
+def test_the_daily_job_drops_only_totals_no_window_reaches(gateway):
+    from gateway import jobs
+    now = gateway.clock()
+    with gateway.engine.begin() as conn:
+        for at in (now - flows.HORIZON - dt.timedelta(minutes=2), now - flows.HORIZON + dt.timedelta(minutes=2), now):
+            pending = flows.Pending()
+            pending.add(OPERATING, "31001234567890", "CNY", 100)
+            flows.record(conn, "DEMO", at, pending)
+    assert jobs.purge_flows(gateway) == 2    # the oldest minute, on both sides
+    with gateway.engine.connect() as conn:
+        kept = sorted(conn.execute(select(payment_flows.c.minute).where(payment_flows.c.side == "D")).scalars())
+    assert kept == [flows.minute_of(now - flows.HORIZON + dt.timedelta(minutes=2)), flows.minute_of(now)]
+
+
 def test_the_upgrade_counts_the_payments_already_made(tmp_path):
     """A database with payments before revision 0008 gets their running totals on upgrade."""
     from alembic import command
