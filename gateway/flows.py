@@ -22,7 +22,7 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, text
+from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 
 from domain import rules as dr
@@ -111,9 +111,7 @@ def _sum(column, label: str):
     return func.coalesce(func.sum(column), 0).label(label)
 
 
-def debtor_window():
-    """Live payments from :debtor (of :client) created since :d_since: (count, amount) as three parts, each
-    one scalar subquery: counted whole minutes, minus the gone among them, plus the part-minute before."""
+def _debtor_parts():
     counted = select(_sum(_f.payments, "n"), _sum(_f.amount, "a")).where(
         _f.side == "D", _f.client_id == bindparam("client"), _f.account == bindparam("debtor"),
         _f.minute >= bindparam("d_minute"))
@@ -125,9 +123,18 @@ def debtor_window():
     return counted, gone, part
 
 
-def payee_window():
-    """The amount of live payments of :client to :account in :currency created since :c_since: the same
-    three parts as debtor_window()."""
+def debtor_totals():
+    """Live payments from :debtor (of :client) created since :d_since, as a one-row FROM clause with columns
+    `n` (how many) and `a` (their amount): counted whole minutes, minus the gone among them, plus the
+    part-minute before the first whole one."""
+    counted, gone, part = (q.subquery() for q in _debtor_parts())
+    return select((counted.c.n - gone.c.n + part.c.n).label("n"), (counted.c.a - gone.c.a + part.c.a).label("a")
+                  ).select_from(counted.join(gone, true()).join(part, true())).subquery("debtor_totals")
+
+
+def payee_total():
+    """The amount of live payments of :client to :account in :currency created since :c_since, as one scalar
+    expression: the same three parts as debtor_totals()."""
     mine = (_p.client_id == bindparam("client")) & (_p.creditor_account == bindparam("account")) & (
         _p.currency == bindparam("currency"))
     counted = select(_sum(_f.amount, "a")).where(
@@ -136,7 +143,7 @@ def payee_window():
     gone = select(_sum(_p.amount, "a")).where(mine, _p.created_at >= bindparam("c_whole"), _GONE)
     part = select(_sum(_p.amount, "a")).where(mine, _p.created_at >= bindparam("c_since"),
                                           _p.created_at < bindparam("c_whole"), _p.state.in_(_LIVE))
-    return counted, gone, part
+    return counted.scalar_subquery() - gone.scalar_subquery() + part.scalar_subquery()
 
 
 def window(prefix: str, since: dt.datetime, at: dt.datetime) -> tuple[dict, bool]:

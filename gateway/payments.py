@@ -161,9 +161,10 @@ class _Batch:
         if internal:
             _check_internal_creditor(self.accounts.get(ins.creditor.account), ins)
         hits = self._judge(ins)
-        held = outcome_of(hits) == Outcome.HOLD
-        if outcome_of(hits) == Outcome.REJECT:
+        outcome = outcome_of(hits)
+        if outcome == Outcome.REJECT:
             raise RuleRejected(hits)
+        held = outcome == Outcome.HOLD
         required = self.tiers.required(ins.debtor_account, ins.amount.currency, ins.amount.minor)
         if held:
             required = max(required, 1)   # a rule's hold is released by an approver, like a threshold

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 
-from sqlalchemy import Connection, String, bindparam, cast, exists, func, literal_column, select, true, union_all
+from sqlalchemy import Connection, String, bindparam, cast, exists, func, literal_column, select, union_all
 
 from domain import rules as dr
 from domain.models import PaymentInstruction
@@ -106,27 +106,25 @@ _SAME = (_p.state.in_(_LIVE) & (_p.amount == bindparam("amount")) & (_p.currency
 _EVER = payments.alias("ever")
 _HISTORY = payments.alias("history")
 _newest_same = select(func.max(_p.created_at)).where(_TO_PAYEE, _SAME, _p.created_at >= bindparam("since"))
-_today = [q.scalar_subquery() for q in flows.payee_window()]
-_velocity = [q.subquery() for q in flows.debtor_window()]
+_velocity = flows.debtor_totals()
 # The newest paid amounts to the payee account, as one text ("1200,900,..."): the median is taken in Python,
 # which neither database does the same way; folded in here to spare a round trip.
 _amounts = (select(_HISTORY.c.amount).where(
     _HISTORY.c.client_id == bindparam("client"), _HISTORY.c.creditor_account == bindparam("account"),
     _HISTORY.c.state.in_(_PAID), _HISTORY.c.currency == bindparam("currency"))
     .order_by(_HISTORY.c.created_at.desc()).limit(ANOMALY_HISTORY).subquery())
-_counted, _gone, _part = _velocity
 _FACTS = select(
-    (_today[0] - _today[1] + _today[2]).label("today"),
+    flows.payee_total().label("today"),
     _newest_same.scalar_subquery().label("newest_same"),
-    (_counted.c.n - _gone.c.n + _part.c.n).label("n"),
-    (_counted.c.a - _gone.c.a + _part.c.a).label("total"),
+    _velocity.c.n,
+    _velocity.c.a.label("total"),
     select(func.aggregate_strings(cast(_amounts.c.amount, String), literal_column("','")))
     .scalar_subquery().label("amounts"),
     exists().where(_EVER.c.client_id == bindparam("client"), _EVER.c.creditor_account == bindparam("account"),
                    _EVER.c.state.in_(_PAID)).label("paid"),
     exists().where(counterparties.c.client_id == bindparam("client"),
                    counterparties.c.account == bindparam("account")).label("registered"),
-).select_from(_counted.join(_gone, true()).join(_part, true()))
+).select_from(_velocity)
 _FACTS_READ = HotRead(_FACTS)   # once per payment: run without SQLAlchemy's per-run work (storage/hot.py)
 _DUPLICATE = (select(_p.id, _p.client_ref, _p.created_at).where(_TO_PAYEE, _SAME, _p.created_at == bindparam("at"))
               .order_by(_p.id).limit(1))
