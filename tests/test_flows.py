@@ -142,19 +142,14 @@ def test_the_daily_job_drops_only_totals_no_window_reaches(gateway):
 
 def test_the_upgrade_counts_the_payments_already_made(tmp_path):
     """A database with payments before revision 0008 gets their running totals on upgrade."""
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import text as sql
 
-    from gateway.storage.engine import MIGRATIONS, make_engine, migrate
+    from gateway.storage.engine import make_engine, migrate
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    migrate(engine, to="0007")
     recent = dt.datetime.now(dt.timezone.utc).replace(second=10, microsecond=0) - dt.timedelta(hours=1)
     old = recent - dt.timedelta(days=30)
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0007")
         conn.execute(sql("INSERT INTO clients (id, name) VALUES ('C', 'C Co')"))
         conn.execute(sql("INSERT INTO accounts (number, client_id, name, currency, booked, held, entry_seq, opened_at)"
                          " VALUES ('D1', 'C', 'D', 'CNY', 0, 0, 0, '2026-01-01 00:00:00')"))

@@ -88,20 +88,15 @@ def test_keys_outside_the_profile_cannot_be_registered(gateway, clock, key):
 
 def test_upgrade_from_the_first_schema_keeps_data(tmp_path):
     """An existing database at revision 0001, with data in it, upgrades through every revision."""
-    from alembic import command
-    from alembic.config import Config
     from sqlalchemy import text
 
-    from gateway.storage.engine import MIGRATIONS
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
+    migrate(engine, to="0001")
     with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0001")
         conn.execute(text("INSERT INTO clients (id, name) VALUES ('OLD', 'Old Co')"))
         conn.execute(text("INSERT INTO audit_log (at, kind, code) VALUES ('2026-01-01 00:00:00', 'config', 'X')"))
-        command.upgrade(cfg, "0002")
+    migrate(engine, to="0002")
+    with engine.begin() as conn:
         conn.execute(text("INSERT INTO approval_policies VALUES ('OLD', '', 10000, 1)"))
     migrate(engine)
     with engine.connect() as conn:

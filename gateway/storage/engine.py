@@ -72,8 +72,8 @@ def read_only(engine: Engine) -> Iterator[Connection]:
 MIGRATION_LOCK = 0x444C4D49   # an arbitrary, fixed advisory-lock key ("DLMI")
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the database to the newest schema (idempotent; safe to run at every start).
+def migrate(engine: Engine, to: str = "head") -> None:
+    """Bring the database to the newest schema, or to revision `to` (idempotent; safe to run at every start).
 
     On PostgreSQL an advisory lock makes replicas that start together migrate one after the other:
     the first upgrades, the others then find nothing to do."""
@@ -83,4 +83,4 @@ def migrate(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":
             conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, to)
