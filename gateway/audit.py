@@ -65,10 +65,11 @@ for _moment in ("begin", "commit", "rollback", "rollback_savepoint"):
     event.listen(Engine, _moment, _forget_heads)
 
 
-def lock_chain(conn: Connection, chain: str) -> dict:
-    """Lock a chain's head until the transaction ends (its appends then find it read). Every transaction
-    that writes a client's payments holds that client's head from before its first write (gateway/payments.py),
-    so whoever holds it sees all of them committed, none in flight."""
+def lock_chain(conn: Connection, chain: str) -> tuple[int, str]:
+    """Lock a chain's head until the transaction ends and return it, (seq, hash), as this transaction's
+    appends have left it. Every transaction that writes a client's payments holds that client's head from
+    before its first write (gateway/payments.py), so whoever holds it sees all of them committed, none in
+    flight."""
     heads = conn.info.setdefault(_HEADS, {})
     if chain not in heads:
         head = conn.execute(_HEAD, {"head_chain": chain}).first()
@@ -76,7 +77,7 @@ def lock_chain(conn: Connection, chain: str) -> dict:
             conn.execute(insert(audit_head).values(chain=chain, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS))
             head = conn.execute(_HEAD, {"head_chain": chain}).one()
         heads[chain] = (head.seq, head.hash)
-    return heads
+    return heads[chain]
 
 
 def append(conn: Connection, *, chain: str, at: dt.datetime, kind: str, code: str, **fields) -> None:
@@ -89,8 +90,7 @@ def append_many(conn: Connection, chain: str, records: list[dict]) -> None:
     all of them and one move of the head."""
     if not records:
         return
-    heads = lock_chain(conn, chain)
-    seq, prev = heads[chain]
+    seq, prev = lock_chain(conn, chain)
     rows = []
     for fields in records:
         if fields.keys() - _FIELDS:   # a misspelt field would otherwise vanish silently, from the row and the hash
@@ -103,7 +103,7 @@ def append_many(conn: Connection, chain: str, records: list[dict]) -> None:
         seq, prev = record["seq"], record["hash"]
     conn.execute(_RECORD, rows)
     conn.execute(_ADVANCE, {"head_chain": chain, "new_seq": seq, "new_hash": prev})
-    heads[chain] = (seq, prev)
+    conn.info[_HEADS][chain] = (seq, prev)
 
 
 @dataclass(frozen=True)
