@@ -7,9 +7,10 @@ available = booked - held; a hold can only be placed if it fits, checked in the 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, or_, select, update
 
 from gateway.notify import outbox
 from gateway.storage.tables import accounts, entries, holds
@@ -65,14 +66,26 @@ class Locked:
 _LOCK = (select(accounts.c.number, accounts.c.client_id, accounts.c.name, accounts.c.currency, accounts.c.booked,
                 accounts.c.held).where(accounts.c.number.in_(bindparam("numbers", expanding=True)))
          .order_by(accounts.c.number).with_for_update())
-# A leg's booking: the new balance, the new EntryId and the booking time of the entry before it (RETURNING
-# sees the row as updated, so that entry is entry_seq - 1), in one round trip.
-_BOOK = (update(accounts).where(accounts.c.number == bindparam("leg_account"))
-         .values(booked=accounts.c.booked + bindparam("delta"), entry_seq=accounts.c.entry_seq + 1)
-         .returning(accounts.c.booked, accounts.c.entry_seq,
-                    select(entries.c.booked_at).where(entries.c.account == accounts.c.number,
-                                                      entries.c.seq == accounts.c.entry_seq - 1)
-                    .correlate(accounts).scalar_subquery()))
+
+
+@functools.cache
+def _booking(n: int):
+    """The booking of a posting's legs on n accounts in one round trip: each balance moves by the sum of its
+    legs (parameters a<i>, d<i>) and its EntryIds by their count (c<i>); RETURNING gives each account's new
+    balance and last EntryId, and the booking time of the entry before the posting (RETURNING sees the row
+    as updated, so that entry is entry_seq - count). Built once per number of accounts."""
+    def per_account(prefix: str):
+        return case(*[(accounts.c.number == bindparam(f"a{i}"), bindparam(f"{prefix}{i}", type_=BigInteger))
+                      for i in range(n)], else_=0)
+    count = per_account("c")
+    return (update(accounts).where(accounts.c.number.in_([bindparam(f"a{i}") for i in range(n)]))
+            .values(booked=accounts.c.booked + per_account("d"), entry_seq=accounts.c.entry_seq + count)
+            .returning(accounts.c.number, accounts.c.booked, accounts.c.entry_seq,
+                       select(entries.c.booked_at).where(entries.c.account == accounts.c.number,
+                                                         entries.c.seq == accounts.c.entry_seq - count)
+                       .correlate(accounts).scalar_subquery().label("previous_booked_at")))
+
+
 _ENTRY = insert(entries)
 _HOLD_FUNDS = update(accounts).where(accounts.c.number == bindparam("hold_account"),
                                     accounts.c.booked - accounts.c.held >= bindparam("hold_amount")) \
@@ -96,29 +109,53 @@ def lock_accounts(conn: Connection, numbers: set[str]) -> dict[str, Locked]:
     return {r.number: Locked(*r) for r in conn.execute(_LOCK, {"numbers": sorted(numbers)})}
 
 
-def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, value_date: dt.date) -> None:
-    """Book balanced legs: update each balance and append a statement entry with its BalanceAfter."""
+def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, value_date: dt.date,
+         locked: bool = False) -> None:
+    """Book balanced legs: update each balance and append a statement entry with its BalanceAfter, one
+    statement for all the balances and one for all the entries.
+
+    `locked`: the caller holds the accounts' locks already (lock_accounts); if not, and the legs touch more
+    than one account, they are locked here first, in the fixed order (one UPDATE of several rows would
+    take their locks in whatever order the database reads them)."""
     if sum(leg.amount if leg.direction == CRDT else -leg.amount for leg in legs) != 0:
         raise ValueError(f"posting {journal} does not balance")
-    booked_legs = []
+    if any(leg.amount <= 0 for leg in legs):
+        raise ValueError("a leg's amount must be positive")
+    by_account: dict[str, list[Leg]] = {}
     for leg in sorted(legs, key=lambda leg: leg.account):
-        if leg.amount <= 0:
-            raise ValueError("a leg's amount must be positive")
-        delta = leg.amount if leg.direction == CRDT else -leg.amount
+        by_account.setdefault(leg.account, []).append(leg)
+    if not locked and len(by_account) > 1:
+        lock_accounts(conn, set(by_account))
+    params = {}
+    for i, (account, its_legs) in enumerate(by_account.items()):
+        params.update({f"a{i}": account, f"d{i}": sum(_delta(leg) for leg in its_legs), f"c{i}": len(its_legs)})
+    booked = {r.number: r for r in conn.execute(_booking(len(by_account)), params)}
+    if len(booked) != len(by_account):
+        raise ValueError(f"posting {journal} names unknown accounts: {sorted(by_account.keys() - booked.keys())}")
+    rows, booked_legs = [], []
+    for account, its_legs in by_account.items():
+        after = booked[account]
+        balance, seq = after.booked - sum(_delta(leg) for leg in its_legs), after.entry_seq - len(its_legs)
         # Booking time never goes backwards along EntryIds: a transaction that began before midnight but
         # got the account's lock after a later one must not land on the previous day's statement.
-        booked, seq, previous = conn.execute(_BOOK, {"leg_account": leg.account, "delta": delta}).one()
-        conn.execute(_ENTRY, dict(
-            account=leg.account, seq=seq, journal=journal, booked_at=max(now, previous or now),
-            value_date=value_date,
-            direction=leg.direction, amount=leg.amount, balance_after=booked,
-            counterparty_name=leg.counterparty_name, counterparty_account=leg.counterparty_account,
-            counterparty_scheme=leg.counterparty_scheme, counterparty_code=leg.counterparty_code,
-            client_ref=leg.client_ref, end_to_end_id=leg.end_to_end_id, narrative=leg.narrative,
-            reversal=leg.reversal, payment_id=leg.payment_id))
-        booked_legs.append((leg, seq))
+        booked_at = max(now, after.previous_booked_at or now)
+        for leg in its_legs:
+            balance, seq = balance + _delta(leg), seq + 1
+            rows.append(dict(
+                account=account, seq=seq, journal=journal, booked_at=booked_at, value_date=value_date,
+                direction=leg.direction, amount=leg.amount, balance_after=balance,
+                counterparty_name=leg.counterparty_name, counterparty_account=leg.counterparty_account,
+                counterparty_scheme=leg.counterparty_scheme, counterparty_code=leg.counterparty_code,
+                client_ref=leg.client_ref, end_to_end_id=leg.end_to_end_id, narrative=leg.narrative,
+                reversal=leg.reversal, payment_id=leg.payment_id))
+            booked_legs.append((leg, seq))
+    conn.execute(_ENTRY, rows)
     # Incoming credits for the ERPs that subscribed, in this transaction (gateway/notify/outbox.py).
     outbox.posted(conn, booked_legs, now)
+
+
+def _delta(leg: Leg) -> int:
+    return leg.amount if leg.direction == CRDT else -leg.amount
 
 
 def place_holds(conn: Connection, placed: list[tuple[str, str, int]], now: dt.datetime,

@@ -5,6 +5,7 @@ import datetime as dt
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select
 
@@ -153,6 +154,38 @@ def test_booking_time_never_goes_backwards_along_entry_ids(gateway, clock):
         stamps = conn.execute(select(entries.c.booked_at).where(entries.c.account == OPERATING)
                               .order_by(entries.c.seq)).scalars().all()
     assert stamps == sorted(stamps) and stamps[-1] == late
+
+
+def test_a_posting_with_several_legs_on_one_account_numbers_and_balances_each_entry(gateway, clock):
+    """Legs are booked per account in one statement: two legs on one account still get consecutive
+    EntryIds, each with its own BalanceAfter, ending at the account's booked balance; the books balance."""
+    now = clock()
+    gl = ledger.internal_account("CNY", "OPENING")
+    with gateway.engine.begin() as conn:
+        before = {a: ledger.balance(conn, a)[0] for a in (OPERATING, SUPPLIER)}
+        ledger.post(conn, "MULTI", [ledger.Leg(OPERATING, "CRDT", 500, "in"), ledger.Leg(SUPPLIER, "DBIT", 200, "x"),
+                                    ledger.Leg(OPERATING, "DBIT", 120, "out"), ledger.Leg(gl, "DBIT", 180, "x")],
+                    now, now.date())
+    with gateway.engine.connect() as conn:
+        rows = conn.execute(select(entries.c.seq, entries.c.amount, entries.c.balance_after)
+                            .where(entries.c.account == OPERATING, entries.c.journal == "MULTI")
+                            .order_by(entries.c.seq)).all()
+        assert [r.amount for r in rows] == [500, 120] and rows[1].seq == rows[0].seq + 1
+        assert [r.balance_after for r in rows] == [before[OPERATING] + 500, before[OPERATING] + 380]
+        assert ledger.balance(conn, OPERATING)[0] == before[OPERATING] + 380
+        assert ledger.balance(conn, SUPPLIER)[0] == before[SUPPLIER] - 200
+        assert ledger.total_booked(conn) == {"CNY": 0}
+
+
+def test_a_posting_to_an_unknown_account_books_nothing(gateway, clock):
+    now = clock()
+    with gateway.engine.connect() as conn:
+        booked = ledger.balance(conn, OPERATING)[0]
+        with pytest.raises(ValueError, match="unknown accounts"):
+            ledger.post(conn, "BAD", [ledger.Leg(OPERATING, "CRDT", 5, "x"), ledger.Leg("NOSUCH", "DBIT", 5, "x")],
+                        now, now.date())
+        conn.rollback()
+        assert ledger.balance(conn, OPERATING)[0] == booked
 
 
 def test_paging_resumes_across_gateway_kills_and_restarts_without_gap_or_repeat(home, tmp_path):
