@@ -236,21 +236,26 @@ class _Batch:
                                   f"over the daily limit {grant.money(grant.daily_limit).text()}")
 
     def flush(self) -> None:
-        """Write the payments accepted since the last flush: the rows, their holds, their creation (events,
-        audit records, notifications), then the settlement of those paid within the bank."""
+        """Write the payments accepted since the last flush: the rows, their holds, the postings of those paid
+        within the bank (stored SETTLED straight away), then their creation and settlement (events, audit
+        records, notifications)."""
         if not self.rows:
             return
         ctx = self.ctx
         audit.lock_chain(ctx.conn, ctx.client)   # before the first write of a payment (see __init__)
+        settled = {r.id for r in self.to_settle}
+        for values in self.rows:
+            if values["id"] in settled:
+                values["state"] = PaymentState.SETTLED.value
         ctx.conn.execute(_INSERT, self.rows)
         # A payment settled here has its hold released by the settlement in this very transaction.
-        ledger.place_holds(ctx.conn, self.holds, ctx.now, released=frozenset(r.id for r in self.to_settle))
-        transitions.created(ctx.conn, client=ctx.client, actor=ctx.actor, now=ctx.now, new=self.created,
-                            subscribed=self.subscribed)
+        ledger.place_holds(ctx.conn, self.holds, ctx.now, released=frozenset(settled))
         for row in self.to_settle:
-            settle_internal(ctx.conn, row, ctx.now, ctx.zone, ctx.actor, subscribed=self.subscribed,
-                            debtor_name=self.accounts[row.debtor_account].name, hold_released=True)
-            row.state, row.updated_at = PaymentState.SETTLED.value, ctx.now   # as transitions.move left it
+            _post_internal(ctx.conn, row, ctx.now, ctx.zone, self.accounts[row.debtor_account].name)
+        transitions.created(ctx.conn, client=ctx.client, actor=ctx.actor, now=ctx.now, new=self.created,
+                            subscribed=self.subscribed, settled=self.to_settle)
+        for row in self.to_settle:
+            row.state = PaymentState.SETTLED.value   # as stored
         self.rows, self.created, self.holds, self.to_settle = [], [], [], []
 
 
@@ -300,18 +305,19 @@ def load(conn: Connection, payment_id: str):
     return conn.execute(_LOAD, {"payment_id": payment_id}).one()
 
 
-def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, actor: str,
-                    subscribed: list[Subscription] | None = None, debtor_name: str | None = None,
-                    hold_released: bool = False) -> None:
+def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, actor: str) -> None:
     """Book an accepted transfer between two accounts of this bank: release the hold, post both legs.
 
-    The caller holds the two accounts' locks already (taken before any other lock: no deadlocks), and may
-    hand in what it knows already: the client's subscriptions, the debtor account's name, that the hold
-    was placed released (ledger.place_holds)."""
-    if debtor_name is None:
-        debtor_name = conn.execute(select(accounts.c.name).where(accounts.c.number == row.debtor_account)).scalar()
-    if not hold_released:
-        ledger.release(conn, row.id, now)
+    The caller holds the two accounts' locks already (taken before any other lock: no deadlocks)."""
+    debtor_name = conn.execute(select(accounts.c.name).where(accounts.c.number == row.debtor_account)).scalar()
+    ledger.release(conn, row.id, now)
+    _post_internal(conn, row, now, zone, debtor_name)
+    transitions.move(conn, payment_id=row.id, client=row.client_id, before=PaymentState.ACCEPTED,
+                     after=PaymentState.SETTLED, actor=actor, why=transitions.SETTLED_WITHIN_BANK, now=now)
+
+
+def _post_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, debtor_name: str | None) -> None:
+    """The two legs of a transfer within the bank; the caller holds both accounts' locks."""
     ledger.post(conn, row.id, [
         ledger.Leg(row.debtor_account, ledger.DBIT, row.amount, row.purpose,
                    counterparty_name=row.creditor_name, counterparty_account=row.creditor_account,
@@ -322,10 +328,7 @@ def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, ac
                    counterparty_name=(debtor_name or "")[:70], counterparty_account=row.debtor_account,
                    counterparty_scheme="INTERNAL", counterparty_code="", end_to_end_id=row.end_to_end_id,
                    payment_id=row.id),
-    ], now, now.astimezone(zone).date())
-    transitions.move(conn, payment_id=row.id, client=row.client_id, before=PaymentState.ACCEPTED,
-                     after=PaymentState.SETTLED, actor=actor, why="settled within the bank", now=now,
-                     subscribed=subscribed)
+    ], now, now.astimezone(zone).date(), locked=True)
 
 
 def is_internal_row(row, own_cnaps_prefix: str) -> bool:

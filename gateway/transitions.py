@@ -14,6 +14,9 @@ from gateway.notify.subscriptions import Subscription
 from gateway.storage.tables import payment_events, payments
 
 
+SETTLED_WITHIN_BANK = "settled within the bank"
+
+
 class StateConflict(RuntimeError):
     """The payment was not in the expected state: someone else moved it first (or a defect)."""
 
@@ -50,25 +53,30 @@ def move(conn: Connection, *, payment_id: str, client: str, before: PaymentState
 
 
 def created(conn: Connection, *, client: str, actor: str, now: dt.datetime, new: list[tuple[object, str]],
-            subscribed: list[Subscription]) -> None:
+            subscribed: list[Subscription], settled: list = ()) -> None:
     """Record the creation of payments just inserted, (row, why) each, exactly as move(before=None) records
-    one: its event, its audit record and its notifications. One statement a kind for all of them."""
-    for row, _ in new:
-        if not allowed(None, PaymentState(row.state)):
-            raise StateConflict(f"a payment cannot be created {row.state}: {row.id}")
-    events = [dict(payment_id=row.id, at=now, from_state=None, to_state=row.state, actor=actor[:80],
-                   reason=why[:255]) for row, why in new]
+    one: its event, its audit record and its notifications. One statement a kind for all of them.
+
+    `settled`: rows among them that were settled within the bank in the same instant, and so stored
+    SETTLED: their move on from ACCEPTED is recorded after all the creations, as move would record it."""
+    changes = [(row, None, PaymentState(row.state), why) for row, why in new]
+    changes += [(row, PaymentState.ACCEPTED, PaymentState.SETTLED, SETTLED_WITHIN_BANK) for row in settled]
+    for row, before, after, _ in changes:
+        if not allowed(before, after):
+            raise StateConflict(f"illegal transition {before} -> {after} for {row.id}")
+    events = [dict(payment_id=row.id, at=now, from_state=before, to_state=after, actor=actor[:80],
+                   reason=why[:255]) for row, before, after, why in changes]
     if not events:
         return
     if subscribed:   # the notifications carry each event's number
         sequences = list(conn.execute(_EVENTS_NUMBERED, events).scalars())
     else:
         conn.execute(_EVENT, events)
-        sequences = [None] * len(events)
     operator = actor.rpartition("/")[2][:35]
-    audit.append_many(conn, client, [dict(at=now, kind="payment", code=row.state, client_id=client,
-                                          operator_id=operator, payment_id=row.id, from_state=None,
-                                          to_state=row.state, detail=why) for row, why in new])
+    audit.append_many(conn, client, [dict(at=now, kind="payment", code=after.value, client_id=client,
+                                          operator_id=operator, payment_id=row.id, from_state=before,
+                                          to_state=after, detail=why) for row, before, after, why in changes])
     if subscribed:
-        outbox.payments_created(conn, client=client, now=now, subscribed=subscribed,
-                                created=[(row, sequence, why) for (row, why), sequence in zip(new, sequences)])
+        outbox.payments_changed(conn, now=now, subscribed=subscribed,
+                                changes=[(row, sequence, before, after, why)
+                                         for (row, before, after, why), sequence in zip(changes, sequences)])

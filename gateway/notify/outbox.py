@@ -41,11 +41,12 @@ def payment_moved(conn: Connection, *, payment_id: str, client: str, sequence: i
     _insert(conn, _payment_rows(row, sequence, before, after, reason, why, now, subscribed))
 
 
-def payments_created(conn: Connection, *, client: str, now: dt.datetime, subscribed: list[Subscription],
-                     created: list[tuple]) -> None:
-    """Called by transitions.created with (row, sequence, why) for each payment it recorded: one insert."""
-    _insert(conn, [r for row, sequence, why in created
-                   for r in _payment_rows(row, sequence, None, row.state, None, why, now, subscribed)])
+def payments_changed(conn: Connection, *, now: dt.datetime, subscribed: list[Subscription],
+                     changes: list[tuple]) -> None:
+    """Called by transitions.created with (row, sequence, before, after, why) for each change it recorded:
+    one insert."""
+    _insert(conn, [r for row, sequence, before, after, why in changes
+                   for r in _payment_rows(row, sequence, before, after, None, why, now, subscribed)])
 
 
 def _payment_rows(row, sequence: int, before: str | None, after: str, reason: str | None, why: str,
