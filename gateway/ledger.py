@@ -93,6 +93,8 @@ _HOLD_FUNDS = update(accounts).where(accounts.c.number == bindparam("hold_accoun
 _UNHOLD_FUNDS = update(accounts).where(accounts.c.number == bindparam("hold_account")) \
     .values(held=accounts.c.held - bindparam("hold_amount"))
 _HOLD = insert(holds)
+_BALANCES = select(accounts.c.number, accounts.c.booked, accounts.c.held) \
+    .where(accounts.c.number.in_(bindparam("numbers", expanding=True)))
 _HELD = select(holds.c.account, holds.c.amount).where(holds.c.payment_id == bindparam("hold_payment"),
                                                       holds.c.released_at.is_(None))
 _RELEASE = update(holds).where(holds.c.payment_id == bindparam("hold_payment")) \
@@ -191,12 +193,15 @@ def release(conn: Connection, payment_id: str, now: dt.datetime) -> int:
     return row.amount
 
 
+def balances(conn: Connection, numbers: list[str]) -> dict[str, tuple[int, int]]:
+    """account -> (booked, available) now, for these accounts in one statement (unknown ones are absent)."""
+    return {r.number: (r.booked, r.booked - r.held) for r in conn.execute(_BALANCES, {"numbers": numbers})}
+
+
 def balance(conn: Connection, account: str, at: dt.datetime | None = None) -> tuple[int, int]:
     """(booked, available) now, or as they stood at instant `at` (from entries and hold history)."""
     if at is None:
-        booked, held = conn.execute(
-            select(accounts.c.booked, accounts.c.held).where(accounts.c.number == account)).one()
-        return booked, booked - held
+        return balances(conn, [account])[account]
     booked = conn.execute(
         select(entries.c.balance_after).where(entries.c.account == account, entries.c.booked_at < at)
         .order_by(entries.c.seq.desc()).limit(1)).scalar() or 0
@@ -213,5 +218,5 @@ def total_booked(conn: Connection) -> dict[str, int]:
     return {currency: int(total) for currency, total in rows}
 
 
-__all__ = ["CRDT", "DBIT", "Leg", "Locked", "balance", "ensure_internal_account", "internal_account",
+__all__ = ["CRDT", "DBIT", "Leg", "Locked", "balance", "balances", "ensure_internal_account", "internal_account",
            "lock_accounts", "place_holds", "post", "release", "total_booked"]
