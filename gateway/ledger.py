@@ -73,13 +73,19 @@ def _booking(n: int):
     """The booking of a posting's legs on n accounts in one round trip: each balance moves by the sum of its
     legs (parameters a<i>, d<i>) and its EntryIds by their count (c<i>); RETURNING gives each account's new
     balance and last EntryId, and the booking time of the entry before the posting (RETURNING sees the row
-    as updated, so that entry is entry_seq - count). Built once per number of accounts."""
+    as updated, so that entry is entry_seq - count). Built once per number of accounts.
+
+    A client's account is left out (no row comes back) if the posting would take it below what it holds:
+    every path checks funds before it posts, and this is the ledger's own guard against a defect in one
+    of them. The bank's own books (no client) may go below zero; that is what they are for."""
     def per_account(prefix: str):
         return case(*[(accounts.c.number == bindparam(f"a{i}"), bindparam(f"{prefix}{i}", type_=BigInteger))
                       for i in range(n)], else_=0)
-    count = per_account("c")
-    return (update(accounts).where(accounts.c.number.in_([bindparam(f"a{i}") for i in range(n)]))
-            .values(booked=accounts.c.booked + per_account("d"), entry_seq=accounts.c.entry_seq + count)
+    delta, count = per_account("d"), per_account("c")
+    return (update(accounts)
+            .where(accounts.c.number.in_([bindparam(f"a{i}") for i in range(n)]),
+                   or_(delta >= 0, accounts.c.client_id.is_(None), accounts.c.booked + delta >= accounts.c.held))
+            .values(booked=accounts.c.booked + delta, entry_seq=accounts.c.entry_seq + count)
             .returning(accounts.c.number, accounts.c.booked, accounts.c.entry_seq,
                        select(entries.c.booked_at).where(entries.c.account == accounts.c.number,
                                                          entries.c.seq == accounts.c.entry_seq - count)
@@ -133,7 +139,11 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
         params.update({f"a{i}": account, f"d{i}": sum(_delta(leg) for leg in its_legs), f"c{i}": len(its_legs)})
     booked = {r.number: r for r in conn.execute(_booking(len(by_account)), params)}
     if len(booked) != len(by_account):
-        raise ValueError(f"posting {journal} names unknown accounts: {sorted(by_account.keys() - booked.keys())}")
+        left_out = sorted(by_account.keys() - booked.keys())
+        known = set(conn.execute(select(accounts.c.number).where(accounts.c.number.in_(left_out))).scalars())
+        if known:   # a defect upstream: the transaction must not commit
+            raise RuntimeError(f"posting {journal} would take {sorted(known)} below what they hold")
+        raise ValueError(f"posting {journal} names unknown accounts: {left_out}")
     rows, booked_legs = [], []
     for account, its_legs in by_account.items():
         after = booked[account]

@@ -163,8 +163,8 @@ def test_a_posting_with_several_legs_on_one_account_numbers_and_balances_each_en
     gl = ledger.internal_account("CNY", "OPENING")
     with gateway.engine.begin() as conn:
         before = {a: ledger.balance(conn, a)[0] for a in (OPERATING, SUPPLIER)}
-        ledger.post(conn, "MULTI", [ledger.Leg(OPERATING, "CRDT", 500, "in"), ledger.Leg(SUPPLIER, "DBIT", 200, "x"),
-                                    ledger.Leg(OPERATING, "DBIT", 120, "out"), ledger.Leg(gl, "DBIT", 180, "x")],
+        ledger.post(conn, "MULTI", [ledger.Leg(OPERATING, "CRDT", 500, "in"), ledger.Leg(SUPPLIER, "CRDT", 200, "x"),
+                                    ledger.Leg(OPERATING, "DBIT", 120, "out"), ledger.Leg(gl, "DBIT", 580, "x")],
                     now, now.date())
     with gateway.engine.connect() as conn:
         rows = conn.execute(select(entries.c.seq, entries.c.amount, entries.c.balance_after)
@@ -173,8 +173,27 @@ def test_a_posting_with_several_legs_on_one_account_numbers_and_balances_each_en
         assert [r.amount for r in rows] == [500, 120] and rows[1].seq == rows[0].seq + 1
         assert [r.balance_after for r in rows] == [before[OPERATING] + 500, before[OPERATING] + 380]
         assert ledger.balance(conn, OPERATING)[0] == before[OPERATING] + 380
-        assert ledger.balance(conn, SUPPLIER)[0] == before[SUPPLIER] - 200
+        assert ledger.balance(conn, SUPPLIER)[0] == before[SUPPLIER] + 200
         assert ledger.total_booked(conn) == {"CNY": 0}
+
+
+def test_a_posting_that_would_take_an_account_below_its_holds_is_refused(gateway, maker, clock):
+    """The ledger's own guard: whatever path posts, a client's account never goes below what it holds;
+    the bank's own books may go below zero."""
+    assert text(pay(maker, "HELD-1", "300000.00").body.find(".//" + q("State"))) == "PENDING_APPROVAL"   # held
+    now = clock()
+    gl = ledger.internal_account("CNY", "CLEARING")
+    with gateway.engine.connect() as conn:
+        booked, available = ledger.balance(conn, OPERATING)
+        assert booked - available == 30000000
+        with pytest.raises(RuntimeError, match="below what they hold"):
+            ledger.post(conn, "OVER", [ledger.Leg(OPERATING, "DBIT", available + 1, "x"),
+                                   ledger.Leg(gl, "CRDT", available + 1, "x")], now, now.date())
+        conn.rollback()
+        ledger.post(conn, "EXACT", [ledger.Leg(OPERATING, "DBIT", available, "x"), ledger.Leg(gl, "CRDT", available, "x")],
+                    now, now.date())   # exactly what is free of holds: allowed
+        assert ledger.balance(conn, OPERATING) == (booked - available, 0)
+        conn.rollback()
 
 
 def test_a_posting_to_an_unknown_account_books_nothing(gateway, clock):
