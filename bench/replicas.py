@@ -1,14 +1,19 @@
 """Benchmark: payment throughput of one gateway process against two on one PostgreSQL database.
 
-    python -m bench.replicas [--requests 3000] [--postgres URL]
+    python -m bench.replicas [--requests 3000] [--postgres URL] [--clients 4]
 
 Target (issue 7): two replicas reach at least 1.5 times one replica's payment throughput, where the
 machine's cores allow it. The run prints the core count: the two replicas, PostgreSQL and the load
-generator share them, so on a 2-core machine the target cannot be reached (one replica already keeps
-both cores busy with the load generator and the database).
+generator share them, so on a 2-core machine the target is at the edge of what the machine can show
+(one replica with the load generator and the database keeps both cores busy already).
 
 Both runs use the same home, configuration and keys (as replicas do), signed single payments
-(ECDSA P-256) from 16 concurrent clients, spread evenly over the replicas' URLs (the load balancer)."""
+(ECDSA P-256) from 16 concurrent connections, spread evenly over the replicas' URLs (the load balancer).
+
+The payments come from --clients corporate clients (default 4), each paying between accounts of its own,
+taken in turn. With one client every payment waits for the one before it: they debit the same account row and
+append to the same audit chain, both locked to the commit, so one client's payments cannot run in
+parallel on any number of replicas. What replicas add is room for many clients at once."""
 from __future__ import annotations
 
 import argparse
@@ -18,24 +23,80 @@ from pathlib import Path
 
 from bench.load import gateway, load
 from bench.request_path import make_home, payment_bodies, pg_schema_url
+from gateway import client as dl
+from gateway.keys import write_key_pair
+from gateway.settings import Settings
+from gateway.setup import apply_directory
 
 TARGET = 1.5
+
+
+def client_bodies(home: Path, clients: int, n: int) -> list[bytes]:
+    """n signed payments, taken in turn from `clients` clients: DEMO (the demo's maker, paying ACME) and
+    BENCH1... added to the home's directory, each with an operator with its own key, a grant to pay, and
+    two accounts it pays between (so no two clients' payments lock the same account row)."""
+    per_client = [payment_bodies(home, (n + clients - 1) // clients)]
+    extra = []
+    for i in range(1, clients):
+        client, account, payee = f"BENCH{i}", f"62229900000{i:05d}", f"62229900001{i:05d}"
+        write_key_pair(home / "demo", f"bench{i}", f"{client}/maker", f"Bench client {i}", "p256")
+        extra.append(f"""
+[[clients]]
+id = "{client}"
+name = "Bench client {i}"
+
+[[accounts]]
+number = "{account}"
+client = "{client}"
+name = "Bench client {i} operating"
+currency = "CNY"
+opening_balance = "1000000.00"
+
+[[accounts]]
+number = "{payee}"
+client = "{client}"
+name = "Bench client {i} payroll"
+currency = "CNY"
+
+[[operators]]
+client = "{client}"
+id = "maker"
+name = "Bench maker {i}"
+certificates = ["../demo/bench{i}.cert.pem"]
+
+[[grants]]
+client = "{client}"
+operator = "maker"
+account = "{account}"
+permissions = ["query", "pay"]
+""")
+        signer = dl.Client("http://unused", client, "maker", (home / f"demo/bench{i}.key.pem").read_bytes(),
+                           (home / f"demo/bench{i}.cert.pem").read_bytes(),
+                           (home / "certs/gateway.cert.pem").read_bytes())
+        per_client.append([signer.request(dl.payment_order(dl.payment(
+            f"B{i}-{k:07d}", account, "0.01", f"Bench client {i}", payee))) for k in range(len(per_client[0]))])
+    if extra:
+        directory = home / "config" / "directory.toml"
+        directory.write_text(directory.read_text("utf-8") + "".join(extra), "utf-8")
+        apply_directory(Settings.load(home))
+    return [body for turn in zip(*per_client) for body in turn][:n]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--postgres", default=os.environ.get("DIRECTLINK_TEST_DATABASE_URL"))
+    ap.add_argument("--clients", type=int, default=4, help="corporate clients paying, each from its own account")
     args = ap.parse_args()
     if not args.postgres:
         raise SystemExit("replicas need PostgreSQL: pass --postgres URL or set DIRECTLINK_TEST_DATABASE_URL")
-    print(f"--- PaymentOrder (1 payment), one vs two replicas on PostgreSQL, 16 concurrent clients, "
-          f"{os.cpu_count()} cores")
+    print(f"--- PaymentOrder (1 payment), one vs two replicas on PostgreSQL, 16 concurrent connections, "
+          f"payments of {args.clients} client(s) in turn, {os.cpu_count()} cores")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for replicas in (1, 2):
             home = make_home(Path(tmp), "p256", pg_schema_url(args.postgres))
-            bodies = payment_bodies(home, args.requests + 200)
+            bodies = client_bodies(home, args.clients, args.requests + 200)
             servers = [gateway(str(home)) for _ in range(replicas)]
             try:
                 results[replicas] = load([s.url for s in servers], bodies)
