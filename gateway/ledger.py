@@ -125,10 +125,12 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
     `locked`: the caller holds the accounts' locks already (lock_accounts); if not, and the legs touch more
     than one account, they are locked here first, in the fixed order (one UPDATE of several rows would
     take their locks in whatever order the database reads them)."""
-    if sum(leg.amount if leg.direction == CRDT else -leg.amount for leg in legs) != 0:
+    if sum(_delta(leg) for leg in legs) != 0:
         raise ValueError(f"posting {journal} does not balance")
     if any(leg.amount <= 0 for leg in legs):
         raise ValueError("a leg's amount must be positive")
+    if not legs:
+        return
     by_account: dict[str, list[Leg]] = {}
     for leg in sorted(legs, key=lambda leg: leg.account):
         by_account.setdefault(leg.account, []).append(leg)

@@ -19,7 +19,7 @@ from domain.rules import Outcome, RuleRejected, outcome_of
 from domain.states import RELEASED
 from gateway import audit, businessday, directory, flows, ledger, rules, transitions
 from gateway.messages import ParsedPayment
-from gateway.notify.subscriptions import Subscription, active_for
+from gateway.notify.subscriptions import active_for
 from gateway.storage.tables import accounts, payments
 
 
