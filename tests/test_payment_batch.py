@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from conftest import OPERATING, PAYROLL, booked_total
 from gateway import audit, client as dl, directory, rulebook
-from gateway.storage.tables import accounts, holds, payment_events, payments
+from gateway.storage.tables import accounts, audit_log, holds, payment_events, payments
 from iso20022_helpers import outcomes
 
 CNAPS = {"scheme": "CNAPS", "bank_code": "102290012345"}
@@ -117,3 +117,23 @@ def test_concurrent_payments_to_one_payee_from_two_accounts_respect_its_cap_and_
         with cf.ThreadPoolExecutor(2) as pool:
             answers = [outcomes(a)[0] for a in pool.map(maker.post, bodies)]
         assert sorted((o[1], o[3]) for o in answers) == [("ACCEPTED", None), ("REJECTED", "RULE_CAP_EXCEEDED")]
+
+
+def test_a_payment_settled_as_it_is_accepted_keeps_the_trail_of_accepted_then_settled(maker, gateway):
+    """Stored SETTLED straight away, it still has both steps on record, in order: two events, two audit
+    records, one hold (released in the same instant), and the chain intact."""
+    got = outcomes(maker.call(dl.payment_order(dl.payment("AT-ONCE-1", OPERATING, "12.34", "Payroll", PAYROLL))))
+    assert [o[1] for o in got] == ["SETTLED"]
+    pid = got[0][2]
+    with gateway.engine.connect() as conn:
+        events = conn.execute(select(payment_events.c.from_state, payment_events.c.to_state, payment_events.c.reason)
+                              .where(payment_events.c.payment_id == pid).order_by(payment_events.c.id)).all()
+        records = conn.execute(select(audit_log.c.from_state, audit_log.c.to_state)
+                               .where(audit_log.c.payment_id == pid).order_by(audit_log.c.seq)).all()
+        hold = conn.execute(select(holds.c.amount, holds.c.placed_at, holds.c.released_at)
+                            .where(holds.c.payment_id == pid)).all()
+    assert [(e.from_state, e.to_state) for e in events] == [(None, "ACCEPTED"), ("ACCEPTED", "SETTLED")]
+    assert events[1].reason == "settled within the bank"
+    assert [tuple(r) for r in records] == [(None, "ACCEPTED"), ("ACCEPTED", "SETTLED")]
+    assert len(hold) == 1 and hold[0].amount == 1234 and hold[0].released_at == hold[0].placed_at
+    assert chain_findings(gateway) == []
