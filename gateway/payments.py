@@ -244,6 +244,7 @@ class _Batch:
         ctx = self.ctx
         audit.lock_chain(ctx.conn, ctx.client)   # before the first write of a payment (see __init__)
         settled = {r.id for r in self.to_settle}
+        # Stored SETTLED; the row in memory stays ACCEPTED until its creation (as ACCEPTED) is recorded below.
         for values in self.rows:
             if values["id"] in settled:
                 values["state"] = PaymentState.SETTLED.value
