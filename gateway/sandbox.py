@@ -74,7 +74,7 @@ def credit(conn: Connection, *, account: str, amount: str, payer_name: str, paye
         ledger.Leg(account, ledger.CRDT, money.minor, narrative, counterparty_name=name,
                    counterparty_account=payer_account, counterparty_scheme=bank and bank.scheme,
                    counterparty_code=bank and bank.code, end_to_end_id=end_to_end_id),
-    ], now, value_date or today)
+    ], now, value_date or today, locked=True)
     after = conn.execute(select(accounts.c.booked, accounts.c.entry_seq).where(accounts.c.number == account)).one()
     audit.append(conn, chain=row.client_id, at=now, kind="sandbox", code="SANDBOX_CREDIT",
                  client_id=row.client_id,
