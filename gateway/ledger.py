@@ -136,9 +136,10 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
         by_account.setdefault(leg.account, []).append(leg)
     if not locked and len(by_account) > 1:
         lock_accounts(conn, set(by_account))
+    moved = {account: sum(_delta(leg) for leg in its_legs) for account, its_legs in by_account.items()}
     params = {}
     for i, (account, its_legs) in enumerate(by_account.items()):
-        params.update({f"a{i}": account, f"d{i}": sum(_delta(leg) for leg in its_legs), f"c{i}": len(its_legs)})
+        params.update({f"a{i}": account, f"d{i}": moved[account], f"c{i}": len(its_legs)})
     booked = {r.number: r for r in conn.execute(_booking(len(by_account)), params)}
     if len(booked) != len(by_account):
         left_out = sorted(by_account.keys() - booked.keys())
@@ -149,7 +150,7 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
     rows, booked_legs = [], []
     for account, its_legs in by_account.items():
         after = booked[account]
-        balance, seq = after.booked - sum(_delta(leg) for leg in its_legs), after.entry_seq - len(its_legs)
+        balance, seq = after.booked - moved[account], after.entry_seq - len(its_legs)
         # Booking time never goes backwards along EntryIds: a transaction that began before midnight but
         # got the account's lock after a later one must not land on the previous day's statement.
         booked_at = max(now, after.previous_booked_at or now)
