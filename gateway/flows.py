@@ -23,23 +23,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, text, true
-from sqlalchemy.dialects import postgresql, sqlite
 
 from domain import rules as dr
 from gateway.storage.tables import GONE_STATES, payment_flows, payments
+from gateway.storage.totals import adding, first_whole, unit_of
 
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _MINUTE = dt.timedelta(minutes=1)
 
 
 def minute_of(at: dt.datetime) -> int:
-    return (at - _EPOCH) // _MINUTE
-
-
-def _whole_minutes_from(since: dt.datetime) -> dt.datetime:
-    """The first whole minute at or after `since`: the totals count from there on."""
-    start = _EPOCH + minute_of(since) * _MINUTE
-    return start if start == since else start + _MINUTE
+    return unit_of(at, _MINUTE)
 
 
 @dataclass
@@ -57,31 +50,26 @@ class Pending:
         keys = [k for k in self.count if k[0] == "D" and k[1] == account]
         return sum(self.count[k] for k in keys), sum(self.amount[k] for k in keys)
 
+    def by_debtor(self) -> Counter:
+        """Debtor account -> the amount of these payments from it."""
+        totals: Counter = Counter()
+        for (side, account, _), amount in self.amount.items():
+            if side == "D":
+                totals[account] += amount
+        return totals
+
     def to_payee(self, account: str, currency: str) -> int:
         return self.amount[("C", account, currency)]
 
 
 # The rules' longest window (a velocity window of 7 days) and a day more: older totals are never read again.
 HORIZON = dt.timedelta(days=8)
-_UPSERT: dict[str, object] = {}
-
-
-def _upsert(dialect: str):
-    if dialect not in _UPSERT:
-        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(payment_flows)
-        _UPSERT[dialect] = ins.on_conflict_do_update(
-            index_elements=[c.name for c in payment_flows.primary_key],
-            set_={"payments": payment_flows.c.payments + ins.excluded.payments,
-                  "amount": payment_flows.c.amount + ins.excluded.amount})
-    return _UPSERT[dialect]
-
-
 def record(conn: Connection, client: str, at: dt.datetime, pending: Pending) -> None:
     """Count this request's payments (all created at `at`), in the request's transaction."""
     if not pending.count:
         return
     minute = minute_of(at)
-    conn.execute(_upsert(conn.dialect.name), [
+    conn.execute(adding(payment_flows, conn.dialect.name, "payments", "amount"), [
         dict(side=side, client_id=client, account=account, minute=minute, currency=currency,
              payments=pending.count[key], amount=pending.amount[key])
         for key in sorted(pending.count) for side, account, currency in [key]])
@@ -150,5 +138,5 @@ def window(prefix: str, since: dt.datetime, at: dt.datetime) -> tuple[dict, bool
     """The parameters that read a window from `since` (named with `prefix`), and whether this request's own
     payments (created `at`) must be added to what it reads: yes, unless they were created before the
     window's first whole minute, where the part-minute read finds them already."""
-    whole = _whole_minutes_from(since)
+    whole = first_whole(since, _MINUTE)
     return {f"{prefix}_since": since, f"{prefix}_whole": whole, f"{prefix}_minute": minute_of(whole)}, at >= whole

@@ -11,7 +11,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from gateway import audit, flows
+from gateway import audit, flows, maker_totals
 from gateway.clearing import Clearing
 from gateway.notify.delivery import Delivery
 from gateway.pipeline import Gateway
@@ -47,9 +47,10 @@ def purge_audit(gateway: Gateway) -> int:
 
 
 def purge_flows(gateway: Gateway) -> int:
-    """Drop the fund-flow rules' running totals that no window reaches any more (gateway/flows.py)."""
+    """Drop the running totals that nothing reads any more: the fund-flow rules' beyond every window
+    (gateway/flows.py), the makers' daily ones before yesterday (gateway/maker_totals.py)."""
     with gateway.engine.begin() as conn:
-        return flows.prune(conn, gateway.clock())
+        return flows.prune(conn, gateway.clock()) + maker_totals.prune(conn, gateway.clock())
 
 
 def warn_expiring(gateway: Gateway) -> list[str]:

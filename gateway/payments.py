@@ -8,7 +8,7 @@ import secrets
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from sqlalchemy import Connection, bindparam, func, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
@@ -16,8 +16,7 @@ from domain.models import PaymentInstruction, PaymentStatus, is_own_bank
 from domain.money import Money
 from domain.names import key as name_key
 from domain.rules import Outcome, RuleRejected, outcome_of
-from domain.states import RELEASED
-from gateway import audit, businessday, directory, flows, ledger, rules, transitions
+from gateway import audit, businessday, directory, flows, ledger, maker_totals, rules, transitions
 from gateway.messages import ParsedPayment
 from gateway.notify.subscriptions import active_for
 from gateway.storage.tables import accounts, payments
@@ -87,6 +86,7 @@ def submit(ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]) -
     for p in parsed:
         batch.add(p)
     batch.flush()
+    maker_totals.record(ctx.conn, ctx.client, ctx.operator, ctx.now, batch.pending.by_debtor())
     flows.record(ctx.conn, ctx.client, ctx.now, batch.pending)   # last: its row locks are taken in one sorted sweep
     return [status_of(r) if not isinstance(r, PaymentStatus) else r for r in batch.results]
 
@@ -95,9 +95,6 @@ def submit(ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]) -
 _p = payments.c
 _BY_REFS = select(payments).where(_p.client_id == bindparam("client"),
                                   _p.client_ref.in_(bindparam("refs", expanding=True)))
-_USED_TODAY = select(func.coalesce(func.sum(_p.amount), 0)).where(
-    _p.client_id == bindparam("client"), _p.maker == bindparam("maker"), _p.debtor_account == bindparam("account"),
-    _p.created_at >= bindparam("day_start"), _p.state.not_in(RELEASED))
 _INSERT = insert(payments)
 _LOAD = select(payments).where(_p.id == bindparam("payment_id"))
 _REFS_A_READ = 500   # ClientRefs looked up per statement (SQLite allows a few thousand parameters at most)
@@ -226,9 +223,8 @@ class _Batch:
             return
         ctx, account = self.ctx, ins.debtor_account
         if account not in self.used_today:
-            self.used_today[account] = ctx.conn.execute(_USED_TODAY, {
-                "client": ctx.client, "maker": ctx.operator, "account": account,
-                "day_start": ctx.day_start()}).scalar()
+            self.used_today[account] = maker_totals.used_today(ctx.conn, ctx.client, ctx.operator, account,
+                                                               ctx.day_start())
         used = self.used_today[account]
         if used + ins.amount.minor > grant.daily_limit:
             raise PaymentRejected(ReasonCode.LIMIT_DAILY,

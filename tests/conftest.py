@@ -128,3 +128,24 @@ def booked_total(engine) -> int:
 @pytest.fixture
 def project_root() -> Path:
     return Path(__file__).resolve().parents[1]
+
+
+def database_before(tmp_path: Path, revision: str, payments_made: list[tuple]):
+    """A SQLite database migrated to `revision`, with client C, its account D1 and these payments from it,
+    each (created_at, amount, state, maker), written as that revision's schema takes them (tests of upgrades)."""
+    from gateway.storage.engine import make_engine, migrate
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    migrate(engine, to=revision)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO clients (id, name) VALUES ('C', 'C Co')"))
+        conn.execute(text("INSERT INTO accounts (number, client_id, name, currency, booked, held, entry_seq, opened_at)"
+                          " VALUES ('D1', 'C', 'D', 'CNY', 0, 0, 0, '2026-01-01 00:00:00')"))
+        for i, (at, amount, state, maker) in enumerate(payments_made):
+            conn.execute(text(
+                "INSERT INTO payments (id, client_id, client_ref, end_to_end_id, debtor_account, amount, currency,"
+                " creditor_name, creditor_account, creditor_bank_scheme, creditor_bank_code, purpose, requested_date,"
+                " urgency, state, order_digest, content_hash, maker, approvals_required, approvals_given, created_at,"
+                " updated_at, attempts) VALUES (:id, 'C', :id, :id, 'D1', :amount, 'CNY', 'P', 'P1', 'CNAPS', '1',"
+                " 'x', '2026-01-01', 'NORMAL', :state, 'd', 'h', :maker, 0, 0, :at, :at, 0)"),
+                {"id": f"P{i}", "amount": amount, "state": state, "maker": maker, "at": at.replace(tzinfo=None)})
+    return engine

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from conftest import OPERATING, PAYROLL
+from conftest import OPERATING, PAYROLL, database_before
 from gateway import client as dl, flows, rulebook, signing
 from gateway.storage.tables import GONE_STATES, payment_flows, payments
 from gateway.xmlsafe import q, text
@@ -142,26 +142,11 @@ def test_the_daily_job_drops_only_totals_no_window_reaches(gateway):
 
 def test_the_upgrade_counts_the_payments_already_made(tmp_path):
     """A database with payments before revision 0008 gets their running totals on upgrade."""
-    from sqlalchemy import text as sql
-
-    from gateway.storage.engine import make_engine, migrate
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    migrate(engine, to="0007")
+    from gateway.storage.engine import migrate
     recent = dt.datetime.now(dt.timezone.utc).replace(second=10, microsecond=0) - dt.timedelta(hours=1)
     old = recent - dt.timedelta(days=30)
-    with engine.begin() as conn:
-        conn.execute(sql("INSERT INTO clients (id, name) VALUES ('C', 'C Co')"))
-        conn.execute(sql("INSERT INTO accounts (number, client_id, name, currency, booked, held, entry_seq, opened_at)"
-                         " VALUES ('D1', 'C', 'D', 'CNY', 0, 0, 0, '2026-01-01 00:00:00')"))
-        for i, (at, amount, state) in enumerate([(recent, 100, "ACCEPTED"), (recent, 250, "CANCELLED"),
-                                                 (old, 999, "SETTLED")]):
-            conn.execute(sql(
-                "INSERT INTO payments (id, client_id, client_ref, end_to_end_id, debtor_account, amount, currency, creditor_name,"
-                " creditor_account, creditor_bank_scheme, creditor_bank_code, purpose, requested_date, urgency,"
-                " state, order_digest, content_hash, maker, approvals_required, approvals_given, created_at,"
-                " updated_at, attempts) VALUES (:id, 'C', :id, :id, 'D1', :amount, 'CNY', 'P', 'P1', 'CNAPS', '1',"
-                " 'x', '2026-01-01', 'NORMAL', :state, 'd', 'h', 'm', 0, 0, :at, :at, 0)"),
-                {"id": f"P{i}", "amount": amount, "state": state, "at": at.replace(tzinfo=None)})
+    engine = database_before(tmp_path, "0007", [(recent, 100, "ACCEPTED", "m"), (recent, 250, "CANCELLED", "m"),
+                                                (old, 999, "SETTLED", "m")])
     migrate(engine)
     with engine.connect() as conn:
         rows = conn.execute(select(payment_flows).order_by(payment_flows.c.side)).all()

@@ -1,0 +1,35 @@
+"""What the running totals share (gateway/flows.py, gateway/maker_totals.py): time cut into whole units
+counted from 1970-01-01 00:00 UTC, and one statement that adds a request's amounts to their rows."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def unit_of(at: dt.datetime, unit: dt.timedelta) -> int:
+    """The unit `at` falls in, counted from the epoch."""
+    return (at - EPOCH) // unit
+
+
+def first_whole(since: dt.datetime, unit: dt.timedelta) -> dt.datetime:
+    """The first whole unit at or after `since`: totals count from there on."""
+    start = EPOCH + unit_of(since, unit) * unit
+    return start if start == since else start + unit
+
+
+_ADDING: dict[tuple[str, str], object] = {}
+
+
+def adding(table: Table, dialect: str, *summed: str):
+    """An insert of rows that adds their `summed` columns to a row already there with the same key."""
+    key = (table.name, dialect)
+    if key not in _ADDING:
+        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+        _ADDING[key] = ins.on_conflict_do_update(
+            index_elements=[c.name for c in table.primary_key],
+            set_={name: table.c[name] + ins.excluded[name] for name in summed})
+    return _ADDING[key]
