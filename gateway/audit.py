@@ -9,6 +9,7 @@ without making different clients wait for each other.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -55,14 +56,47 @@ _ADVANCE = update(audit_head).where(audit_head.c.chain == bindparam("head_chain"
 # read again for each. Kept with the connection and forgotten whenever a transaction begins or ends and
 # whenever a savepoint rolls back (the head row goes back with it, and on PostgreSQL so does its lock).
 _HEADS = "directlink_audit_heads"
+# Under deferred(): the records appended and not yet written, and how many there were as each open savepoint
+# began (a savepoint that rolls back takes the records appended within it along).
+_PENDING, _MARKS = "directlink_audit_pending", "directlink_audit_marks"
 
 
 def _forget_heads(conn, *_args) -> None:
     conn.info.pop(_HEADS, None)
 
 
-for _moment in ("begin", "commit", "rollback", "rollback_savepoint"):
-    event.listen(Engine, _moment, _forget_heads)
+def _committing(conn) -> None:
+    if conn.info.get(_PENDING):
+        raise RuntimeError("audit records appended under audit.deferred() were not written before the commit")
+    _forget_heads(conn)
+
+
+def _savepoint(conn, _name) -> None:
+    if _PENDING in conn.info:
+        conn.info[_MARKS].append(len(conn.info[_PENDING]))
+
+
+def _savepoint_released(conn, _name, _context) -> None:
+    if _PENDING in conn.info:
+        conn.info[_MARKS].pop()
+
+
+def _savepoint_rolled_back(conn, _name, _context) -> None:
+    _forget_heads(conn)
+    if _PENDING in conn.info:
+        pending = conn.info[_PENDING]
+        del pending[conn.info[_MARKS].pop():]
+        # A chain with records still pending was locked before the savepoint (its lock stays): its head is
+        # where they leave it. Any other is read and locked again at its next append.
+        heads = conn.info.setdefault(_HEADS, {})
+        for row in pending:
+            heads[row["chain"]] = (row["seq"], row["hash"])
+
+
+for _moment, _listener in (("begin", _forget_heads), ("commit", _committing), ("rollback", _forget_heads),
+                           ("savepoint", _savepoint), ("release_savepoint", _savepoint_released),
+                           ("rollback_savepoint", _savepoint_rolled_back)):
+    event.listen(Engine, _moment, _listener)
 
 
 def lock_chain(conn: Connection, chain: str) -> tuple[int, str]:
@@ -70,14 +104,14 @@ def lock_chain(conn: Connection, chain: str) -> tuple[int, str]:
     appends have left it. Every transaction that writes a client's payments holds that client's head from
     before its first write (gateway/payments.py), so whoever holds it sees all of them committed, none in
     flight."""
-    heads = conn.info.setdefault(_HEADS, {})
-    if chain not in heads:
+    if chain not in conn.info.get(_HEADS, ()):
+        # (The first statement may begin the transaction, which forgets the heads: they are taken after it.)
         head = conn.execute(_HEAD, {"head_chain": chain}).first()
         if head is None:
             conn.execute(insert(audit_head).values(chain=chain, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS))
             head = conn.execute(_HEAD, {"head_chain": chain}).one()
-        heads[chain] = (head.seq, head.hash)
-    return heads[chain]
+        conn.info.setdefault(_HEADS, {})[chain] = (head.seq, head.hash)
+    return conn.info[_HEADS][chain]
 
 
 def append(conn: Connection, *, chain: str, at: dt.datetime, kind: str, code: str, **fields) -> None:
@@ -85,9 +119,37 @@ def append(conn: Connection, *, chain: str, at: dt.datetime, kind: str, code: st
     append_many(conn, chain, [dict(at=at, kind=kind, code=code, **fields)])
 
 
+@contextlib.contextmanager
+def deferred(conn: Connection):
+    """Write the records appended inside the block together as it ends: one insert and one move of each
+    chain's head, instead of one of each per append (a payment request appends its payments' records, then
+    its own). The records chain, and the heads are locked, as each append happens; nothing inside may read
+    the records back, and the block must end before the transaction commits (a commit with records still
+    pending raises). A savepoint rolled back within takes its records along. Nested, it is the outer one."""
+    if _PENDING in conn.info:
+        yield
+        return
+    conn.info[_PENDING], conn.info[_MARKS] = [], []
+    try:
+        yield
+        rows = conn.info[_PENDING]
+    finally:
+        conn.info.pop(_PENDING, None)
+        conn.info.pop(_MARKS, None)
+    _write(conn, rows)
+
+
+def _write(conn: Connection, rows: list[dict]) -> None:
+    if not rows:
+        return
+    conn.execute(_RECORD, rows)
+    last = {row["chain"]: row for row in rows}
+    conn.execute(_ADVANCE, [{"head_chain": c, "new_seq": r["seq"], "new_hash": r["hash"]} for c, r in last.items()])
+
+
 def append_many(conn: Connection, chain: str, records: list[dict]) -> None:
     """Append records (each with at, kind, code and other fields) to a chain in this order: one insert for
-    all of them and one move of the head."""
+    all of them and one move of the head (or, under deferred(), at the block's end)."""
     if not records:
         return
     seq, prev = lock_chain(conn, chain)
@@ -101,9 +163,11 @@ def append_many(conn: Connection, chain: str, records: list[dict]) -> None:
         record["prev_hash"] = prev
         rows.append(record)
         seq, prev = record["seq"], record["hash"]
-    conn.execute(_RECORD, rows)
-    conn.execute(_ADVANCE, {"head_chain": chain, "new_seq": seq, "new_hash": prev})
     conn.info[_HEADS][chain] = (seq, prev)
+    if _PENDING in conn.info:
+        conn.info[_PENDING].extend(rows)
+    else:
+        _write(conn, rows)
 
 
 @dataclass(frozen=True)

@@ -236,21 +236,24 @@ class Gateway:
                 # so its claim is written once, with its answer.
                 conn.execute(_CLAIM, {**claim, "http_status": 0, "response": b""})
             ctx = Context(conn, self.settings, header.client, header.operator, now)
-            try:
-                # A refused operation leaves nothing of itself behind (the claim and the audit record stay);
-                # one that only reads has nothing to undo, and is spared the savepoint's round trips.
-                with contextlib.nullcontext() if reads_only else conn.begin_nested():
-                    answer = OPERATIONS[name](ctx, op)
-                code, detail = ResultCode.OK, "processed"
-            except GatewayError as err:
-                answer, code, detail = None, err.code, err.detail
-            reply = self._answer(code, detail, header.message_id, digest, now, answer)
-            if reads_only:
-                conn.execute(_CLAIM, {**claim, "http_status": reply.status, "response": reply.body})
-            else:
-                conn.execute(_ANSWERED, {**key, "answer_status": reply.status, "answer_body": reply.body})
-            self._audit_verified(conn, now, header, code, f"{name}: {detail}", digest, signer,
-                                 body, reply.body)
+            # The operation's audit records (a payment's creation, a rule's refusal) and the request's own are
+            # written together at the end: two statements fewer while the payment's locks are held.
+            with audit.deferred(conn):
+                try:
+                    # A refused operation leaves nothing of itself behind (the claim and the audit record
+                    # stay); one that only reads has nothing to undo, and is spared the savepoint's round trips.
+                    with contextlib.nullcontext() if reads_only else conn.begin_nested():
+                        answer = OPERATIONS[name](ctx, op)
+                    code, detail = ResultCode.OK, "processed"
+                except GatewayError as err:
+                    answer, code, detail = None, err.code, err.detail
+                reply = self._answer(code, detail, header.message_id, digest, now, answer)
+                if reads_only:
+                    conn.execute(_CLAIM, {**claim, "http_status": reply.status, "response": reply.body})
+                else:
+                    conn.execute(_ANSWERED, {**key, "answer_status": reply.status, "answer_body": reply.body})
+                self._audit_verified(conn, now, header, code, f"{name}: {detail}", digest, signer,
+                                     body, reply.body)
             crash.point(crash.REQUEST_BEFORE_COMMIT)
         crash.point(crash.REQUEST_AFTER_COMMIT)
         return reply

@@ -174,3 +174,53 @@ def test_cli_anchor_then_verify_against_it(home, maker, gateway, tmp_path):
     rewrite_everything(gateway, 1)
     caught = subprocess.run(check, capture_output=True, text=True, env=env)
     assert caught.returncode == 1 and "rewritten" in caught.stdout
+
+
+def test_deferred_appends_are_written_at_the_end_and_a_rolled_back_savepoint_takes_its_own(gateway, clock):
+    """audit.deferred(): the records of a savepoint that rolled back go with it, those before and after it
+    stay, in order, chained; a chain first locked inside the rolled-back savepoint starts again after it."""
+    now = clock()
+
+    def add(conn, chain_name, code):
+        audit.append(conn, chain=chain_name, at=now, kind="config", code=code)
+
+    with gateway.engine.begin() as conn:
+        before = conn.execute(select(audit_log.c.chain)).all()
+        with audit.deferred(conn):
+            add(conn, "DEMO", "A")
+            with pytest.raises(ZeroDivisionError), conn.begin_nested():
+                add(conn, "DEMO", "B")
+                add(conn, "T2", "B2")
+                1 / 0
+            with conn.begin_nested():
+                add(conn, "DEMO", "C")
+            add(conn, "T2", "D2")
+            add(conn, "DEMO", "D")
+            assert conn.execute(select(audit_log.c.chain)).all() == before   # nothing written yet
+    demo = [r.code for r in chain(gateway)]
+    assert demo[-3:] == ["A", "C", "D"] and "B" not in demo
+    assert [(r.seq, r.code) for r in chain(gateway, "T2")] == [(1, "D2")]
+    assert findings(gateway) == []
+
+
+def test_a_commit_with_deferred_records_still_pending_is_refused(gateway, clock):
+    with gateway.engine.connect() as conn:
+        with pytest.raises(RuntimeError, match="not written before the commit"), audit.deferred(conn):
+            audit.append(conn, chain="DEMO", at=clock(), kind="config", code="LOST")
+            conn.commit()
+        conn.rollback()
+    assert "LOST" not in [r.code for r in chain(gateway)]
+
+
+def test_a_payment_request_writes_its_deferred_records_in_order(maker, gateway):
+    """The pipeline defers its audit records to the request's end: the payment's creation and settlement, a
+    rule's refusal of the next payment, then the request itself, in that order, and the chain verifies."""
+    from gateway import rulebook
+    with gateway.engine.begin() as conn:
+        rulebook.set_rule(conn, "DEMO", "", "velocity", {"window_minutes": 5, "max_count": 1,
+                                                          "max_amount": "1000000.00"}, gateway.clock())
+    maker.call(dl.payment_order(dl.payment("DF-1", OPERATING, "10.00", "ACME", SUPPLIER),
+                                dl.payment("DF-2", OPERATING, "10.00", "ACME", SUPPLIER)))
+    assert [(r.kind, r.code) for r in chain(gateway)][-4:] == [
+        ("payment", "ACCEPTED"), ("payment", "SETTLED"), ("rule", "RULE_VELOCITY_EXCEEDED"), ("request", "OK")]
+    assert findings(gateway) == []
