@@ -64,6 +64,8 @@ class Pending:
 
 # The rules' longest window (a velocity window of 7 days) and a day more: older totals are never read again.
 HORIZON = dt.timedelta(days=8)
+
+
 def record(conn: Connection, client: str, at: dt.datetime, pending: Pending) -> None:
     """Count this request's payments (all created at `at`), in the request's transaction."""
     if not pending.count:
