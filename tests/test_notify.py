@@ -7,11 +7,14 @@ xmlsec1 command) against the gateway's certificate; time is the tests' clock, ne
 from __future__ import annotations
 
 import datetime as dt
+import socket
 import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from lxml import etree
 from signxml import XMLVerifier
@@ -41,7 +44,7 @@ class Receiver:
     """An ERP's notification endpoint: answers each POST by the next step of `plan` (then "ok"):
     "ok" 200, "500", "redirect" 302, "slow" (answers 200 after the gateway gave up: it did get the event)."""
 
-    def __init__(self, port: int = 0, slow_seconds: float = 1.0, delay: float = 0.0):
+    def __init__(self, port: int = 0, slow_seconds: float = 1.0, delay: float = 0.0, tls=None):
         self.plan: list[str] = []
         self.seen: list[tuple[dict, bytes, str]] = []       # every POST: headers, body, what was answered
         self.lock = threading.Lock()
@@ -72,6 +75,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        if tls is not None:   # an ssl.SSLContext: the ERP answers https
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -525,3 +530,94 @@ def test_no_delivery_to_a_non_public_address_unless_allowed(gateway, home, clock
     allowed = Delivery(gateway.engine, home.model_copy(update={"notify_private_addresses": True}),
                        gateway.signer, clock=clock, jitter=lambda: 1.0)
     assert allowed.run_once() == {"delivered": 1} and len(receiver.accepted()) == 1
+
+
+class RebindingDns:
+    """A name server under an attacker's control: the ERP's name resolves to `first` once, then to `then`.
+    Numeric hosts resolve as usual (the POST to a pinned address asks for its own literal)."""
+
+    def __init__(self, first: str, then: str):
+        self.answers, self.then, self.asked = [first], then, 0
+        self.real = socket.getaddrinfo
+
+    def __call__(self, host, port, *args, **kwargs):
+        if host != "erp.example.test":
+            return self.real(host, port, *args, **kwargs)
+        self.asked += 1
+        ip = self.answers.pop(0) if self.answers else self.then
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))]
+
+
+def test_a_name_that_rebinds_to_an_internal_address_after_the_check_gets_nothing(gateway, home, clock, receiver,
+                                                                                  monkeypatch):
+    """DNS rebinding: the name is public when checked and loopback when connected to. The delivery connects
+    to the address it checked, so the loopback receiver never sees the event."""
+    dns = RebindingDns(first="192.0.43.10", then="127.0.0.1")   # a public address, unreachable from here
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    port = urlsplit(receiver.url).port
+    subscribe(gateway, "DEMO", f"http://erp.example.test:{port}/hook")
+    credit(gateway)
+    strict = Delivery(gateway.engine, home.model_copy(update={"notify_timeout_seconds": 0.5}), gateway.signer,
+                      clock=clock, jitter=lambda: 1.0)
+    assert strict.run_once() == {"retry": 1}
+    assert receiver.accepted() == [] and dns.asked == 1
+
+
+def test_a_delivery_reaches_the_address_it_resolved_with_the_name_in_host(gateway, settings, clock, receiver,
+                                                                         monkeypatch):
+    """The POST goes to the address resolved once (here loopback, allowed by the test's settings) and still
+    names the ERP's host and port in Host, and keeps the path and query."""
+    dns = RebindingDns(first="127.0.0.1", then="192.0.43.10")
+    monkeypatch.setattr(socket, "getaddrinfo", dns)
+    port = urlsplit(receiver.url).port
+    subscribe(gateway, "DEMO", f"http://erp.example.test:{port}/hook?tenant=7")
+    credit(gateway)
+    assert Delivery(gateway.engine, settings, gateway.signer, clock=clock, jitter=lambda: 1.0).run_once() == \
+        {"delivered": 1}
+    (headers, _body), = receiver.accepted()
+    assert headers["Host"] == f"erp.example.test:{port}" and dns.asked == 1
+
+
+def test_pinned_requests_keep_the_name_for_tls_and_brackets_for_ipv6():
+    from gateway.notify.delivery import pinned
+    url, host, ext = pinned("https://user:pw@erp.example.test:8443/a/b?c=1", "2001:db8::7")
+    assert url == "https://user:pw@[2001:db8::7]:8443/a/b?c=1"
+    assert host == {"Host": "erp.example.test:8443"} and ext == {"sni_hostname": "erp.example.test"}
+    assert pinned("http://erp.example.test/x", "198.51.100.4") == ("http://198.51.100.4/x", {"Host": "erp.example.test"}, {})
+
+
+def test_a_pinned_https_post_still_proves_the_erps_name(tmp_path):
+    """Connecting to an address instead of the name must not weaken TLS: the handshake sends the ERP's name
+    and the certificate must carry it (a server whose certificate names another host is refused)."""
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    from gateway.notify.delivery import pinned
+    key, now = ec.generate_private_key(ec.SECP256R1()), dt.datetime.now(dt.timezone.utc)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "erp.example.test")])
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("erp.example.test")]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True).sign(key, hashes.SHA256()))
+    (tmp_path / "erp.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "erp.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    server_side = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_side.load_cert_chain(tmp_path / "erp.pem", tmp_path / "erp.key")
+    receiver = Receiver(tls=server_side)
+    port = urlsplit(receiver.url).port
+    try:
+        with httpx.Client(verify=ssl.create_default_context(cafile=str(tmp_path / "erp.pem"))) as http:
+            url, host, ext = pinned(f"https://erp.example.test:{port}/hook", "127.0.0.1")
+            assert http.post(url, content=b"<x/>", headers=host, extensions=ext).status_code == 200
+            url, host, ext = pinned(f"https://other.example.test:{port}/hook", "127.0.0.1")
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                http.post(url, content=b"<x/>", headers=host, extensions=ext)
+    finally:
+        receiver.close()
+    (headers, _), = receiver.accepted()
+    assert headers["Host"] == f"erp.example.test:{port}"

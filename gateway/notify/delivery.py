@@ -78,8 +78,12 @@ class Delivery:
         """Deliver everything due now; returns counts (delivered, retry, dead) for logs, CLI and tests."""
         done: Counter = Counter()
         timeout = httpx.Timeout(self.settings.notify_timeout_seconds)
-        # No redirects (an ERP's URL is configured, never discovered), no proxies from the environment.
-        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as http, \
+        # No redirects (an ERP's URL is configured, never discovered), no proxies from the environment. No
+        # connection is kept for another POST: each goes to the address checked for it (see resolve()), and a
+        # kept TLS connection, pooled by address, would carry one ERP's events over a handshake that proved
+        # another's name.
+        with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False,
+                          limits=httpx.Limits(max_keepalive_connections=0)) as http, \
                 cf.ThreadPoolExecutor(max(1, self.settings.notify_concurrency)) as pool:
             for _ in range(MAX_BATCHES):
                 claimed = self.claim(done)
@@ -166,33 +170,56 @@ class Delivery:
             conn.execute(delete(outbox).where(outbox.c.state == DELIVERED, outbox.c.due_at < cutoff))
 
 
-def non_public_address(url: str) -> str | None:
-    """Why the gateway will not POST to this URL's host (it resolves to a loopback, private, link-local or
-    otherwise non-public address), or None. Checked at every delivery: what a name resolves to can change."""
+def resolve(url: str, private_allowed: bool) -> tuple[str | None, str | None]:
+    """The address to POST to for this URL's host, resolved once for this delivery, or why not: (address,
+    None) or (None, reason). Unless private addresses are allowed, every address the name resolves to must
+    be public (not loopback, private, link-local, ...). Checked at every delivery, and the delivery then
+    connects to the very address checked: a name that resolves to a public address for the check and to an
+    internal one for the connection (DNS rebinding) cannot steer the POST."""
     parts = urlsplit(url)
     try:
         found = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
                                    type=socket.SOCK_STREAM)
     except OSError as exc:
-        return f"cannot resolve {parts.hostname}: {exc}"
-    for *_, address in found:
-        ip = ipaddress.ip_address(address[0])
+        return None, f"cannot resolve {parts.hostname}: {exc}"
+    addresses = [ipaddress.ip_address(address[0].split("%")[0]) for *_, address in found]
+    for ip in addresses if not private_allowed else ():
         if not ip.is_global:
-            return (f"{parts.hostname} resolves to {ip}, not a public address "
-                    "(setting notify_private_addresses allows it)")
-    return None
+            return None, (f"{parts.hostname} resolves to {ip}, not a public address "
+                          "(setting notify_private_addresses allows it)")
+    if not addresses:
+        return None, f"{parts.hostname} resolves to no address"
+    return str(addresses[0]), None
+
+
+def non_public_address(url: str) -> str | None:
+    """Why the gateway will not POST to this URL's host by default, or None."""
+    return resolve(url, private_allowed=False)[1]
+
+
+def pinned(url: str, address: str) -> tuple[str, dict, dict]:
+    """The request that reaches `address` for `url`: the URL with the address in place of the host, the Host
+    header as the URL names it, and for https the name the TLS handshake sends and the certificate must
+    carry (httpx's `sni_hostname`), so that the ERP's server sees and proves the name it expects."""
+    parts = urlsplit(url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    host = f"[{address}]" if ":" in address else address
+    netloc = (userinfo + "@" if userinfo else "") + host + (f":{parts.port}" if parts.port else "")
+    extensions = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return parts._replace(netloc=netloc).geturl(), {"Host": hostport}, extensions
 
 
 def _post(http: httpx.Client, c: Claimed, body: bytes, private_allowed: bool) -> str | None:
     """POST one signed notification; None if the ERP took it (2xx), else why not. Only the status is
     read: the ERP's answer body is never needed, and a huge one must not fill our memory."""
-    if not private_allowed:
-        refused = non_public_address(c.url)
-        if refused is not None:
-            return refused
-    headers = {"Content-Type": "application/xml", "Event-Id": c.event_id, "User-Agent": "DirectLink-Notify/1"}
+    address, refused = resolve(c.url, private_allowed)
+    if refused is not None:
+        return refused
+    url, host, extensions = pinned(c.url, address)
+    headers = {"Content-Type": "application/xml", "Event-Id": c.event_id, "User-Agent": "DirectLink-Notify/1",
+               **host}
     try:
-        with http.stream("POST", c.url, content=body, headers=headers) as answer:
+        with http.stream("POST", url, content=body, headers=headers, extensions=extensions) as answer:
             if 200 <= answer.status_code < 300:
                 return None
             return f"HTTP {answer.status_code}" + (" (redirects are not followed)" if answer.is_redirect else "")
