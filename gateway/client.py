@@ -72,6 +72,11 @@ class Client:
         return self.post(self.request(operation, **kw))
 
 
+# The only answers the gateway signs before it has read a request, so without its RequestDigest: refusals
+# that accepted nothing. Any other answer must name the request it answers.
+UNBOUND_CODES = frozenset({"XML_TOO_LARGE", "OVERLOADED"})
+
+
 def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate, request_digest: str | None) -> Answer:
     """Verify a Response's signature against the pinned gateway certificate and bind it to our request."""
     root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
@@ -79,9 +84,13 @@ def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate, reque
     signing.check_profile(sig)
     signed = signing.verify(root, gateway_cert).signed
     digest = signed.find(f"{q('Header')}/{q('RequestDigest')}")
-    if request_digest is not None and digest is not None and text(digest) != request_digest:
-        raise signing.SignatureRejected("the answer is for another request (RequestDigest differs)")
     result = signed.find(q("Result"))
+    if request_digest is not None:
+        if digest is not None and text(digest) != request_digest:
+            raise signing.SignatureRejected("the answer is for another request (RequestDigest differs)")
+        if digest is None and result.get("code") not in UNBOUND_CODES:
+            raise signing.SignatureRejected("the answer names no request (RequestDigest missing): it may be "
+                                            "another request's, replayed")
     body = next((el for el in signed[2:] if isinstance(el.tag, str) and el.tag.startswith(f"{{{NS}}}")), None)
     return Answer(status, result.get("code"), text(result.find(q("Text"))) or "", body, raw)
 

@@ -3,7 +3,7 @@
 A grant's daily limit caps what one operator (the maker) pays from one account in a business day. Summing
 the maker's payments of the day read more rows with every payment (an ERP pushing month-end payroll one
 payment at a time: 0.3 ms at the first, 3.8 ms at the 8,000th, under the account's lock). These totals
-make it a read of at most 96 rows, exactly as the sum would count:
+make it a read of at most a hundred rows (a day's quarter hours), exactly as the sum would count:
 
 - every payment created is counted once, in the quarter hour it was created, at the end of its request's
   transaction (record()). Only a request holding the debtor account's lock (gateway/ledger.py) writes or
@@ -77,5 +77,6 @@ def used_today(conn: Connection, client: str, maker: str, account: str, day_star
     """What `maker` has paid from `account` since `day_start` and not taken back (rejected, cancelled, failed),
     in minor units. Read under the account's lock, so that parallel payments see each other's."""
     whole = first_whole(day_start, QUARTER)
-    return conn.execute(_USED if whole == day_start else _USED_OFF_QUARTER, {"client": client, "maker": maker, "account": account, "quarter": quarter_of(whole),
-                                "whole": whole, "day_start": day_start}).scalar()
+    return conn.execute(_USED if whole == day_start else _USED_OFF_QUARTER, {
+        "client": client, "maker": maker, "account": account, "quarter": quarter_of(whole), "whole": whole,
+        "day_start": day_start}).scalar()

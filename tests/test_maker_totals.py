@@ -87,7 +87,8 @@ def test_a_cancelled_payment_frees_its_amount_and_a_settled_one_does_not(maker, 
         answer = maker.call(dl.payment_order(dl.payment(ref, PAYROLL, amount, "ACME", SUPPLIER, requested_date=when)))
         st = answer.body.find(q("PaymentStatus"))
         reason = st.find(q("Reason"))
-        return text(st.find(q("State"))), reason.get("code") if reason is not None else None, text(st.find(q("PaymentId")))
+        code = reason.get("code") if reason is not None else None
+        return text(st.find(q("State"))), code, text(st.find(q("PaymentId")))
 
     def books():
         with gateway.engine.connect() as conn:

@@ -583,7 +583,8 @@ def test_pinned_requests_keep_the_name_for_tls_and_brackets_for_ipv6():
     url, host, ext = pinned("https://user:pw@erp.example.test:8443/a/b?c=1", "2001:db8::7")
     assert url == "https://user:pw@[2001:db8::7]:8443/a/b?c=1"
     assert host == {"Host": "erp.example.test:8443"} and ext == {"sni_hostname": "erp.example.test"}
-    assert pinned("http://erp.example.test/x", "198.51.100.4") == ("http://198.51.100.4/x", {"Host": "erp.example.test"}, {})
+    assert pinned("http://erp.example.test/x", "198.51.100.4") == \
+        ("http://198.51.100.4/x", {"Host": "erp.example.test"}, {})
 
 
 def test_a_pinned_https_post_still_proves_the_erps_name(tmp_path):

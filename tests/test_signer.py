@@ -46,3 +46,25 @@ def test_what_the_gateway_signs_verifies_with_xmlsec1_and_signxml_and_breaks_whe
         assert tampered != signed and not xmlsec_valid(tampered, cert_file, tmp_path)
         with pytest.raises(signing.SignatureRejected):
             signing.verify(etree.fromstring(tampered), cert)
+
+
+def test_an_answer_without_requestdigest_is_trusted_only_as_a_refusal_that_accepted_nothing(gateway):
+    """A signed answer that names no request could be any request's, replayed: the client takes one only
+    with the codes the gateway signs before it has read a request (nothing was accepted)."""
+    from domain.errors import SignatureRejected
+    from gateway import client as dl
+
+    def answer(code: ResultCode, digest: str | None) -> bytes:
+        return gateway.signer.sign(messages.render_response(
+            message_id="GW-1", created="2026-11-26T12:00:00+08:00", in_reply_to=None, request_digest=digest,
+            code=code, detail="x", answer=None))
+
+    cert = gateway.signer.certificate
+    with pytest.raises(SignatureRejected, match="names no request"):
+        dl.verify_answer(200, answer(ResultCode.OK, None), cert, "bXktcmVxdWVzdA==")
+    assert dl.verify_answer(503, answer(ResultCode.OVERLOADED, None), cert, "bXktcmVxdWVzdA==").code == "OVERLOADED"
+    assert dl.verify_answer(413, answer(ResultCode.XML_TOO_LARGE, None), cert, "bXktcmVxdWVzdA==").code == \
+        "XML_TOO_LARGE"
+    assert dl.verify_answer(200, answer(ResultCode.OK, "bXktcmVxdWVzdA=="), cert, "bXktcmVxdWVzdA==").code == "OK"
+    with pytest.raises(SignatureRejected, match="another request"):
+        dl.verify_answer(200, answer(ResultCode.OK, "b3RoZXI="), cert, "bXktcmVxdWVzdA==")
