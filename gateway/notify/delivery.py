@@ -180,13 +180,14 @@ def resolve(url: str, private_allowed: bool) -> tuple[str | None, str | None]:
     try:
         found = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
                                    type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:   # ValueError: a port out of range
         return None, f"cannot resolve {parts.hostname}: {exc}"
     addresses = [ipaddress.ip_address(address[0].split("%")[0]) for *_, address in found]
-    for ip in addresses if not private_allowed else ():
-        if not ip.is_global:
-            return None, (f"{parts.hostname} resolves to {ip}, not a public address "
-                          "(setting notify_private_addresses allows it)")
+    if not private_allowed:
+        for ip in addresses:
+            if not ip.is_global:
+                return None, (f"{parts.hostname} resolves to {ip}, not a public address "
+                              "(setting notify_private_addresses allows it)")
     if not addresses:
         return None, f"{parts.hostname} resolves to no address"
     return str(addresses[0]), None

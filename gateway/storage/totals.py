@@ -21,12 +21,12 @@ def first_whole(since: dt.datetime, unit: dt.timedelta) -> dt.datetime:
     return start if start == since else start + unit
 
 
-_ADDING: dict[tuple[str, str], object] = {}
+_ADDING: dict[tuple, object] = {}
 
 
 def adding(table: Table, dialect: str, *summed: str):
     """An insert of rows that adds their `summed` columns to a row already there with the same key."""
-    key = (table.name, dialect)
+    key = (table.name, dialect, summed)
     if key not in _ADDING:
         ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
         _ADDING[key] = ins.on_conflict_do_update(
