@@ -29,6 +29,7 @@ _OPTIONAL = {   # key -> default
     "resend_within_seconds": 240,     # resend the identical request only while the gateway still takes it
     "statement_page_size": 500,
     "timeout_seconds": 30,
+    "max_body_bytes": 10 * 1024 * 1024,   # the gateway's max_body_bytes: a larger request fails here, unsent
     "log_file": "",                   # JSON lines; empty: standard error
     "log_level": "INFO",
 }
@@ -58,6 +59,7 @@ class AgentConfig:
     resend_within_seconds: float = 240
     statement_page_size: int = 500
     timeout_seconds: float = 30
+    max_body_bytes: int = 10 * 1024 * 1024
     log_file: Path | None = None
     log_level: str = "INFO"
 
@@ -111,6 +113,9 @@ def load(path: Path) -> AgentConfig:
         value = values[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise bad(key, "must be a number of at least 0")
+    if isinstance(values["max_body_bytes"], bool) or not isinstance(values["max_body_bytes"], int) \
+            or values["max_body_bytes"] < 1024:
+        raise bad("max_body_bytes", "must be a whole number of bytes, at least 1024 (the gateway's max_body_bytes)")
     if not 1 <= values["statement_page_size"] <= 1000 or not isinstance(values["statement_page_size"], int):
         raise bad("statement_page_size", "must be a whole number from 1 to 1000 (the protocol's Limit)")
     if values["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -150,6 +155,7 @@ def load(path: Path) -> AgentConfig:
         poll_backoff_max_seconds=values["poll_backoff_max_seconds"],
         resend_within_seconds=values["resend_within_seconds"],
         statement_page_size=values["statement_page_size"], timeout_seconds=values["timeout_seconds"],
+        max_body_bytes=values["max_body_bytes"],
         log_file=base / values["log_file"] if values["log_file"] else None,
         log_level=values["log_level"].upper(),
         **resolved)

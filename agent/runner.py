@@ -36,10 +36,12 @@ NOT_FINAL = tuple(s.value for s in (PaymentState.PENDING_APPROVAL, PaymentState.
                                      PaymentState.PROCESSING, PaymentState.UNKNOWN))
 # Answers that judge the file itself: it goes to failed/. Any other refusal (a certificate, a limit on
 # requests, a gateway defect) says nothing about the file, which is sent again on the next pass.
+# XML_TOO_LARGE is not among them: the gateway signs it before reading a request, so it names none, and a
+# replayed one must not make a file the gateway took look refused (its payments re-keyed would be paid
+# twice). A file too large for the gateway is refused here instead, unsent (max_body_bytes).
 FILE_FAULTS = {c.value for c in (
     ResultCode.DOCUMENT_INVALID, ResultCode.UNSUPPORTED_FORMAT, ResultCode.XML_MALFORMED,
-    ResultCode.XML_SCHEMA_INVALID, ResultCode.XML_FORBIDDEN_CONSTRUCT, ResultCode.XML_ENCODING_INVALID,
-    ResultCode.XML_TOO_LARGE)}
+    ResultCode.XML_SCHEMA_INVALID, ResultCode.XML_FORBIDDEN_CONSTRUCT, ResultCode.XML_ENCODING_INVALID)}
 NOT_VISIBLE = "NOT_VISIBLE"   # the agent's own mark: the gateway no longer shows this payment to the operator
 STATUS_QUERY_MAX = 1000   # ClientRef/PaymentId elements one PaymentStatusQuery may hold
 
@@ -166,11 +168,14 @@ class Agent:
             logs.event("request_renewed", None, file=row["name"], message_id=message_id,
                        previous=row["message_id"])
             row = self.state.file(sha256)
-        answer = self.link.post(body)
-        crash.point(crash.AFTER_SEND)
-        self.record(row, answer, summary)
-        crash.point(crash.AFTER_OUTCOME)
-        self.deliver(summary)
+        if len(body) > self.cfg.max_body_bytes:
+            self.refuse_too_large(row, len(body), summary)
+        else:
+            answer = self.link.post(body)
+            crash.point(crash.AFTER_SEND)
+            self.record(row, answer, summary)
+            crash.point(crash.AFTER_OUTCOME)
+            self.deliver(summary)
         crash.point(crash.BEFORE_MOVE)
         row = self.state.file(sha256)
         if row["state"] not in (DONE, FAILED):
@@ -179,6 +184,15 @@ class Agent:
         data = path.read_bytes() if path.is_file() else b""
         if hashlib.sha256(data).hexdigest() == sha256:        # still there, and still this file
             self.move(folders.OutboxFile(path, data, sha256), row)
+
+    def refuse_too_large(self, row, size: int, summary: Summary) -> None:
+        reason = (f"XML_TOO_LARGE: the signed request is {size} bytes, over the gateway's limit of "
+                  f"{self.cfg.max_body_bytes} (max_body_bytes); it was not sent: split the file")
+        with self.state.transaction() as db:
+            self.state.finish_file(db, row["sha256"], FAILED, None, reason)
+        summary.failed += 1
+        logs.event("file_refused", f"  FAILED {row['name']}: {reason}", level=logging.WARNING, file=row["name"],
+                   code="XML_TOO_LARGE", detail=reason, message_id=row["message_id"])
 
     def record(self, row, answer: dl.Answer, summary: Summary) -> None:
         name, sha256 = row["name"], row["sha256"]

@@ -255,6 +255,36 @@ def test_a_refusal_that_is_not_the_files_fault_keeps_the_file_until_it_goes_thro
     assert gateway.payment_rows(*refs) == {ref: 1 for ref in refs}
 
 
+def test_a_file_too_large_for_the_gateway_fails_here_unsent(erp, gateway):
+    """The agent knows the gateway's limit (max_body_bytes) and refuses a larger request itself: the file
+    goes to failed/ with the reason, and nothing reaches the gateway."""
+    erp.write_config(max_body_bytes=1024)
+    _, refs = erp.kingdee("big.json", *kingdee_bills())
+    ok(erp.run())
+    assert erp.files("outbox") == [] and [p.name for p in erp.files("failed", ".json")] == ["big.json"]
+    reason = erp.files("failed", ".reason.txt")[0].read_text("utf-8")
+    assert reason.startswith("XML_TOO_LARGE: the signed request is") and "not sent" in reason
+    assert gateway.payment_rows(*refs) == {ref: 0 for ref in refs}
+
+
+def test_a_too_large_answer_from_the_gateway_keeps_the_file(erp, tmp_path):
+    """XML_TOO_LARGE names no request (the gateway signs it before reading one), so it could be a replay
+    from someone on the path: the agent keeps the file and sends it again, as for any refusal that is not
+    the file's fault; it never moves it to failed/ on that answer."""
+    home = init_home(tmp_path / "small-gateway").home
+    servers = Servers(home, tmp_path)
+    try:
+        _, base = servers.start(DIRECTLINK_MAX_BODY_BYTES="1024")
+        erp.write_config(gateway=base, gateway_certificate=str(home / "certs" / "gateway.cert.pem"),
+                         key=str(home / "demo" / "maker.key.pem"), certificate=str(home / "demo" / "maker.cert.pem"))
+        erp.kingdee("big.json", *kingdee_bills())
+        done = erp.run()
+    finally:
+        servers.stop_all()
+    assert done.returncode == 1 and "XML_TOO_LARGE" in done.stdout + done.stderr, done.stderr[-2000:]
+    assert [p.name for p in erp.files("outbox")] == ["big.json"] and erp.files("failed") == []
+
+
 def test_a_payment_no_longer_visible_does_not_stop_the_others_being_reported(erp, gateway):
     """The operator loses 'query' on one account: the gateway answers NOT_FOUND for any status query that
     names a payment of it. The agent finds that one, stops asking about it (and says so), and goes on
