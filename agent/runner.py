@@ -131,6 +131,9 @@ class Agent:
             if row is None:
                 fmt = self.cfg.format_of(file.name)
                 message_id, signed_at, body = self.link.sign(dl.document_submit(file.data, fmt))
+                if len(body) > self.cfg.max_body_bytes:
+                    self.refuse_too_large(file, len(body), summary)
+                    continue
                 self.state.record_intent(file.sha256, file.name, fmt, message_id, body, signed_at)
                 logs.event("file_picked_up", None, file=file.name, format=fmt, sha256=file.sha256,
                            message_id=message_id)
@@ -147,6 +150,16 @@ class Agent:
         """True if this very file was moved out once already: then the ERP has dropped it a second time."""
         folder = self.cfg.processed if row["state"] == DONE else self.cfg.failed
         return folders.same_bytes(folder / file.name, file.data)
+
+    def refuse_too_large(self, file: folders.OutboxFile, size: int, summary: Summary) -> None:
+        """Refused here, before anything is recorded or sent: a request the gateway would not read. (Only a
+        file never sent is judged so: one whose request may have gone out is left to the gateway.)"""
+        reason = (f"XML_TOO_LARGE: the signed request is {size} bytes, over the gateway's limit of "
+                  f"{self.cfg.max_body_bytes} (max_body_bytes); it was not sent: split the file")
+        folders.move_failed(file, self.cfg.failed, reason)
+        summary.failed += 1
+        logs.event("file_refused", f"  FAILED {file.name}: {reason}", level=logging.WARNING, file=file.name,
+                   code="XML_TOO_LARGE", detail=reason)
 
     def refuse_copy(self, file: folders.OutboxFile, row, summary: Summary) -> None:
         when = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(row["seen_at"]))
@@ -168,14 +181,11 @@ class Agent:
             logs.event("request_renewed", None, file=row["name"], message_id=message_id,
                        previous=row["message_id"])
             row = self.state.file(sha256)
-        if len(body) > self.cfg.max_body_bytes:
-            self.refuse_too_large(row, len(body), summary)
-        else:
-            answer = self.link.post(body)
-            crash.point(crash.AFTER_SEND)
-            self.record(row, answer, summary)
-            crash.point(crash.AFTER_OUTCOME)
-            self.deliver(summary)
+        answer = self.link.post(body)
+        crash.point(crash.AFTER_SEND)
+        self.record(row, answer, summary)
+        crash.point(crash.AFTER_OUTCOME)
+        self.deliver(summary)
         crash.point(crash.BEFORE_MOVE)
         row = self.state.file(sha256)
         if row["state"] not in (DONE, FAILED):
@@ -184,15 +194,6 @@ class Agent:
         data = path.read_bytes() if path.is_file() else b""
         if hashlib.sha256(data).hexdigest() == sha256:        # still there, and still this file
             self.move(folders.OutboxFile(path, data, sha256), row)
-
-    def refuse_too_large(self, row, size: int, summary: Summary) -> None:
-        reason = (f"XML_TOO_LARGE: the signed request is {size} bytes, over the gateway's limit of "
-                  f"{self.cfg.max_body_bytes} (max_body_bytes); it was not sent: split the file")
-        with self.state.transaction() as db:
-            self.state.finish_file(db, row["sha256"], FAILED, None, reason)
-        summary.failed += 1
-        logs.event("file_refused", f"  FAILED {row['name']}: {reason}", level=logging.WARNING, file=row["name"],
-                   code="XML_TOO_LARGE", detail=reason, message_id=row["message_id"])
 
     def record(self, row, answer: dl.Answer, summary: Summary) -> None:
         name, sha256 = row["name"], row["sha256"]
