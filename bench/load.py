@@ -36,6 +36,16 @@ class Result:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
+    @staticmethod
+    def merged(results: list["Result"]) -> "Result":
+        """Several runs as one: all their requests over all their time."""
+        statuses: dict[int, int] = {}
+        for r in results:
+            for code, n in r.statuses.items():
+                statuses[code] = statuses.get(code, 0) + n
+        return Result(sum(r.requests for r in results), sum(r.seconds for r in results),
+                      [x for r in results for x in r.latencies], statuses)
+
     def line(self, name: str) -> str:
         return (f"{name:<44} {self.throughput:8.0f} req/s   p50 {self.pct(0.50):6.1f} ms   "
                 f"p99 {self.pct(0.99):6.1f} ms   ({self.requests} requests, statuses {self.statuses})")
