@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--postgres", default=os.environ.get("DIRECTLINK_TEST_DATABASE_URL"))
     ap.add_argument("--rounds", type=int, default=3, help="baseline and gateway loaded in turn, this many times")
     args = ap.parse_args()
+    if args.rounds < 1 or args.requests < args.rounds:
+        ap.error("--rounds must be at least 1 and at most --requests")
     run("SQLite", None, args.requests, args.rounds)
     if args.postgres:
         run("PostgreSQL", args.postgres, args.requests, args.rounds)
