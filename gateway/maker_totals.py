@@ -60,13 +60,13 @@ _counted = select(func.coalesce(func.sum(_t.amount), 0)).where(
     _t.quarter >= bindparam("quarter"))
 _mine = (_p.client_id == bindparam("client")) & (_p.maker == bindparam("maker")) & (
     _p.debtor_account == bindparam("account"))
+_RELEASED = written_in(RELEASED)
 # Spelt with GONE_STATES, as the partial index ix_payments_gone_maker is, so that it applies; RETURNED is
 # among the gone states of the fund-flow rules but still counts here.
 _released = select(func.coalesce(func.sum(_p.amount), 0)).where(
-    _mine, _p.created_at >= bindparam("whole"), text(GONE_STATES), _p.state.in_(written_in(RELEASED)))
+    _mine, _p.created_at >= bindparam("whole"), text(GONE_STATES), _p.state.in_(_RELEASED))
 _part = select(func.coalesce(func.sum(_p.amount), 0)).where(
-    _mine, _p.created_at >= bindparam("day_start"), _p.created_at < bindparam("whole"),
-    _p.state.not_in(written_in(RELEASED)))
+    _mine, _p.created_at >= bindparam("day_start"), _p.created_at < bindparam("whole"), _p.state.not_in(_RELEASED))
 _USED = select(_counted.scalar_subquery() - _released.scalar_subquery())
 # Only for a day that does not begin on a quarter hour: the part read adds nothing to the others, and a planner
 # with few statistics may walk more of an index for it than for the rest together.

@@ -24,7 +24,7 @@ from conftest import OPERATING, PAYROLL, SUPPLIER
 from domain.codes import PaymentState as S
 from gateway import audit, client as dl, sandbox, transitions
 from gateway.notify import subscriptions
-from gateway.notify.delivery import Delivery, backoff, dead_letters, non_public_address, replay
+from gateway.notify.delivery import Delivery, backoff, dead_letters, replay, resolve
 from gateway.notify.outbox import DEAD, DELIVERED, PENDING
 from gateway.payments import load
 from gateway.storage.tables import audit_log, outbox_events, payments
@@ -524,8 +524,8 @@ def test_no_delivery_to_a_non_public_address_unless_allowed(gateway, home, clock
     with gateway.engine.connect() as conn:
         error = conn.execute(select(outbox_events.c.last_error)).scalar()
     assert "127.0.0.1" in error and "not a public address" in error and receiver.accepted() == []
-    assert non_public_address("http://169.254.169.254/latest") is not None
-    assert non_public_address("http://10.1.2.3:8080/erp") is not None
+    assert resolve("http://169.254.169.254/latest", private_allowed=False)[1] is not None
+    assert resolve("http://10.1.2.3:8080/erp", private_allowed=False)[1] is not None
     clock.offset += dt.timedelta(hours=1)
     allowed = Delivery(gateway.engine, home.model_copy(update={"notify_private_addresses": True}),
                        gateway.signer, clock=clock, jitter=lambda: 1.0)

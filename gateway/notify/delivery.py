@@ -193,11 +193,6 @@ def resolve(url: str, private_allowed: bool) -> tuple[str | None, str | None]:
     return str(addresses[0]), None
 
 
-def non_public_address(url: str) -> str | None:
-    """Why the gateway will not POST to this URL's host by default, or None."""
-    return resolve(url, private_allowed=False)[1]
-
-
 def pinned(url: str, address: str) -> tuple[str, dict, dict]:
     """The request that reaches `address` for `url`: the URL with the address in place of the host, the Host
     header as the URL names it, and for https the name the TLS handshake sends and the certificate must
