@@ -118,13 +118,14 @@ def lock_accounts(conn: Connection, numbers: set[str]) -> dict[str, Locked]:
 
 
 def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, value_date: dt.date,
-         locked: bool = False) -> None:
+         locked: bool = False, owned: list | None = None) -> None:
     """Book balanced legs: update each balance and append a statement entry with its BalanceAfter, one
     statement for all the balances and one for all the entries.
 
     `locked`: the caller holds the accounts' locks already (lock_accounts); if not, and the legs touch more
     than one account, they are locked here first, in the fixed order (one UPDATE of several rows would
-    take their locks in whatever order the database reads them)."""
+    take their locks in whatever order the database reads them). `owned`: the accounts' owners and their
+    subscriptions as notify.outbox.owners() read them, if the caller read them before taking the locks."""
     if sum(_delta(leg) for leg in legs) != 0:
         raise ValueError(f"posting {journal} does not balance")
     if any(leg.amount <= 0 for leg in legs):
@@ -166,7 +167,7 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
             booked_legs.append((leg, seq))
     conn.execute(_ENTRY, rows)
     # Incoming credits for the ERPs that subscribed, in this transaction (gateway/notify/outbox.py).
-    outbox.posted(conn, booked_legs, now)
+    outbox.posted(conn, booked_legs, now, owned)
 
 
 def _delta(leg: Leg) -> int:

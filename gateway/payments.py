@@ -18,6 +18,7 @@ from domain.names import key as name_key
 from domain.rules import Outcome, RuleRejected, outcome_of
 from gateway import audit, businessday, directory, flows, ledger, maker_totals, rules, transitions
 from gateway.messages import ParsedPayment
+from gateway.notify import outbox
 from gateway.notify.subscriptions import active_for
 from gateway.storage.tables import accounts, payments
 
@@ -78,10 +79,11 @@ def submit(ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]) -
     the daily totals). A refused payment so leaves no trace without a savepoint of its own, and the accepted
     ones are written together, one statement a kind (_Batch.flush).
 
-    A concurrent request that committed one of these ClientRefs after they were looked up makes the insert
-    fail (IntegrityError): the request's transaction is then run again (gateway/pipeline.py), and the
-    payment is answered as the retry it has become. Its accounts' locks make this rare: a twin from the
-    same account has committed before this batch gets past ledger.lock_accounts."""
+    The ClientRefs are looked up before the accounts' locks are taken, so that the locks are held for a
+    statement less. A concurrent request that committed one of them after the lookup (a twin paying from
+    the same account commits while this one waits for the lock) makes the insert fail on the unique key
+    (IntegrityError): the request's transaction is then run again (gateway/pipeline.py), and the payment
+    is answered as the retry it has become."""
     batch = _Batch(ctx, batch_id, parsed)
     for p in parsed:
         batch.add(p)
@@ -113,9 +115,16 @@ class _Batch:
         self.tiers = directory.approval_tiers(ctx.conn, ctx.client) if instructions else None
         self.subscribed = active_for(ctx.conn, {ctx.client}) if instructions else []
         self.rules = {a: rules.configuration(ctx.conn, ctx.client, a) for a in debtors if a in ctx.grants}
+        creditors = {i.creditor.account for i in instructions if is_internal(ctx, i)}
+        # Whom a transfer within the bank credits, and who subscribed to hear of it (notify.outbox.posted).
+        self.owned = outbox.owners(ctx.conn, set(debtors) | creditors) if creditors else None
+        # Payments stored under these ClientRefs. Read before the locks: a twin that commits one of them after
+        # this read makes our insert fail on the unique key, and the request runs again (see submit).
+        refs = sorted({i.client_ref for i in instructions})
+        self.known = {r.client_ref: r for k in range(0, len(refs), _REFS_A_READ) for r in ctx.conn.execute(
+            _BY_REFS, {"client": ctx.client, "refs": refs[k:k + _REFS_A_READ]})}
         # Every account the batch may touch, locked in one sorted sweep before any fact is read (no deadlocks).
-        touched = set(debtors) | {i.creditor.account for i in instructions if is_internal(ctx, i)}
-        self.accounts = ledger.lock_accounts(ctx.conn, touched)
+        self.accounts = ledger.lock_accounts(ctx.conn, set(debtors) | creditors)
         self.available = {n: a.booked - a.held for n, a in self.accounts.items()}
         # Rules that count a payee's payments over all of the client's accounts (a duplicate, the payee's
         # daily cap) must see a concurrent payment from another account: they read under the client's audit
@@ -123,10 +132,6 @@ class _Batch:
         # (flush). The head is read here instead of at the first append: no statement more.
         if any(p.enabled and name in PAYEE_RULES for active, _ in self.rules.values() for name, p in active.items()):
             audit.lock_chain(ctx.conn, ctx.client)
-        # Looked up after the locks: a twin paying from the same account has committed by now.
-        refs = sorted({i.client_ref for i in instructions})
-        self.known = {r.client_ref: r for k in range(0, len(refs), _REFS_A_READ) for r in ctx.conn.execute(
-            _BY_REFS, {"client": ctx.client, "refs": refs[k:k + _REFS_A_READ]})}
         self.used_today: dict[str, int] = {}     # debtor account -> the maker's payments today, this batch's too
         # Accepted, not yet written:
         self.rows: list[dict] = []
@@ -248,7 +253,7 @@ class _Batch:
         # A payment settled here has its hold released by the settlement in this very transaction.
         ledger.place_holds(ctx.conn, self.holds, ctx.now, released=frozenset(settled))
         for row in self.to_settle:
-            _post_internal(ctx.conn, row, ctx.now, ctx.zone, self.accounts[row.debtor_account].name)
+            _post_internal(ctx.conn, row, ctx.now, ctx.zone, self.accounts[row.debtor_account].name, self.owned)
         transitions.created(ctx.conn, client=ctx.client, actor=ctx.actor, now=ctx.now, new=self.created,
                             subscribed=self.subscribed, settled=self.to_settle)
         for row in self.to_settle:
@@ -313,8 +318,10 @@ def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, ac
                      after=PaymentState.SETTLED, actor=actor, why=transitions.SETTLED_WITHIN_BANK, now=now)
 
 
-def _post_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, debtor_name: str | None) -> None:
-    """The two legs of a transfer within the bank; the caller holds both accounts' locks."""
+def _post_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, debtor_name: str | None,
+                   owned: list | None = None) -> None:
+    """The two legs of a transfer within the bank; the caller holds both accounts' locks (`owned`: see
+    ledger.post)."""
     ledger.post(conn, row.id, [
         ledger.Leg(row.debtor_account, ledger.DBIT, row.amount, row.purpose,
                    counterparty_name=row.creditor_name, counterparty_account=row.creditor_account,
@@ -325,7 +332,7 @@ def _post_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, deb
                    counterparty_name=(debtor_name or "")[:70], counterparty_account=row.debtor_account,
                    counterparty_scheme="INTERNAL", counterparty_code="", end_to_end_id=row.end_to_end_id,
                    payment_id=row.id),
-    ], now, now.astimezone(zone).date(), locked=True)
+    ], now, now.astimezone(zone).date(), locked=True, owned=owned)
 
 
 def is_internal_row(row, own_cnaps_prefix: str) -> bool:

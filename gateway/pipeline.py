@@ -239,13 +239,17 @@ class Gateway:
             # The operation's audit records (a payment's creation, a rule's refusal) and the request's own are
             # written together at the end: two statements fewer while the payment's locks are held.
             with audit.deferred(conn):
+                # A refused operation leaves nothing of itself behind (the claim and the audit record stay);
+                # one that only reads has nothing to undo, and is spared the savepoint's round trip. One that
+                # succeeds does not release its savepoint: the commit does, and the locks are held a round
+                # trip less.
+                undo = None if reads_only else conn.begin_nested()
                 try:
-                    # A refused operation leaves nothing of itself behind (the claim and the audit record
-                    # stay); one that only reads has nothing to undo, and is spared the savepoint's round trips.
-                    with contextlib.nullcontext() if reads_only else conn.begin_nested():
-                        answer = OPERATIONS[name](ctx, op)
+                    answer = OPERATIONS[name](ctx, op)
                     code, detail = ResultCode.OK, "processed"
                 except GatewayError as err:
+                    if undo is not None:
+                        undo.rollback()
                     answer, code, detail = None, err.code, err.detail
                 reply = self._answer(code, detail, header.message_id, digest, now, answer)
                 if reads_only:

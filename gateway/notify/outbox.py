@@ -68,12 +68,19 @@ _OWNERS = select(accounts.c.number, accounts.c.client_id, accounts.c.currency, s
 _ENTRY = select(entries).where(entries.c.account == bindparam("account"), entries.c.seq == bindparam("seq"))
 
 
-def posted(conn: Connection, legs: list[tuple], now: dt.datetime) -> None:
-    """Called by ledger.post with (leg, seq) for every leg it booked, in its transaction."""
+def owners(conn: Connection, numbers: set[str]) -> list:
+    """Each account's owner, with the owner's active subscriptions if any (a row per pair): what posted()
+    reads, for a caller that reads it before it locks the accounts (the payments' path) and passes it on."""
+    return conn.execute(_OWNERS, {"numbers": sorted(numbers)}).all()
+
+
+def posted(conn: Connection, legs: list[tuple], now: dt.datetime, owned: list | None = None) -> None:
+    """Called by ledger.post with (leg, seq) for every leg it booked, in its transaction; `owned` is what
+    owners() returned for (at least) these legs' accounts, if the caller read it already."""
     if not any(leg.direction == CRDT and not leg.reversal for leg, _ in legs):
         return
     # One read for the whole posting: each account's owner, with the owner's active subscriptions if any.
-    rows = conn.execute(_OWNERS, {"numbers": sorted({leg.account for leg, _ in legs})}).all()
+    rows = owned if owned is not None else owners(conn, {leg.account for leg, _ in legs})
     owner = {r.number: r.client_id for r in rows}
     currency = {r.number: r.currency for r in rows}
     subscribed = list({r.id: of_row(r) for r in rows if r.id is not None}.values())   # once per subscription
