@@ -15,7 +15,8 @@ from adapters import registry
 from domain.errors import NotFound, PermissionDenied
 from domain.models import AccountInfo, Balance
 from domain.money import Money
-from gateway import businessday, cash, directory, documents, ledger, lifecycle, messages, payments, statements
+from gateway import businessday, cash, documents, ledger, lifecycle, messages, payments, statements
+from gateway.config_cache import Config
 from gateway.directory import AccountGrant
 from gateway.settings import Settings
 from gateway.xmlsafe import q, text
@@ -30,10 +31,11 @@ class Context:
     client: str
     operator: str
     now: dt.datetime
+    config: Config   # grants, tiers, subscriptions, rules: as of the request's configuration version
 
     @cached_property
     def grants(self) -> dict[str, AccountGrant]:
-        return directory.operator_grants(self.conn, self.client, self.operator)
+        return self.config.grants(self.client, self.operator)
 
     def grant(self, account: str, right: Grant) -> AccountGrant:
         """The operator's grant on an account holding `right`; NOT_FOUND if it holds none at all on it."""
@@ -46,7 +48,7 @@ class Context:
 
     def pay_context(self) -> payments.PayContext:
         return payments.PayContext(self.conn, self.client, self.operator, self.grants, self.now,
-                                   self.settings.zone, self.settings.own_cnaps_prefix)
+                                   self.settings.zone, self.settings.own_cnaps_prefix, self.config)
 
 
 def account_query(ctx: Context, el: etree._Element) -> etree._Element:

@@ -16,10 +16,9 @@ from domain.models import PaymentInstruction, PaymentStatus, is_own_bank
 from domain.money import Money
 from domain.names import key as name_key
 from domain.rules import Outcome, RuleRejected, outcome_of
-from gateway import audit, businessday, directory, flows, ledger, maker_totals, rules, transitions
+from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rules, transitions
 from gateway.messages import ParsedPayment
 from gateway.notify import outbox
-from gateway.notify.subscriptions import active_for
 from gateway.storage.tables import accounts, payments
 
 
@@ -33,6 +32,7 @@ class PayContext:
     now: dt.datetime
     zone: dt.tzinfo
     own_cnaps_prefix: str
+    config: config_cache.Config
 
     @property
     def actor(self) -> str:
@@ -112,9 +112,9 @@ class _Batch:
         instructions = [p.instruction for p in parsed if p.instruction]
         debtors = sorted({i.debtor_account for i in instructions})
         # The configuration first, before any lock: the locks are then held for less time.
-        self.tiers = directory.approval_tiers(ctx.conn, ctx.client) if instructions else None
-        self.subscribed = active_for(ctx.conn, {ctx.client}) if instructions else []
-        self.rules = {a: rules.configuration(ctx.conn, ctx.client, a) for a in debtors if a in ctx.grants}
+        self.tiers = ctx.config.approval_tiers(ctx.client) if instructions else None
+        self.subscribed = ctx.config.subscriptions(ctx.client) if instructions else ()
+        self.rules = {a: ctx.config.rules(ctx.client, a) for a in debtors if a in ctx.grants}
         creditors = {i.creditor.account for i in instructions if is_internal(ctx, i)}
         # Whom a transfer within the bank credits, and who subscribed to hear of it (notify.outbox.posted).
         self.owned = outbox.owners(ctx.conn, set(debtors) | creditors) if creditors else None

@@ -20,7 +20,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from domain.codes import ResultCode
 from domain.errors import (CertificateRejected, FreshnessRejected, GatewayError, SignatureRejected,
                            UnsupportedVersion, XmlRejected)
-from gateway import audit, crash, directory, messages, signing, xmlsafe
+from gateway import audit, config_cache, crash, directory, messages, signing, xmlsafe
+from gateway.config_cache import Config, ConfigCache
 from gateway.errors import RETRY_AFTER, http_status
 from gateway.limits import RateLimiter
 from gateway.operations import OPERATIONS, Context
@@ -37,13 +38,14 @@ READ_ONLY = frozenset({"AccountQuery", "BalanceQuery", "PaymentStatusQuery", "St
 
 # The statements every request runs, built once (building one costs about as much as running it on SQLite).
 # The MessageId's earlier use, if any, and whether the certificate that verified the request is still
-# registered and unrevoked: read together, first thing in the transaction (see Gateway._authenticate).
+# registered and unrevoked, and the configuration's version (gateway/config_cache.py): read together, first
+# thing in the transaction (see Gateway._authenticate).
 _c = certificates.c
 _signer = select(func.count().label("signer_ok")).where(
     _c.fingerprint == bindparam("signer"), _c.client_id == bindparam("claim_client"),
     _c.operator_id == bindparam("claim_operator"), or_(_c.revoked_at.is_(None), _c.revoked_at > bindparam("now"))
 ).subquery("signer")
-_SEEN = select(_signer.c.signer_ok, message_log).select_from(_signer.outerjoin(message_log, and_(
+_SEEN = select(_signer.c.signer_ok, config_cache.VERSION.label("config_version"), message_log).select_from(_signer.outerjoin(message_log, and_(
     message_log.c.client_id == bindparam("claim_client"), message_log.c.message_id == bindparam("claim_message"))))
 _CLAIM = insert(message_log)
 _ANSWERED = update(message_log).where(message_log.c.client_id == bindparam("claim_client"),
@@ -93,6 +95,7 @@ class Gateway:
         self._writer = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         # (client, operator) -> their certificates as last read from the registry (see _authenticate)
         self._certs: dict[tuple[str | None, str | None], list[directory.RegisteredCert]] = {}
+        self.config = ConfigCache()
 
     # ---- the steps before any state is touched ------------------------------------------------------------
 
@@ -235,7 +238,8 @@ class Gateway:
                 # only reads needs no such wait (a twin's insert fails on the key, and it answers as a retry),
                 # so its claim is written once, with its answer.
                 conn.execute(_CLAIM, {**claim, "http_status": 0, "response": b""})
-            ctx = Context(conn, self.settings, header.client, header.operator, now)
+            ctx = Context(conn, self.settings, header.client, header.operator, now,
+                          Config(self.config, found.config_version, conn))
             # The operation's audit records (a payment's creation, a rule's refusal) and the request's own are
             # written together at the end: two statements fewer while the payment's locks are held.
             with audit.deferred(conn):

@@ -382,3 +382,15 @@ blocked_parties = Table(
     Column("added_at", UtcDateTime, nullable=False),
     Index("ix_blocked_client_list", "client_id", "list_name"),
 )
+
+# --- the configuration's version (migration 0010) ---
+
+# One row, its version moved on by database triggers (migration 0010) whenever what a request reads as
+# configuration changes: grants, approval policies, fund-flow rules, block lists, subscriptions, accounts'
+# owners, names and currencies. Every request reads it in its first statement; gateway/config_cache.py keeps
+# that configuration per version, so a change takes effect at once on every replica without a read a request.
+config_version = Table(
+    "config_version", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),   # always 1
+    Column("version", BigInteger, nullable=False),
+)
