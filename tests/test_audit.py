@@ -11,7 +11,7 @@ from sqlalchemy import delete, insert, select, update
 from conftest import OPERATING, SUPPLIER
 from gateway import audit, client as dl
 from gateway.signing import fingerprint
-from gateway.storage.tables import audit_log
+from gateway.storage.tables import audit_head, audit_log
 
 
 def chain(gateway, name="DEMO"):
@@ -224,3 +224,39 @@ def test_a_payment_request_writes_its_deferred_records_in_order(maker, gateway):
     assert [(r.kind, r.code) for r in chain(gateway)][-4:] == [
         ("payment", "ACCEPTED"), ("payment", "SETTLED"), ("rule", "RULE_VELOCITY_EXCEEDED"), ("request", "OK")]
     assert findings(gateway) == []
+
+
+@pytest.mark.parametrize("count", [1, 3, audit._AT_ONCE + 5])
+def test_records_written_together_keep_every_field_and_move_the_head(gateway, clock, count):
+    """A request's records go in with the head's move (one statement on PostgreSQL, for up to _AT_ONCE of
+    them; two beyond, and on SQLite): each field as given, bytes or none, and the head on the last."""
+    now = clock()
+    records = [dict(at=now, kind="config", code=f"W{i}", detail=f"第{i}条 ✓", request=bytes([i]) * i or None,
+                    response=None if i % 2 else b"\x00answer", operator_id=f"op{i}") for i in range(count)]
+    with gateway.engine.begin() as conn, audit.deferred(conn):
+        for fields in records:
+            audit.append(conn, chain="W", **fields)
+    stored = chain(gateway, "W")
+    assert [(r.code, r.detail, r.request, r.response, r.operator_id, r.seq) for r in stored] == \
+           [(f["code"], f["detail"], f["request"], f["response"], f["operator_id"], i + 1)
+            for i, f in enumerate(records)]
+    with gateway.engine.connect() as conn:
+        head = conn.execute(select(audit_head).where(audit_head.c.chain == "W")).one()
+    assert (head.seq, head.hash) == (count, stored[-1].hash)
+    assert findings(gateway) == []
+
+
+def test_a_value_too_long_for_its_column_is_never_cut_short(gateway, clock):
+    """PostgreSQL refuses it (and the request with it); SQLite keeps it whole. Cut short, it would break
+    the chain's hash, which covers the value as given."""
+    from sqlalchemy.exc import DataError
+    long_id = "X" * 50   # operator_id holds 35
+    try:
+        with gateway.engine.begin() as conn, audit.deferred(conn):
+            audit.append(conn, chain="L", at=clock(), kind="config", code="LONG", operator_id=long_id)
+    except DataError:
+        assert gateway.engine.dialect.name == "postgresql"
+        assert chain(gateway, "L") == []
+    else:
+        assert gateway.engine.dialect.name == "sqlite"
+        assert [r.operator_id for r in chain(gateway, "L")] == [long_id]
