@@ -60,6 +60,8 @@ _HEADS = "directlink_audit_heads"
 # Under deferred(): the records appended and not yet written, and how many there were as each open savepoint
 # began (a savepoint that rolls back takes the records appended within it along).
 _PENDING, _MARKS = "directlink_audit_pending", "directlink_audit_marks"
+# Under deferred() on PostgreSQL: a write to run with the records (along()), and how many savepoints were open.
+_ALONG = "directlink_audit_along"
 
 
 def _forget_heads(conn, *_args) -> None:
@@ -87,6 +89,8 @@ def _savepoint_rolled_back(conn, _name, _context) -> None:
     if _PENDING in conn.info:
         pending = conn.info[_PENDING]
         del pending[conn.info[_MARKS].pop():]
+        if _ALONG in conn.info and conn.info[_ALONG][2] > len(conn.info[_MARKS]):
+            del conn.info[_ALONG]   # registered within the savepoint: it goes too
         # A chain with records still pending was locked before the savepoint (its lock stays): its head is
         # where they leave it. Any other is read and locked again at its next append.
         heads = conn.info.setdefault(_HEADS, {})
@@ -133,24 +137,44 @@ def deferred(conn: Connection):
     conn.info[_PENDING], conn.info[_MARKS] = [], []
     try:
         yield
-        rows = conn.info[_PENDING]
+        rows, with_them = conn.info[_PENDING], conn.info.get(_ALONG)
     finally:
         conn.info.pop(_PENDING, None)
         conn.info.pop(_MARKS, None)
-    _write(conn, rows)
+        conn.info.pop(_ALONG, None)
+    _write(conn, rows, with_them[:2] if with_them and with_them[0] is not None else None)
 
 
-def _write(conn: Connection, rows: list[dict]) -> None:
-    if not rows:
+def along(conn: Connection, statement, params: dict) -> None:
+    """Run a write (an INSERT or UPDATE of another table, no RETURNING) with the records of the enclosing
+    deferred() block: on PostgreSQL in their very statement, a round trip less (a request's stored answer
+    goes so); elsewhere, or outside such a block, at once. One per block; a savepoint rolled back after it
+    was registered takes it along."""
+    if _PENDING not in conn.info:
+        conn.execute(statement, params)
         return
+    if _ALONG in conn.info:
+        raise RuntimeError("audit.along() was called twice in one deferred block")
+    if conn.dialect.name != "postgresql":
+        conn.execute(statement, params)
+        statement = params = None   # written: only that it was is kept
+    conn.info[_ALONG] = (statement, params, len(conn.info[_MARKS]))
+
+
+def _write(conn: Connection, rows: list[dict], with_them: tuple | None = None) -> None:
     last = {row["chain"]: row for row in rows}
     if len(last) == 1 and len(rows) <= _AT_ONCE and conn.dialect.name == "postgresql":
         # One round trip on PostgreSQL (a request's records all go to its client's chain): the head moves in
         # the statement that inserts the records, and every request ends with this while it holds its locks.
         (chain, end), = last.items()
-        params = {f"{name}_{i}": row[name] for i, row in enumerate(rows) for name in _COLUMNS}
-        conn.execute(_records_moving_head(len(rows)),
-                     {**params, "head_chain": chain, "new_seq": end["seq"], "new_hash": end["hash"]})
+        statement, params = with_them or (None, {})
+        params = {**params, "head_chain": chain, "new_seq": end["seq"], "new_hash": end["hash"]}
+        params.update({f"{name}_{i}": row[name] for i, row in enumerate(rows) for name in _COLUMNS})
+        conn.execute(_records_moving_head(len(rows), statement), params)
+        return
+    if with_them:
+        conn.execute(*with_them)
+    if not rows:
         return
     conn.execute(_RECORD, rows)
     conn.execute(_ADVANCE, [{"head_chain": c, "new_seq": r["seq"], "new_hash": r["hash"]} for c, r in last.items()])
@@ -160,9 +184,10 @@ _COLUMNS = (*_FIELDS, "prev_hash", "hash")
 _AT_ONCE = 20   # records a request commonly appends (its own and its payments'); a large batch takes two statements
 
 
-@functools.lru_cache(maxsize=_AT_ONCE)
-def _records_moving_head(n: int):
-    """INSERT of n records with the head's move as a data-modifying CTE (PostgreSQL runs it exactly once).
+@functools.lru_cache(maxsize=4 * _AT_ONCE)
+def _records_moving_head(n: int, with_them=None):
+    """INSERT of n records with the head's move, and the write given to along() if any, as data-modifying
+    CTEs (PostgreSQL runs each exactly once, whether or not the statement reads it).
     The rows come as a SELECT of parameters: SQLAlchemy caches the compiled form of this shape, not of a
     multi-row VALUES. Every parameter is typed in the SQL (the driver's casts, and an explicit one for the
     bytes, whose NULL would otherwise be text in a UNION); none to a length, which would cut a value short
@@ -171,8 +196,9 @@ def _records_moving_head(n: int):
         typed = bindparam(f"{name}_{i}", type_=audit_log.c[name].type)
         return cast(typed, LargeBinary) if isinstance(typed.type, LargeBinary) else typed
     rows = [select(*[param(name, i) for name in _COLUMNS]) for i in range(n)]
-    return insert(audit_log).from_select(_COLUMNS, rows[0] if n == 1 else union_all(*rows)) \
+    statement = insert(audit_log).from_select(_COLUMNS, rows[0] if n == 1 else union_all(*rows)) \
         .add_cte(_ADVANCE.cte("moved"))
+    return statement if with_them is None else statement.add_cte(with_them.cte("along"))
 
 
 def append_many(conn: Connection, chain: str, records: list[dict]) -> None:

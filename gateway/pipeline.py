@@ -47,7 +47,12 @@ _signer = select(func.count().label("signer_ok")).where(
 ).subquery("signer")
 _SEEN = select(_signer.c.signer_ok, config_cache.VERSION.label("config_version"), message_log).select_from(_signer.outerjoin(message_log, and_(
     message_log.c.client_id == bindparam("claim_client"), message_log.c.message_id == bindparam("claim_message"))))
-_CLAIM = insert(message_log)
+# The claim, with its answer (a read-only request's, written once at its end) or with none yet (http_status 0,
+# an empty response: a writer's, first thing, answered by _ANSWERED at its end).
+_CLAIM = insert(message_log).values(
+    client_id=bindparam("claim_client"), message_id=bindparam("claim_message"),
+    request_digest=bindparam("claim_digest"), received_at=bindparam("claim_received"),
+    http_status=bindparam("answer_status"), response=bindparam("answer_body"))
 _ANSWERED = update(message_log).where(message_log.c.client_id == bindparam("claim_client"),
                                       message_log.c.message_id == bindparam("claim_message")) \
     .values(http_status=bindparam("answer_status"), response=bindparam("answer_body"))
@@ -231,13 +236,12 @@ class Gateway:
             op = messages.operation(verified.signed)
             name = messages.local(op)
             reads_only = name in READ_ONLY
-            claim = {"client_id": header.client, "message_id": header.message_id, "request_digest": digest,
-                     "received_at": now}
+            claim = {**key, "claim_digest": digest, "claim_received": now}
             if not reads_only:
                 # Claim the MessageId first: a concurrent twin on PostgreSQL waits here until we commit. One that
                 # only reads needs no such wait (a twin's insert fails on the key, and it answers as a retry),
                 # so its claim is written once, with its answer.
-                conn.execute(_CLAIM, {**claim, "http_status": 0, "response": b""})
+                conn.execute(_CLAIM, {**claim, "answer_status": 0, "answer_body": b""})
             ctx = Context(conn, self.settings, header.client, header.operator, now,
                           Config(self.config, found.config_version, conn))
             # The operation's audit records (a payment's creation, a rule's refusal) and the request's own are
@@ -256,10 +260,9 @@ class Gateway:
                         undo.rollback()
                     answer, code, detail = None, err.code, err.detail
                 reply = self._answer(code, detail, header.message_id, digest, now, answer)
-                if reads_only:
-                    conn.execute(_CLAIM, {**claim, "http_status": reply.status, "response": reply.body})
-                else:
-                    conn.execute(_ANSWERED, {**key, "answer_status": reply.status, "answer_body": reply.body})
+                # Stored with the audit records, in their statement on PostgreSQL (audit.along).
+                answered = {**claim, "answer_status": reply.status, "answer_body": reply.body}
+                audit.along(conn, _CLAIM if reads_only else _ANSWERED, answered)
                 self._audit_verified(conn, now, header, code, f"{name}: {detail}", digest, signer,
                                      body, reply.body)
             crash.point(crash.REQUEST_BEFORE_COMMIT)

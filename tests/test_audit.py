@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
 from conftest import OPERATING, SUPPLIER
 from gateway import audit, client as dl
@@ -260,3 +260,29 @@ def test_a_value_too_long_for_its_column_is_never_cut_short(gateway, clock):
     else:
         assert gateway.engine.dialect.name == "sqlite"
         assert [r.operator_id for r in chain(gateway, "L")] == [long_id]
+
+
+def test_a_write_along_the_records_lands_with_them_unless_its_savepoint_rolls_back(gateway, clock):
+    """audit.along(): the write goes in with the block's records (in their statement on PostgreSQL), and
+    one registered inside a savepoint that rolls back goes with the savepoint."""
+    from gateway.storage.tables import job_runs
+    now = clock()
+    mark = insert(job_runs).values(job="along-test", due=bindparam("when"), runner="r", started_at=bindparam("when"))
+
+    def runs():
+        with gateway.engine.connect() as conn:
+            return conn.execute(select(job_runs.c.due).where(job_runs.c.job == "along-test")).all()
+
+    with gateway.engine.begin() as conn, audit.deferred(conn):
+        audit.append(conn, chain="AL", at=now, kind="config", code="KEPT")
+        audit.along(conn, mark, {"when": now})
+        with pytest.raises(RuntimeError, match="twice"):
+            audit.along(conn, mark, {"when": now})
+    assert len(runs()) == 1 and [r.code for r in chain(gateway, "AL")] == ["KEPT"]
+    with gateway.engine.begin() as conn, audit.deferred(conn):
+        audit.append(conn, chain="AL", at=now, kind="config", code="KEPT2")
+        with pytest.raises(ZeroDivisionError), conn.begin_nested():
+            audit.along(conn, mark, {"when": now + dt.timedelta(hours=1)})
+            1 / 0
+    assert len(runs()) == 1 and [r.code for r in chain(gateway, "AL")] == ["KEPT", "KEPT2"]
+    assert findings(gateway) == []

@@ -71,6 +71,15 @@ def test_the_same_bytes_on_both_replicas_act_once(pg_home, two):
     assert replayed.code == "REPLAY"
 
 
+def test_the_same_query_bytes_on_both_replicas_get_one_answer(pg_home, two):
+    """A read-only request claims its MessageId only at its end, with its answer: the twins that lose on the
+    key run again and answer with the winner's bytes."""
+    maker = operator(pg_home)
+    body = maker.request(dl.balance_query(OPERATING))
+    answers = spread(two, [body] * 8, maker)
+    assert all(a.code == "OK" for a in answers) and len({a.raw for a in answers}) == 1
+
+
 def test_parallel_payments_across_replicas_respect_the_daily_limit(pg_home, two):
     maker = operator(pg_home)
     bodies = [maker.request(dl.payment_order(dl.payment(f"REP-L{i}", PAYROLL, "50000.00", "ACME", SUPPLIER)))
