@@ -33,8 +33,9 @@ class ConfigCache:
     """Values by key for the newest configuration version seen. One per process; thread-safe."""
 
     def __init__(self) -> None:
-        self._version = -1
-        self._values: dict[tuple, Any] = {}
+        # (version, its values): one attribute, read in one step, so that a thread never pairs a version
+        # with the values of another (a value read under V kept as V+1's would be stale).
+        self._current: tuple[int, dict[tuple, Any]] = (-1, {})
         self._lock = threading.Lock()
 
     def get(self, version: int, key: tuple, load: Callable[[], Any]) -> Any:
@@ -48,12 +49,14 @@ class ConfigCache:
             return value
 
     def _values_of(self, version: int) -> dict[tuple, Any] | None:
-        if version == self._version:
-            return self._values
+        newest, values = self._current
+        if version == newest:
+            return values
         with self._lock:
-            if version > self._version:
-                self._version, self._values = version, {}
-            return self._values if version == self._version else None
+            if version > self._current[0]:
+                self._current = (version, {})
+            newest, values = self._current
+            return values if version == newest else None
 
 
 @dataclass(frozen=True)

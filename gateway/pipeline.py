@@ -45,8 +45,9 @@ _signer = select(func.count().label("signer_ok")).where(
     _c.fingerprint == bindparam("signer"), _c.client_id == bindparam("claim_client"),
     _c.operator_id == bindparam("claim_operator"), or_(_c.revoked_at.is_(None), _c.revoked_at > bindparam("now"))
 ).subquery("signer")
-_SEEN = select(_signer.c.signer_ok, config_cache.VERSION.label("config_version"), message_log).select_from(_signer.outerjoin(message_log, and_(
-    message_log.c.client_id == bindparam("claim_client"), message_log.c.message_id == bindparam("claim_message"))))
+_SEEN = select(_signer.c.signer_ok, config_cache.VERSION.label("config_version"), message_log).select_from(
+    _signer.outerjoin(message_log, and_(message_log.c.client_id == bindparam("claim_client"),
+                                        message_log.c.message_id == bindparam("claim_message"))))
 # The claim, with its answer (a read-only request's, written once at its end) or with none yet (http_status 0,
 # an empty response: a writer's, first thing, answered by _ANSWERED at its end).
 _CLAIM = insert(message_log).values(
