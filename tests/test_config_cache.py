@@ -9,11 +9,11 @@ from sqlalchemy import select, text
 
 from conftest import OPERATING, PAYROLL, SUPPLIER, operator_client
 from gateway import client as dl, directory
+from gateway.app import build_gateway
 from gateway.config_cache import ConfigCache
 from gateway.storage.engine import make_engine
 from gateway.storage.tables import config_version
-from gateway.xmlsafe import q
-from gateway.xmlsafe import text as text_of
+from gateway.xmlsafe import q, text as text_of
 
 NOW = "2026-11-26 08:00:00+00"
 
@@ -77,7 +77,6 @@ def test_a_grant_revoked_by_hand_refuses_the_next_payment(maker, gateway):
 
 def test_a_changed_limit_applies_to_the_next_payment_on_another_gateway(home, maker, gateway, clock):
     """Two gateways on one database, as two replicas: a change through one is seen by the other at once."""
-    from gateway.app import build_gateway
     other = build_gateway(home)
     other.clock = clock
     try:

@@ -388,7 +388,8 @@ blocked_parties = Table(
 # One row, its version moved on by database triggers (migration 0010) whenever what a request reads as
 # configuration changes: grants, approval policies, fund-flow rules, block lists, subscriptions, accounts'
 # owners, names and currencies. Every request reads it in its first statement; gateway/config_cache.py keeps
-# that configuration per version, so a change takes effect at once on every replica without a read a request.
+# that configuration per version, so a change takes effect at once on every replica without being read anew
+# by every request.
 config_version = Table(
     "config_version", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),   # always 1
