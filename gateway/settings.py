@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, SecretStr
+from pydantic import BaseModel, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SETTINGS_FILE = "directlink.toml"
@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     rate_limit_burst: int = 200
     max_concurrent_per_client: int = 32
     max_in_flight: int = 64                             # all requests in this process: past it, OVERLOADED
+    # Threads that run requests in this process; the rest wait their turn. Unset: 4 on PostgreSQL, 40 on
+    # SQLite (docs/deployment.md, "Threads").
+    worker_threads: PositiveInt | None = None
     gateway_key: Path = Path("certs/gateway.key.pem")
     gateway_cert: Path = Path("certs/gateway.cert.pem")
     gateway_key_passphrase: SecretStr | None = None

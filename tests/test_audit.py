@@ -246,6 +246,21 @@ def test_records_written_together_keep_every_field_and_move_the_head(gateway, cl
     assert findings(gateway) == []
 
 
+def test_records_of_several_chains_written_together_move_each_head(gateway, clock):
+    """Appends to two chains, interleaved, in one block: each chain gets its own records in order and its
+    head moves to its own last one."""
+    now = clock()
+    with gateway.engine.begin() as conn, audit.deferred(conn):
+        for i in range(5):
+            audit.append(conn, chain="X1" if i % 2 else "X2", at=now, kind="config", code=f"C{i}")
+    assert [r.code for r in chain(gateway, "X2")] == ["C0", "C2", "C4"]
+    assert [r.code for r in chain(gateway, "X1")] == ["C1", "C3"]
+    with gateway.engine.connect() as conn:
+        heads = {h.chain: h.seq for h in conn.execute(select(audit_head).where(audit_head.c.chain.in_(["X1", "X2"])))}
+    assert heads == {"X1": 2, "X2": 3}
+    assert findings(gateway) == []
+
+
 def test_a_value_too_long_for_its_column_is_never_cut_short(gateway, clock):
     """PostgreSQL refuses it (and the request with it); SQLite keeps it whole. Cut short, it would break
     the chain's hash, which covers the value as given."""

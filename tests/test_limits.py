@@ -1,12 +1,19 @@
 """Abuse limits: per-client rate and concurrency (RATE_LIMITED + Retry-After), process-wide OVERLOADED."""
 from __future__ import annotations
 
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
 from fastapi.testclient import TestClient
 
 from conftest import OPERATING, SUPPLIER, snapshot
 from gateway import client as dl
 from gateway.app import create_app
 from gateway.limits import InFlight, RateLimiter
+from gateway.server import background
 
 
 class Ticks:
@@ -70,3 +77,30 @@ def test_overloaded_when_the_process_is_full(gateway, maker):
         resp = full.post("/v1/messages", content=maker.request(dl.balance_query()))
     assert resp.status_code == 503 and resp.headers["Retry-After"] == "5"
     assert dl.verify_answer(503, resp.content, maker.gateway_cert, None).code == "OVERLOADED"
+
+
+@pytest.mark.parametrize("threads", [2, None])
+def test_requests_run_on_at_most_worker_threads_at_once(gateway, maker, threads):
+    """worker_threads bounds how many requests the process runs at once (unset: 4 on PostgreSQL, 40 on
+    SQLite); the others wait their turn and are answered all the same."""
+    gateway.settings = gateway.settings.model_copy(update={"worker_threads": threads})
+    running, most, lock = [0], [0], threading.Lock()
+    handle = gateway.handle
+
+    def counted(body, fresh=False):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            time.sleep(0.05)   # long enough for the others to arrive meanwhile
+            return handle(body, fresh)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    gateway.handle = counted
+    bodies = [maker.request(dl.balance_query()) for _ in range(8)]
+    with background(create_app(gateway)) as url, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda body: httpx.post(f"{url}/v1/messages", content=body, timeout=30), bodies))
+    assert [a.status_code for a in answers] == [200] * 8
+    assert most[0] == (threads or (4 if gateway.engine.dialect.name == "postgresql" else 8))
