@@ -84,15 +84,19 @@ def test_requests_run_on_at_most_worker_threads_at_once(gateway, maker, threads)
     """worker_threads bounds how many requests the process runs at once (unset: 4 on PostgreSQL, 40 on
     SQLite); the others wait their turn and are answered all the same."""
     gateway.settings = gateway.settings.model_copy(update={"worker_threads": threads})
-    running, most, lock = [0], [0], threading.Lock()
+    cap = threads or (4 if gateway.engine.dialect.name == "postgresql" else 8)   # 8 requests, SQLite's 40
+    running, most, lock, full = [0], [0], threading.Lock(), threading.Event()
     handle = gateway.handle
 
     def counted(body, fresh=False):
         with lock:
             running[0] += 1
             most[0] = max(most[0], running[0])
+            if running[0] >= cap:
+                full.set()
         try:
-            time.sleep(0.05)   # long enough for the others to arrive meanwhile
+            full.wait(timeout=10)   # until as many run as may: then one more would show
+            time.sleep(0.05)
             return handle(body, fresh)
         finally:
             with lock:
@@ -103,4 +107,4 @@ def test_requests_run_on_at_most_worker_threads_at_once(gateway, maker, threads)
     with background(create_app(gateway)) as url, ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda body: httpx.post(f"{url}/v1/messages", content=body, timeout=30), bodies))
     assert [a.status_code for a in answers] == [200] * 8
-    assert most[0] == (threads or (4 if gateway.engine.dialect.name == "postgresql" else 8))
+    assert most[0] == cap
