@@ -74,10 +74,14 @@ def run(db: str, database_url: str | None, n: int, rounds: int = 3) -> None:
             bodies = make(home, (per_round + WARM_UP) * rounds)   # each round warms up on bodies of its own
             refs, gots = [], []
             with baseline() as base, gateway(str(home)) as gw:
+                spent = {base: 0.0, gw: 0.0}   # server CPU seconds over every request sent, warm-ups too
                 for k in range(rounds):
                     part = bodies[k * (per_round + WARM_UP):(k + 1) * (per_round + WARM_UP)]
-                    refs.append(load(base.url, part, warmup=WARM_UP))
-                    gots.append(load(gw.url, part, warmup=WARM_UP))
+                    for server, results in ((base, refs), (gw, gots)):
+                        before = server.cpu_seconds()
+                        results.append(load(server.url, part, warmup=WARM_UP))
+                        spent[server] += (server.cpu_seconds() or 0) - (before or 0)
+                sent = rounds * (per_round + WARM_UP)
             ref, got = Result.merged(refs), Result.merged(gots)
             ratios = [g.throughput / r.throughput for r, g in zip(refs, gots)]
             ratio = statistics.median(ratios)
@@ -88,6 +92,9 @@ def run(db: str, database_url: str | None, n: int, rounds: int = 3) -> None:
                 verdict = f"INVALID, not every answer was 200: see {gw.log.name}"
             print(f"  ratio {ratio:.3f}, the median of the rounds' {', '.join(f'{r:.2f}' for r in ratios)} "
                   f"(target {TARGETS[name]:.2f}: {verdict})")
+            if spent[gw]:
+                print(f"  server CPU a request: baseline {spent[base] / sent * 1000:.2f} ms, "
+                      f"gateway {spent[gw] / sent * 1000:.2f} ms")
 
 
 def main() -> None:
