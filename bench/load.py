@@ -105,8 +105,8 @@ class Server:
         return f"http://127.0.0.1:{self.port}/v1/messages"
 
     def cpu_seconds(self) -> float | None:
-        """CPU time the server process has used so far (user and system), or None where there is no /proc.
-        Steadier than throughput on a shared machine: it is what one request costs the server."""
+        """CPU time the server process has used so far (user and system), or None where there is no /proc:
+        what requests cost the server, whatever the load generator does."""
         try:
             with open(f"/proc/{self.proc.pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()

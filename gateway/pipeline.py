@@ -20,8 +20,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from domain.codes import ResultCode
 from domain.errors import (CertificateRejected, FreshnessRejected, GatewayError, SignatureRejected,
                            UnsupportedVersion, XmlRejected)
-from gateway import audit, config_cache, crash, directory, messages, signing, xmlsafe
-from gateway.config_cache import Config, ConfigCache
+from gateway import audit, crash, directory, messages, signing, xmlsafe
+from gateway.config_cache import VERSION, Config, ConfigCache
 from gateway.errors import RETRY_AFTER, http_status
 from gateway.limits import RateLimiter
 from gateway.operations import OPERATIONS, Context
@@ -45,7 +45,7 @@ _signer = select(func.count().label("signer_ok")).where(
     _c.fingerprint == bindparam("signer"), _c.client_id == bindparam("claim_client"),
     _c.operator_id == bindparam("claim_operator"), or_(_c.revoked_at.is_(None), _c.revoked_at > bindparam("now"))
 ).subquery("signer")
-_SEEN = select(_signer.c.signer_ok, config_cache.VERSION.label("config_version"), message_log).select_from(
+_SEEN = select(_signer.c.signer_ok, VERSION.label("config_version"), message_log).select_from(
     _signer.outerjoin(message_log, and_(message_log.c.client_id == bindparam("claim_client"),
                                         message_log.c.message_id == bindparam("claim_message"))))
 # The claim, with its answer (a read-only request's, written once at its end) or with none yet (http_status 0,
