@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lxml import etree
-from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from domain.codes import ResultCode
@@ -48,15 +48,11 @@ _signer = select(func.count().label("signer_ok")).where(
 _SEEN = select(_signer.c.signer_ok, VERSION.label("config_version"), message_log).select_from(
     _signer.outerjoin(message_log, and_(message_log.c.client_id == bindparam("claim_client"),
                                         message_log.c.message_id == bindparam("claim_message"))))
-# The claim, with its answer (a read-only request's, written once at its end) or with none yet (http_status 0,
-# an empty response: a writer's, first thing, answered by _ANSWERED at its end).
+# The MessageId's claim, written with its answer at the request's end (Gateway._conclude).
 _CLAIM = insert(message_log).values(
     client_id=bindparam("claim_client"), message_id=bindparam("claim_message"),
     request_digest=bindparam("claim_digest"), received_at=bindparam("claim_received"),
     http_status=bindparam("answer_status"), response=bindparam("answer_body"))
-_ANSWERED = update(message_log).where(message_log.c.client_id == bindparam("claim_client"),
-                                      message_log.c.message_id == bindparam("claim_message")) \
-    .values(http_status=bindparam("answer_status"), response=bindparam("answer_body"))
 
 
 def utcnow() -> dt.datetime:
@@ -69,6 +65,14 @@ class Reply:
     body: bytes
     code: ResultCode
     headers: dict[str, str] = field(default_factory=dict)
+
+
+class _Refused(Exception):
+    """An operation that writes refused the request: raised out of its transaction, so that it rolls back."""
+
+    def __init__(self, error: GatewayError):
+        super().__init__(error.detail)
+        self.error = error
 
 
 class _SignerLapsed(Exception):
@@ -222,52 +226,63 @@ class Gateway:
                      now: dt.datetime) -> Reply:
         signer = signing.fingerprint(verified.certificate)
         key = {"claim_client": header.client, "claim_message": header.message_id}
-        with self._writer, self.engine.begin() as conn:
-            found = conn.execute(_SEEN, {**key, "signer": signer, "claim_operator": header.operator, "now": now}).one()
-            if not found.signer_ok:
-                raise _SignerLapsed()
-            seen = found if found.message_id is not None else None
-            if seen is not None:
-                if seen.request_digest == digest and seen.http_status:
-                    return Reply(seen.http_status, seen.response, ResultCode.OK)  # the original answer again
-                detail = f"MessageId {header.message_id} was already used by client {header.client}"
-                reply = self._answer(ResultCode.REPLAY, detail, header.message_id, digest, now)
-                self._audit_verified(conn, now, header, ResultCode.REPLAY, detail, digest, signer, body, reply.body)
-                return reply
-            op = messages.operation(verified.signed)
-            name = messages.local(op)
-            reads_only = name in READ_ONLY
-            claim = {**key, "claim_digest": digest, "claim_received": now}
-            if not reads_only:
-                # Claim the MessageId first: a concurrent twin on PostgreSQL waits here until we commit. One that
-                # only reads needs no such wait (a twin's insert fails on the key, and it answers as a retry),
-                # so its claim is written once, with its answer.
-                conn.execute(_CLAIM, {**claim, "answer_status": 0, "answer_body": b""})
-            ctx = Context(conn, self.settings, header.client, header.operator, now,
-                          Config(self.config, found.config_version, conn))
-            # The operation's audit records (a payment's creation, a rule's refusal) and the request's own are
-            # written together at the end: two statements fewer while the payment's locks are held.
-            with audit.deferred(conn):
-                # A refused operation leaves nothing of itself behind (the claim and the audit record stay);
-                # one that only reads has nothing to undo, and is spared the savepoint's round trip. One that
-                # succeeds does not release its savepoint: the commit does, and the locks are held a round
-                # trip less.
-                undo = None if reads_only else conn.begin_nested()
-                try:
-                    answer = OPERATIONS[name](ctx, op)
-                    code, detail = ResultCode.OK, "processed"
-                except GatewayError as err:
-                    if undo is not None:
-                        undo.rollback()
-                    answer, code, detail = None, err.code, err.detail
-                reply = self._answer(code, detail, header.message_id, digest, now, answer)
-                # Stored with the audit records, in their statement on PostgreSQL (audit.along).
-                answered = {**claim, "answer_status": reply.status, "answer_body": reply.body}
-                audit.along(conn, _CLAIM if reads_only else _ANSWERED, answered)
-                self._audit_verified(conn, now, header, code, f"{name}: {detail}", digest, signer,
-                                     body, reply.body)
-            crash.point(crash.REQUEST_BEFORE_COMMIT)
+        try:
+            with self._writer, self.engine.begin() as conn:
+                found = conn.execute(_SEEN, {**key, "signer": signer, "claim_operator": header.operator,
+                                             "now": now}).one()
+                if not found.signer_ok:
+                    raise _SignerLapsed()
+                seen = found if found.message_id is not None else None
+                if seen is not None:
+                    if seen.request_digest == digest:
+                        return Reply(seen.http_status, seen.response, ResultCode.OK)  # the original answer again
+                    detail = f"MessageId {header.message_id} was already used by client {header.client}"
+                    reply = self._answer(ResultCode.REPLAY, detail, header.message_id, digest, now)
+                    self._audit_verified(conn, now, header, ResultCode.REPLAY, detail, digest, signer, body,
+                                         reply.body)
+                    return reply
+                op = messages.operation(verified.signed)
+                name = messages.local(op)
+                ctx = Context(conn, self.settings, header.client, header.operator, now,
+                              Config(self.config, found.config_version, conn))
+                # The operation's audit records (a payment's creation, a rule's refusal) and the request's own
+                # are written together at the end, with the answer: fewer statements while the locks are held.
+                with audit.deferred(conn):
+                    try:
+                        answer = OPERATIONS[name](ctx, op)
+                        code, detail = ResultCode.OK, "processed"
+                    except GatewayError as err:
+                        if name not in READ_ONLY:
+                            raise _Refused(err) from None
+                        answer, code, detail = None, err.code, err.detail   # nothing to undo
+                    reply = self._conclude(conn, header, name, code, detail, digest, signer, body, now, answer)
+                crash.point(crash.REQUEST_BEFORE_COMMIT)
+        except _Refused as refused:
+            # A refused operation leaves nothing of itself behind: its transaction rolled back whole, its locks
+            # with it, and the answer goes in a transaction of its own. (A savepoint around every operation
+            # would cost each accepted one two round trips; refusals are the rare case.)
+            code, detail = refused.error.code, refused.error.detail
+            with self._writer, self.engine.begin() as conn:
+                with audit.deferred(conn):
+                    reply = self._conclude(conn, header, name, code, detail, digest, signer, body, now)
+                crash.point(crash.REQUEST_BEFORE_COMMIT)
         crash.point(crash.REQUEST_AFTER_COMMIT)
+        return reply
+
+    def _conclude(self, conn, header: messages.Header, name: str, code: ResultCode, detail: str, digest: str,
+                  signer: str, body: bytes, now: dt.datetime, answer: etree._Element | None = None) -> Reply:
+        """Sign the answer and store it under the request's MessageId, with the request's audit record.
+
+        The MessageId is claimed only here, at the end, by every request: a concurrent twin (the same
+        MessageId, sent again or to another replica) finds the key taken when it gets here, its transaction
+        rolls back whole, and it runs again to answer from the winner (_execute). So exactly one of them
+        commits, whatever each did meanwhile; a twin paying the same ClientRef fails on that key earlier."""
+        reply = self._answer(code, detail, header.message_id, digest, now, answer)
+        # In the audit records' statement on PostgreSQL (audit.along): a round trip less.
+        audit.along(conn, _CLAIM, {"claim_client": header.client, "claim_message": header.message_id,
+                                   "claim_digest": digest, "claim_received": now,
+                                   "answer_status": reply.status, "answer_body": reply.body})
+        self._audit_verified(conn, now, header, code, f"{name}: {detail}", digest, signer, body, reply.body)
         return reply
 
     # ---- answers and audit --------------------------------------------------------------------------------

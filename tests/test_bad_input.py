@@ -3,6 +3,7 @@ always as a signed Response bound to the request bytes, and with no effect. Atta
 research/security.md sections 1 and 8 (XML, SIG, CRT, RPL, AUT, VAL)."""
 from __future__ import annotations
 
+import concurrent.futures as cf
 import datetime as dt
 import re
 from decimal import Decimal
@@ -13,13 +14,15 @@ from hypothesis import given, strategies as st
 from lxml import etree
 from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XMLSigner
 from signxml.algorithms import SignatureConstructionMethod
+from sqlalchemy import select
 
-from conftest import OPERATING, PAYROLL, SUPPLIER, snapshot
+from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, snapshot
 from domain.codes import ReasonCode
 from domain.errors import PaymentRejected
 from domain.money import Money, parse_amount
-from gateway import client as dl, directory, keys, signing
+from gateway import audit, client as dl, directory, keys, signing
 from gateway.messages import E
+from gateway.storage.tables import audit_log, payments
 from gateway.xmlsafe import q, text
 
 UTC = dt.timezone.utc
@@ -342,6 +345,45 @@ def test_identical_bytes_again_get_the_original_answer(maker, gateway):
     again = maker.post(body)
     assert (again.status, again.raw) == (first.status, first.raw)
     unchanged(gateway.engine, before)
+
+
+def test_a_refused_write_keeps_only_its_answer_which_the_same_bytes_get_again(maker, gateway):
+    """A writing operation that refuses (a cancellation of an unknown payment) rolls back whole; its answer
+    is remembered under its MessageId, with its audit record: the same bytes get that answer again, and
+    another order under the MessageId is a replay that pays nothing."""
+    body = maker.request(dl.cancel("P20260101DEADBEEF0000"), message_id="ERP-RW-1")
+    before = snapshot(gateway.engine)
+    first = maker.post(body)
+    assert (first.status, first.code) == (404, "NOT_FOUND"), first.detail
+    unchanged(gateway.engine, before, messages=False)
+    assert snapshot(gateway.engine)["messages"] == before["messages"] + 1
+    again = maker.post(body)
+    assert (again.status, again.raw) == (first.status, first.raw)
+    refused(gateway, lambda: maker.call(pay(ref="RW-1"), message_id="ERP-RW-1"), 401, "REPLAY", messages=False)
+    with gateway.engine.connect() as conn:
+        codes = conn.execute(select(audit_log.c.code).where(audit_log.c.message_id == "ERP-RW-1")
+                             .order_by(audit_log.c.seq)).scalars().all()
+        assert codes == ["NOT_FOUND", "REPLAY"]
+        assert audit.verify(conn)[1] == []
+
+
+def test_requests_racing_under_one_message_id_act_once(maker, gateway):
+    """A MessageId is claimed at its request's end. Of requests racing under one MessageId around different
+    payments (from two accounts, so that no account lock orders them), exactly one commits; the others roll
+    back whole at the claim, run again and are answered REPLAY."""
+    for round_ in range(3):
+        bodies = [maker.request(pay("1.00", ref=f"RACE-{round_}-{i}", debtor=debtor), message_id=f"ERP-RACE-{round_}")
+                  for i, debtor in enumerate((OPERATING, PAYROLL, OPERATING, PAYROLL))]
+        with cf.ThreadPoolExecutor(4) as pool:
+            answers = list(pool.map(maker.post, bodies))
+        assert sorted(a.code for a in answers) == ["OK", "REPLAY", "REPLAY", "REPLAY"]
+        won = next(a for a in answers if a.code == "OK")
+        assert payment_outcomes(won) == [("SETTLED", None)]
+    with gateway.engine.connect() as conn:
+        refs = conn.execute(select(payments.c.client_ref).where(payments.c.client_ref.like("RACE-%"))).scalars()
+        assert sorted(r.split("-")[1] for r in refs) == ["0", "1", "2"]   # one payment a round
+        assert audit.verify(conn)[1] == []
+    assert booked_total(gateway.engine) == 0
 
 
 @pytest.mark.parametrize("skew,code", [(-301, "TIMESTAMP_OUT_OF_WINDOW"), (301, "TIMESTAMP_OUT_OF_WINDOW"),
