@@ -66,8 +66,14 @@ _PENDING, _MARKS = "directlink_audit_pending", "directlink_audit_marks"
 _ALONG = "directlink_audit_along"
 
 
+def _state(conn) -> dict:
+    """The connection's info, where the above are kept; none for a connection lost in the middle of a
+    transaction (its info went with it, and reading it would raise instead of the error that lost it)."""
+    return {} if conn.invalidated else conn.info
+
+
 def _forget_heads(conn, *_args) -> None:
-    conn.info.pop(_HEADS, None)
+    _state(conn).pop(_HEADS, None)
 
 
 def _committing(conn) -> None:
@@ -141,9 +147,8 @@ def deferred(conn: Connection):
         yield
         rows, with_them = conn.info[_PENDING], conn.info.get(_ALONG)
     finally:
-        conn.info.pop(_PENDING, None)
-        conn.info.pop(_MARKS, None)
-        conn.info.pop(_ALONG, None)
+        for name in (_PENDING, _MARKS, _ALONG):
+            _state(conn).pop(name, None)
     _write(conn, rows, with_them[:2] if with_them and with_them[0] is not None else None)
 
 

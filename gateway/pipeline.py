@@ -362,6 +362,9 @@ def _check_validity(reg: directory.RegisteredCert, now: dt.datetime) -> None:
 
 
 def _transient(err: DBAPIError) -> bool:
-    """Deadlock, serialization failure or a locked SQLite database: safe to run the transaction again."""
+    """Deadlock, serialization failure, a locked SQLite database or a lost connection: safe to run the
+    transaction again. (A connection lost at the commit leaves its outcome unknown: if it committed, the
+    next run finds the MessageId claimed with the answer, and answers that.)"""
     sqlstate = getattr(err.orig, "sqlstate", None)
-    return sqlstate in ("40001", "40P01") or "database is locked" in str(err.orig)
+    return (sqlstate in ("40001", "40P01") or err.connection_invalidated
+            or "database is locked" in str(err.orig))
