@@ -108,3 +108,17 @@ def test_requests_run_on_at_most_worker_threads_at_once(gateway, maker, threads)
         answers = list(pool.map(lambda body: httpx.post(f"{url}/v1/messages", content=body, timeout=30), bodies))
     assert [a.status_code for a in answers] == [200] * 8
     assert most[0] == cap
+
+
+def test_the_message_route_counts_each_answer_and_other_methods_are_not_allowed(maker, http):
+    """POST /v1/messages is served past the framework's routing (gateway/app.py): its answers are still
+    counted in /metrics, and another method on the path still gets 405 from the framework."""
+    def answered(code: str) -> float:
+        line = f'directlink_requests_total{{code="{code}"}} '
+        return next((float(ln.removeprefix(line)) for ln in http.get("/metrics").text.splitlines()
+                     if ln.startswith(line)), 0.0)
+
+    assert maker.call(dl.balance_query(OPERATING)).code == "OK"
+    assert maker.call(dl.balance_query("6222999999999999")).code == "NOT_FOUND"
+    assert (answered("OK"), answered("NOT_FOUND")) == (1.0, 1.0)
+    assert http.get("/v1/messages").status_code == 405
