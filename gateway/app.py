@@ -1,4 +1,4 @@
-"""The HTTP binding of spec section 1: FastAPI routes around the request pipeline."""
+"""The HTTP binding of spec section 1: the message route, and FastAPI's routes for the rest, around the pipeline."""
 from __future__ import annotations
 
 import contextlib
