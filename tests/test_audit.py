@@ -261,20 +261,24 @@ def test_records_of_several_chains_written_together_move_each_head(gateway, cloc
     assert findings(gateway) == []
 
 
-def test_records_keep_every_value_exactly_as_given(gateway, clock):
-    """On PostgreSQL a request's records travel as one JSON document (audit._records_json): every byte
-    value, text with quotes, backslashes, control characters and CJK, a time with microseconds in another
-    zone come back as given, and the chain's hashes, computed before, still verify."""
+@pytest.mark.parametrize("records", [2, 3])
+def test_records_keep_every_value_exactly_as_given(gateway, clock, records):
+    """On PostgreSQL a request's records go one field a parameter up to two, as one JSON document beyond
+    (audit._records_json): either way every byte value, text with quotes, backslashes, control characters
+    and CJK, a time with microseconds in another zone come back as given, and the chain verifies."""
     at = dt.datetime(2026, 11, 26, 20, 5, 6, 123456, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     awkward = 'a "quoted" \\ back\\slash, tab\t, newline\n, \u00e9 and 银企直联 \u2028 \U0001f4b0'
     body = bytes(range(256)) * 3
     with gateway.engine.begin() as conn, audit.deferred(conn):
         audit.append(conn, chain="EXACT", at=at, kind="request", code="OK", detail=awkward, request=body,
                      response=b"", message_id="M-1")
-        audit.append(conn, chain="EXACT", at=clock(), kind="config", code="SECOND", detail=None)
-    first, second = chain(gateway, "EXACT")
+        for i in range(1, records):
+            audit.append(conn, chain="EXACT", at=clock(), kind="config", code=f"MORE{i}", detail=None)
+    first, *others = chain(gateway, "EXACT")
     assert (first.detail, bytes(first.request), bytes(first.response), first.at) == (awkward, body, b"", at)
-    assert (first.seq, second.seq, second.prev_hash, second.detail) == (1, 2, first.hash, None)
+    assert [(r.seq, r.code, r.detail, r.request) for r in others] == [(i + 1, f"MORE{i}", None, None)
+                                                                      for i in range(1, records)]
+    assert others[0].prev_hash == first.hash
     assert findings(gateway) == []
 
 
