@@ -369,8 +369,8 @@ def test_a_refused_write_keeps_only_its_answer_which_the_same_bytes_get_again(ma
 
 def test_requests_racing_under_one_message_id_act_once(maker, gateway):
     """A MessageId is claimed at its request's end. Of requests racing under one MessageId around different
-    payments (from two accounts, so that no account lock orders them), exactly one commits; the others roll
-    back whole at the claim, run again and are answered REPLAY."""
+    payments (from two accounts: no account lock orders them, and no ClientRef is shared), exactly one
+    commits; the others roll back whole at the claim, run again and are answered REPLAY."""
     for round_ in range(3):
         bodies = [maker.request(pay("1.00", ref=f"RACE-{round_}-{i}", debtor=debtor), message_id=f"ERP-RACE-{round_}")
                   for i, debtor in enumerate((OPERATING, PAYROLL, OPERATING, PAYROLL))]
