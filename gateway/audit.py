@@ -180,7 +180,7 @@ def _write(conn: Connection, rows: list[dict], with_them: tuple | None = None) -
             params.update({f"{name}_{i}": row[name] for i, row in enumerate(rows) for name in _COLUMNS})
             conn.execute(_typed_records_moving_head(len(rows), statement), params)
         else:
-            conn.execute(_json_records_moving_head(statement), {**params, "records": _records_json(rows)})
+            conn.execute(_json_records_moving_head(statement), {**params, "records": _records_json(rows, conn.dialect)})
         return
     if with_them:
         conn.execute(*with_them)
@@ -232,13 +232,11 @@ def _json_records_moving_head(with_them=None):
                  with_them)
 
 
-def _records_json(rows: list[dict]) -> str:
-    """The records for _RECORDSET: bytes in PostgreSQL's hex form, the time as ISO 8601 with its offset."""
+def _records_json(rows: list[dict], dialect) -> str:
+    """The records for _RECORDSET: bytes in PostgreSQL's hex form, the time as its column's type binds it
+    (aware, in UTC; a naive one refused) in ISO 8601."""
     def json_row(row: dict) -> dict:
-        at = row["at"]
-        if at.tzinfo is None:
-            raise ValueError("naive datetime given to the database")
-        record = {**row, "at": at.isoformat()}
+        record = {**row, "at": audit_log.c.at.type.process_bind_param(row["at"], dialect).isoformat()}
         for name in _BYTES:
             if row[name] is not None:
                 record[name] = "\\x" + bytes(row[name]).hex()
