@@ -7,13 +7,10 @@ from __future__ import annotations
 import os
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, event, func, select, text
 
 from conftest import OPERATING, PG_ENV, SUPPLIER, booked_total, operator_client
 from gateway import audit, client as dl, signing
-from gateway.app import build_gateway, create_app
-from gateway.setup import init_home
 from gateway.storage.tables import payments
 from iso20022_helpers import outcomes
 
@@ -28,21 +25,9 @@ def admin():
 
 
 @pytest.fixture
-def gateway(tmp_path, pg_url):
-    gw = build_gateway(init_home(tmp_path / "home", database_url=f"{pg_url}&application_name={NAME}"))
-    yield gw
-    gw.engine.dispose()
-
-
-@pytest.fixture
-def http(gateway):
-    with TestClient(create_app(gateway)) as tc:
-        yield tc
-
-
-@pytest.fixture
-def maker(gateway, http):
-    return operator_client(gateway.settings, http, "maker")
+def db_url(pg_url):
+    """PostgreSQL only, under a name of its own, so that the test ends the gateway's connections and no other."""
+    return f"{pg_url}&application_name={NAME}"
 
 
 def terminate(admin, pid: int | None = None) -> int:
