@@ -20,10 +20,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from sqlalchemy import (Connection, Engine, LargeBinary, String, Text, bindparam, cast, column, delete, event, func,
-                        insert, select, union_all, update)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import (Connection, Engine, LargeBinary, Table, bindparam, cast, delete, event, func, insert, select,
+                        union_all, update)
 
+from gateway.storage import json_rows, totals
 from gateway.storage.tables import audit_head, audit_log
 
 GENESIS = "0" * 64
@@ -59,11 +59,10 @@ _ADVANCE = update(audit_head).where(audit_head.c.chain == bindparam("head_chain"
 # read again for each. Kept with the connection and forgotten whenever a transaction begins or ends and
 # whenever a savepoint rolls back (the head row goes back with it, and on PostgreSQL so does its lock).
 _HEADS = "directlink_audit_heads"
-# Under deferred(): the records appended and not yet written, and how many there were as each open savepoint
-# began (a savepoint that rolls back takes the records appended within it along).
-_PENDING, _MARKS = "directlink_audit_pending", "directlink_audit_marks"
-# Under deferred() on PostgreSQL: a write to run with the records (along()), and how many savepoints were open.
-_ALONG = "directlink_audit_along"
+# Under deferred(): the records appended and not yet written, the writes to send with them (along(),
+# along_rows(): on PostgreSQL), and how many of each there were as each open savepoint began (a savepoint that
+# rolls back takes those given within it along).
+_PENDING, _ALONG, _MARKS = "directlink_audit_pending", "directlink_audit_along", "directlink_audit_marks"
 
 
 def _state(conn) -> dict:
@@ -84,7 +83,7 @@ def _committing(conn) -> None:
 
 def _savepoint(conn, _name) -> None:
     if _PENDING in conn.info:
-        conn.info[_MARKS].append(len(conn.info[_PENDING]))
+        conn.info[_MARKS].append((len(conn.info[_PENDING]), len(conn.info[_ALONG])))
 
 
 def _savepoint_released(conn, _name, _context) -> None:
@@ -96,9 +95,9 @@ def _savepoint_rolled_back(conn, _name, _context) -> None:
     _forget_heads(conn)
     if _PENDING in conn.info:
         pending = conn.info[_PENDING]
-        del pending[conn.info[_MARKS].pop():]
-        if _ALONG in conn.info and conn.info[_ALONG][2] > len(conn.info[_MARKS]):
-            del conn.info[_ALONG]   # registered within the savepoint: it goes too
+        records, writes = conn.info[_MARKS].pop()
+        del pending[records:]
+        del conn.info[_ALONG][writes:]
         # A chain with records still pending was locked before the savepoint (its lock stays): its head is
         # where they leave it. Any other is read and locked again at its next append.
         heads = conn.info.setdefault(_HEADS, {})
@@ -142,48 +141,81 @@ def deferred(conn: Connection):
     if _PENDING in conn.info:
         yield
         return
-    conn.info[_PENDING], conn.info[_MARKS] = [], []
+    conn.info[_PENDING], conn.info[_ALONG], conn.info[_MARKS] = [], [], []
     try:
         yield
-        rows, with_them = conn.info[_PENDING], conn.info.get(_ALONG)
+        rows, writes = conn.info[_PENDING], conn.info[_ALONG]
     finally:
-        for name in (_PENDING, _MARKS, _ALONG):
+        for name in (_PENDING, _ALONG, _MARKS):
             _state(conn).pop(name, None)
-    _write(conn, rows, with_them[:2] if with_them and with_them[0] is not None else None)
+    _write(conn, rows, _gathered(writes, conn.dialect))
 
 
 def along(conn: Connection, statement, params: dict) -> None:
-    """Run a write (an INSERT or UPDATE of another table, no RETURNING) with the records of the enclosing
-    deferred() block: on PostgreSQL in their very statement, a round trip less (a request's stored answer
-    goes so); elsewhere, or outside such a block, at once. One per block; a savepoint rolled back after it
-    was registered takes it along."""
-    if _PENDING not in conn.info:
+    """Run a write (an INSERT or UPDATE of another table, no RETURNING, its parameters named as no other's)
+    with the records of the enclosing deferred() block: on PostgreSQL in their very statement, a round trip
+    less (a request's stored answer goes so); elsewhere, or outside such a block, at once. Nothing may read
+    what it writes before the block ends. A savepoint rolled back after it was given takes it along."""
+    if _PENDING not in conn.info or conn.dialect.name != "postgresql":
         conn.execute(statement, params)
         return
-    if _ALONG in conn.info:
-        raise RuntimeError("audit.along() was called twice in one deferred block")
-    if conn.dialect.name != "postgresql":
-        conn.execute(statement, params)
-        statement = params = None   # written: only that it was is kept
-    conn.info[_ALONG] = (statement, params, len(conn.info[_MARKS]))
+    given = {name for _, earlier, table in conn.info[_ALONG] if table is None for name in earlier}
+    if given & params.keys():
+        raise RuntimeError(f"audit.along(): parameters {sorted(given & params.keys())} were given in this block")
+    conn.info[_ALONG].append((statement, params, None))
 
 
-def _write(conn: Connection, rows: list[dict], with_them: tuple | None = None) -> None:
+def along_rows(conn: Connection, table: Table, rows: list[dict], adding: tuple[str, ...] = ()) -> None:
+    """Insert rows of a table (every column but an autoincrementing key named in each) as along() runs a
+    write; with `adding`, a row already there under the same key gets these columns added instead. Rows
+    given for one table in one block go in one statement, in the order given."""
+    if not rows:
+        return
+    if _PENDING not in conn.info or conn.dialect.name != "postgresql":
+        conn.execute(totals.adding(table, conn.dialect.name, *adding) if adding else insert(table), rows)
+        return
+    conn.info[_ALONG].append((json_rows.inserting(table, adding), rows, table))
+
+
+def _gathered(writes: list[tuple], dialect) -> list[tuple]:
+    """The writes given to along() and along_rows() as (statement, parameters), the rows of one statement
+    together, in the order each statement was first given."""
+    rows_of: dict = {}
+    gathered = []
+    for statement, payload, table in writes:
+        if table is None:
+            gathered.append((statement, payload))
+        elif statement in rows_of:
+            rows_of[statement][1].extend(payload)
+        else:
+            rows_of[statement] = (table, list(payload))
+            gathered.append((statement, None))
+    return [(s, p if p is not None else {json_rows.param_name(rows_of[s][0]):
+                                         json_rows.encode(rows_of[s][0], rows_of[s][1], dialect)})
+            for s, p in gathered]
+
+
+def _write(conn: Connection, rows: list[dict], writes: list[tuple] = ()) -> None:
     last = {row["chain"]: row for row in rows}
     if len(last) == 1 and len(rows) <= _AT_ONCE and conn.dialect.name == "postgresql":
         # One round trip on PostgreSQL (a request's records all go to its client's chain): the head moves in
         # the statement that inserts the records, and every request ends with this while it holds its locks.
         (chain, end), = last.items()
-        statement, params = with_them or (None, {})
-        params = {**params, "head_chain": chain, "new_seq": end["seq"], "new_hash": end["hash"]}
+        params = {"head_chain": chain, "new_seq": end["seq"], "new_hash": end["hash"]}
+        for _, their in writes:
+            if their.keys() & params.keys():
+                raise RuntimeError(f"writes sent along share parameters: {sorted(their.keys() & params.keys())}")
+            params.update(their)
+        statements = tuple(s for s, _ in writes)
         if len(rows) <= _TYPED:
             params.update({f"{name}_{i}": row[name] for i, row in enumerate(rows) for name in _COLUMNS})
-            conn.execute(_typed_records_moving_head(len(rows), statement), params)
+            conn.execute(_typed_records_moving_head(len(rows), statements), params)
         else:
-            conn.execute(_json_records_moving_head(statement), {**params, "records": _records_json(rows, conn.dialect)})
+            params[json_rows.param_name(audit_log)] = json_rows.encode(audit_log, rows, conn.dialect)
+            conn.execute(_json_records_moving_head(statements), params)
         return
-    if with_them:
-        conn.execute(*with_them)
+    for statement, params in writes:
+        conn.execute(statement, params)
     if not rows:
         return
     conn.execute(_RECORD, rows)
@@ -199,15 +231,18 @@ _AT_ONCE = 20   # records a request commonly appends (its own and its payments')
 _TYPED = 2
 
 
-def _with(statement, with_them):
-    """The head's move, and the write given to along() if any, as data-modifying CTEs of the records' insert
-    (PostgreSQL runs each exactly once, whether or not the statement reads it)."""
+def _with(statement, writes: tuple):
+    """The head's move, and the writes given to along() and along_rows(), as data-modifying CTEs of the
+    records' insert (PostgreSQL runs each exactly once, whether or not the statement reads it)."""
     statement = statement.add_cte(_ADVANCE.cte("moved"))
-    return statement if with_them is None else statement.add_cte(with_them.cte("along"))
+    for i, write in enumerate(writes):
+        statement = statement.add_cte(write.cte(f"along_{i}"))
+    return statement
 
 
-@functools.lru_cache(maxsize=4 * _TYPED)
-def _typed_records_moving_head(n: int, with_them=None):
+# Cached by the writes sent along too: a request's kind and outcome make a few dozen shapes at most.
+@functools.lru_cache(maxsize=64)
+def _typed_records_moving_head(n: int, writes: tuple = ()):
     """n records as a SELECT of parameters (SQLAlchemy caches the compiled form of this shape, not of a
     multi-row VALUES). Every parameter is typed in the SQL (the driver's casts, and an explicit one for the
     bytes, whose NULL would otherwise be text in a UNION); none to a length, which would cut a value short
@@ -216,35 +251,13 @@ def _typed_records_moving_head(n: int, with_them=None):
         typed = bindparam(f"{name}_{i}", type_=audit_log.c[name].type)
         return cast(typed, LargeBinary) if isinstance(typed.type, LargeBinary) else typed
     rows = [select(*[param(name, i) for name in _COLUMNS]) for i in range(n)]
-    return _with(insert(audit_log).from_select(_COLUMNS, rows[0] if n == 1 else union_all(*rows)), with_them)
+    return _with(insert(audit_log).from_select(_COLUMNS, rows[0] if n == 1 else union_all(*rows)), writes)
 
 
-# The records as rows of one JSON parameter, each column typed as its own but without a length (as above).
-_RECORDSET = func.jsonb_to_recordset(cast(bindparam("records", type_=Text), JSONB)).table_valued(
-    *[column(name, Text() if isinstance(audit_log.c[name].type, String) else audit_log.c[name].type)
-      for name in _COLUMNS]).render_derived("records", with_types=True)
-
-
-@functools.lru_cache(maxsize=4)
-def _json_records_moving_head(with_them=None):
-    """Any number of records as one JSON parameter: one statement text, one parameter."""
-    return _with(insert(audit_log).from_select(_COLUMNS, select(*[_RECORDSET.c[name] for name in _COLUMNS])),
-                 with_them)
-
-
-def _records_json(rows: list[dict], dialect) -> str:
-    """The records for _RECORDSET: bytes in PostgreSQL's hex form, the time as its column's type binds it
-    (aware, in UTC; a naive one refused) in ISO 8601."""
-    def json_row(row: dict) -> dict:
-        record = {**row, "at": audit_log.c.at.type.process_bind_param(row["at"], dialect).isoformat()}
-        for name in _BYTES:
-            if row[name] is not None:
-                record[name] = "\\x" + bytes(row[name]).hex()
-        return record
-    return json.dumps([json_row(row) for row in rows], ensure_ascii=False, separators=(",", ":"))
-
-
-_BYTES = ("request", "response")
+@functools.lru_cache(maxsize=64)
+def _json_records_moving_head(writes: tuple = ()):
+    """Any number of records as one JSON parameter (gateway/storage/json_rows.py): one statement text."""
+    return _with(json_rows.inserting(audit_log), writes)
 
 
 def append_many(conn: Connection, chain: str, records: list[dict]) -> None:

@@ -25,8 +25,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, text, true
 
 from domain import rules as dr
+from gateway import audit
 from gateway.storage.tables import GONE_STATES, payment_flows, payments
-from gateway.storage.totals import adding, first_whole, unit_of
+from gateway.storage.totals import first_whole, unit_of
 
 _MINUTE = dt.timedelta(minutes=1)
 
@@ -71,10 +72,10 @@ def record(conn: Connection, client: str, at: dt.datetime, pending: Pending) -> 
     if not pending.count:
         return
     minute = minute_of(at)
-    conn.execute(adding(payment_flows, conn.dialect.name, "payments", "amount"), [
+    audit.along_rows(conn, payment_flows, [   # with the request's last statement
         dict(side=side, client_id=client, account=account, minute=minute, currency=currency,
              payments=pending.count[key], amount=pending.amount[key])
-        for key in sorted(pending.count) for side, account, currency in [key]])
+        for key in sorted(pending.count) for side, account, currency in [key]], adding=("payments", "amount"))
 
 
 def prune(conn: Connection, now: dt.datetime) -> int:

@@ -9,9 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, or_, select, update
 
+from gateway import audit
 from gateway.notify import outbox
 from gateway.storage.tables import accounts, entries, holds
 
@@ -72,8 +74,10 @@ _LOCK = (select(accounts.c.number, accounts.c.client_id, accounts.c.name, accoun
 def _booking(n: int):
     """The booking of a posting's legs on n accounts in one round trip: each balance moves by the sum of its
     legs (parameters a<i>, d<i>) and its EntryIds by their count (c<i>); RETURNING gives each account's new
-    balance and last EntryId, and the booking time of the entry before the posting (RETURNING sees the row
-    as updated, so that entry is entry_seq - count). Built once per number of accounts.
+    balance and last EntryId, and the booking time of the last entry written before the posting (RETURNING
+    sees the row as updated, so that entry is at most entry_seq - count: at most, because the entries of
+    an earlier posting in the same request may not be written yet, see post). Built once per number of
+    accounts.
 
     A client's account is left out (no row comes back) if the posting would take it below what it holds:
     every path checks funds before it posts, and this is the ledger's own guard against a defect in one
@@ -88,17 +92,16 @@ def _booking(n: int):
             .values(booked=accounts.c.booked + delta, entry_seq=accounts.c.entry_seq + count)
             .returning(accounts.c.number, accounts.c.booked, accounts.c.entry_seq,
                        select(entries.c.booked_at).where(entries.c.account == accounts.c.number,
-                                                         entries.c.seq == accounts.c.entry_seq - count)
+                                                         entries.c.seq <= accounts.c.entry_seq - count)
+                       .order_by(entries.c.seq.desc()).limit(1)
                        .correlate(accounts).scalar_subquery().label("previous_booked_at")))
 
 
-_ENTRY = insert(entries)
 _HOLD_FUNDS = update(accounts).where(accounts.c.number == bindparam("hold_account"),
                                     accounts.c.booked - accounts.c.held >= bindparam("hold_amount")) \
     .values(held=accounts.c.held + bindparam("kept"))
 _UNHOLD_FUNDS = update(accounts).where(accounts.c.number == bindparam("hold_account")) \
     .values(held=accounts.c.held - bindparam("hold_amount"))
-_HOLD = insert(holds)
 _BALANCES = select(accounts.c.number, accounts.c.booked, accounts.c.held) \
     .where(accounts.c.number.in_(bindparam("numbers", expanding=True)))
 _HELD = select(holds.c.account, holds.c.amount).where(holds.c.payment_id == bindparam("hold_payment"),
@@ -120,7 +123,7 @@ def lock_accounts(conn: Connection, numbers: set[str]) -> dict[str, Locked]:
 def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, value_date: dt.date,
          locked: bool = False, owned: list | None = None) -> None:
     """Book balanced legs: update each balance and append a statement entry with its BalanceAfter, one
-    statement for all the balances and one for all the entries.
+    statement for all the balances; the entries go in with the request's last statement (audit.along_rows).
 
     `locked`: the caller holds the accounts' locks already (lock_accounts); if not, and the legs touch more
     than one account, they are locked here first, in the fixed order (one UPDATE of several rows would
@@ -153,19 +156,21 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
         after = booked[account]
         balance, seq = after.booked - moved[account], after.entry_seq - len(its_legs)
         # Booking time never goes backwards along EntryIds: a transaction that began before midnight but
-        # got the account's lock after a later one must not land on the previous day's statement.
+        # got the account's lock after a later one must not land on the previous day's statement. (An earlier
+        # posting of this request whose entries are not written yet was booked at this same time: the
+        # last entry written before it is the one read here too.)
         booked_at = max(now, after.previous_booked_at or now)
         for leg in its_legs:
             balance, seq = balance + _delta(leg), seq + 1
-            rows.append(dict(
+            rows.append(entry := dict(
                 account=account, seq=seq, journal=journal, booked_at=booked_at, value_date=value_date,
                 direction=leg.direction, amount=leg.amount, balance_after=balance,
                 counterparty_name=leg.counterparty_name, counterparty_account=leg.counterparty_account,
                 counterparty_scheme=leg.counterparty_scheme, counterparty_code=leg.counterparty_code,
                 client_ref=leg.client_ref, end_to_end_id=leg.end_to_end_id, narrative=leg.narrative,
                 reversal=leg.reversal, payment_id=leg.payment_id))
-            booked_legs.append((leg, seq))
-    conn.execute(_ENTRY, rows)
+            booked_legs.append((leg, SimpleNamespace(**entry)))
+    audit.along_rows(conn, entries, rows)
     # Incoming credits for the ERPs that subscribed, in this transaction (gateway/notify/outbox.py).
     outbox.posted(conn, booked_legs, now, owned)
 
@@ -181,8 +186,11 @@ def place_holds(conn: Connection, placed: list[tuple[str, str, int]], now: dt.da
     it again and a shortfall (a defect) raises, so the transaction can never commit funds it has not got.
 
     The holds of the payments in `released` are released in the same instant: those payments are settled
-    in this transaction, so their holds never count in `held` for anyone, but they are on record (and
-    checked) like any other."""
+    in this transaction, so their holds never count in `held` for anyone, but they are on record like any
+    other. An account whose holds are all released so is not updated: the caller posts those payments next,
+    and each posting checks the funds (post), as the update would have.
+
+    The holds go in with the request's last statement (audit.along_rows): nothing reads them back before."""
     if not placed:
         return
     needed: dict[str, list[int]] = {}   # account -> [all of its holds, the ones that stay]
@@ -191,10 +199,10 @@ def place_holds(conn: Connection, placed: list[tuple[str, str, int]], now: dt.da
         totals[0] += amount
         totals[1] += 0 if payment_id in released else amount
     for account, (total, kept) in sorted(needed.items()):
-        if conn.execute(_HOLD_FUNDS, {"hold_account": account, "hold_amount": total, "kept": kept}).rowcount != 1:
+        if kept and conn.execute(_HOLD_FUNDS, {"hold_account": account, "hold_amount": total, "kept": kept}).rowcount != 1:
             raise RuntimeError(f"holds of {total} do not fit the available balance of {account}")
-    conn.execute(_HOLD, [dict(payment_id=p, account=a, amount=m, placed_at=now,
-                              released_at=now if p in released else None) for p, a, m in placed])
+    audit.along_rows(conn, holds, [dict(payment_id=p, account=a, amount=m, placed_at=now,
+                                        released_at=now if p in released else None) for p, a, m in placed])
 
 
 def release(conn: Connection, payment_id: str, now: dt.datetime) -> int:

@@ -25,9 +25,10 @@ from collections import Counter
 from sqlalchemy import Connection, bindparam, delete, func, select, text
 
 from domain.states import RELEASED
+from gateway import audit
 from gateway.flows import written_in
 from gateway.storage.tables import GONE_STATES, maker_totals, payments
-from gateway.storage.totals import adding, first_whole, unit_of
+from gateway.storage.totals import first_whole, unit_of
 
 QUARTER = dt.timedelta(minutes=15)
 # A business day lies within the last 26 hours in any zone (a 25-hour day on leaving summer time); older
@@ -46,7 +47,7 @@ def record(conn: Connection, client: str, maker: str, at: dt.datetime, by_accoun
     rows = [dict(client_id=client, maker=maker, account=a, quarter=quarter, amount=by_account[a])
             for a in sorted(by_account) if by_account[a]]
     if rows:
-        conn.execute(adding(maker_totals, conn.dialect.name, "amount"), rows)
+        audit.along_rows(conn, maker_totals, rows, adding=("amount",))   # with the request's last statement
 
 
 def prune(conn: Connection, now: dt.datetime) -> int:

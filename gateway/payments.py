@@ -132,6 +132,11 @@ class _Batch:
         # (flush). The head is read here instead of at the first append: no statement more.
         if any(p.enabled and name in PAYEE_RULES for active, _ in self.rules.values() for name, p in active.items()):
             audit.lock_chain(ctx.conn, ctx.client)
+        # The payments go in with the request's last statement (audit.along_rows) unless something in the
+        # request reads them back before: the fund-flow rules, which count the payments before each from the
+        # database, or a subscribed client's numbered events, whose rows refer to them.
+        self.later = not self.subscribed and not any(stamp or any(p.enabled for p in configured.values())
+                                                     for configured, stamp in self.rules.values())
         self.used_today: dict[str, int] = {}     # debtor account -> the maker's payments today, this batch's too
         # Accepted, not yet written:
         self.rows: list[dict] = []
@@ -249,7 +254,10 @@ class _Batch:
         for values in self.rows:
             if values["id"] in settled:
                 values["state"] = PaymentState.SETTLED.value
-        ctx.conn.execute(_INSERT, self.rows)
+        if self.later:
+            audit.along_rows(ctx.conn, payments, self.rows)
+        else:
+            ctx.conn.execute(_INSERT, self.rows)
         # A payment settled here has its hold released by the settlement in this very transaction.
         ledger.place_holds(ctx.conn, self.holds, ctx.now, released=frozenset(settled))
         for row in self.to_settle:

@@ -70,8 +70,8 @@ def created(conn: Connection, *, client: str, actor: str, now: dt.datetime, new:
         return
     if subscribed:   # the notifications carry each event's number
         sequences = list(conn.execute(_EVENTS_NUMBERED, events).scalars())
-    else:
-        conn.execute(_EVENT, events)
+    else:   # nothing reads them back in this request: they go in with its last statement
+        audit.along_rows(conn, payment_events, events)
     operator = actor.rpartition("/")[2][:35]
     audit.append_many(conn, client, [dict(at=now, kind="payment", code=after.value, client_id=client,
                                           operator_id=operator, payment_id=row.id, from_state=before,

@@ -298,27 +298,61 @@ def test_a_value_too_long_for_its_column_is_never_cut_short(gateway, clock):
         assert [r.operator_id for r in chain(gateway, "L")] == [long_id]
 
 
-def test_a_write_along_the_records_lands_with_them_unless_its_savepoint_rolls_back(gateway, clock):
-    """audit.along(): the write goes in with the block's records (in their statement on PostgreSQL), and
-    one registered inside a savepoint that rolls back goes with the savepoint."""
-    from gateway.storage.tables import job_runs
+def test_writes_along_the_records_land_with_them_unless_their_savepoint_rolls_back(gateway, clock):
+    """audit.along() and along_rows(): the writes go in with the block's records (in their statement on
+    PostgreSQL), rows given for one table in several calls all land, in order, a row with the key of one
+    there gets its amounts added, and what was given inside a savepoint that rolls back goes with it."""
+    from gateway.storage.tables import job_runs, maker_totals
     now = clock()
     mark = insert(job_runs).values(job="along-test", due=bindparam("when"), runner="r", started_at=bindparam("when"))
+    other = insert(job_runs).values(job="along-other", due=bindparam("other_when"), runner="r",
+                                    started_at=bindparam("other_when"))
+    total = dict(client_id="C", maker="M", account="A", quarter=7)
 
     def runs():
         with gateway.engine.connect() as conn:
-            return conn.execute(select(job_runs.c.due).where(job_runs.c.job == "along-test")).all()
+            return conn.execute(select(job_runs.c.job).where(job_runs.c.job.like("along-%"))
+                                .order_by(job_runs.c.job)).scalars().all()
+
+    def totals():
+        with gateway.engine.connect() as conn:
+            return conn.execute(select(maker_totals.c.account, maker_totals.c.amount)
+                                .order_by(maker_totals.c.account)).all()
 
     with gateway.engine.begin() as conn, audit.deferred(conn):
         audit.append(conn, chain="AL", at=now, kind="config", code="KEPT")
         audit.along(conn, mark, {"when": now})
-        with pytest.raises(RuntimeError, match="twice"):
-            audit.along(conn, mark, {"when": now})
-    assert len(runs()) == 1 and [r.code for r in chain(gateway, "AL")] == ["KEPT"]
+        audit.along(conn, other, {"other_when": now})
+        audit.along_rows(conn, maker_totals, [{**total, "amount": 5}], adding=("amount",))
+        audit.along_rows(conn, maker_totals, [{**total, "account": "B", "amount": 1}], adding=("amount",))
+        if conn.dialect.name == "postgresql":   # one statement: each write's parameters must be its own
+            with pytest.raises(RuntimeError, match="given in this block"):
+                audit.along(conn, mark, {"when": now})
+    assert runs() == ["along-other", "along-test"] and [r.code for r in chain(gateway, "AL")] == ["KEPT"]
+    assert totals() == [("A", 5), ("B", 1)]
     with gateway.engine.begin() as conn, audit.deferred(conn):
         audit.append(conn, chain="AL", at=now, kind="config", code="KEPT2")
+        audit.along_rows(conn, maker_totals, [{**total, "amount": 10}], adding=("amount",))
         with pytest.raises(ZeroDivisionError), conn.begin_nested():
             audit.along(conn, mark, {"when": now + dt.timedelta(hours=1)})
+            audit.along_rows(conn, maker_totals, [{**total, "amount": 100}], adding=("amount",))
             1 / 0
-    assert len(runs()) == 1 and [r.code for r in chain(gateway, "AL")] == ["KEPT", "KEPT2"]
+    assert len(runs()) == 2 and [r.code for r in chain(gateway, "AL")] == ["KEPT", "KEPT2"]
+    assert totals() == [("A", 15), ("B", 1)]
     assert findings(gateway) == []
+
+
+def test_rows_sent_along_must_name_every_column(gateway, clock):
+    """A column left out would be read as NULL from the JSON rows on PostgreSQL, not as its default: refused
+    there before anything is sent; SQLite inserts at once, and its NOT NULL refuses the row. Nothing lands."""
+    from sqlalchemy.exc import IntegrityError
+    from gateway.storage.tables import maker_totals
+    expected = KeyError if gateway.engine.dialect.name == "postgresql" else IntegrityError
+    with pytest.raises(expected), gateway.engine.begin() as conn, audit.deferred(conn):
+        audit.append(conn, chain="AL", at=clock(), kind="config", code="X")
+        audit.along_rows(conn, maker_totals, [dict(client_id="C", maker="M", account="A", quarter=7)])
+    with gateway.engine.connect() as conn:
+        assert conn.execute(select(maker_totals)).all() == []
+    assert chain(gateway, "AL") == []
+
+

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select
 
 from conftest import OPERATING, SUPPLIER
-from gateway import client as dl, ledger
+from gateway import audit, client as dl, ledger
 from gateway.storage.tables import entries
 from gateway.xmlsafe import q, text
 
@@ -156,6 +156,27 @@ def test_booking_time_never_goes_backwards_along_entry_ids(gateway, clock):
     assert stamps == sorted(stamps) and stamps[-1] == late
 
 
+def test_booking_time_never_goes_backwards_when_a_request_writes_its_entries_at_its_end(gateway, clock):
+    """In a request the entries go in with its last statement (audit.along_rows on PostgreSQL): a second
+    posting on an account finds the first one's entries not written yet, and reads the last entry written
+    before them, as the first posting did. Both are stamped no earlier than it."""
+    late = clock()
+    early = late - dt.timedelta(seconds=5)
+    gl = ledger.internal_account("CNY", "OPENING")
+    legs = [ledger.Leg(OPERATING, "CRDT", 100, "x"), ledger.Leg(gl, "DBIT", 100, "x")]
+    with gateway.engine.begin() as conn:
+        ledger.post(conn, "LATE", legs, late, late.date())
+    with gateway.engine.begin() as conn, audit.deferred(conn):
+        audit.append(conn, chain="BOOKING", at=early, kind="config", code="X")
+        for journal in ("EARLY-1", "EARLY-2"):
+            ledger.post(conn, journal, legs, early, early.date())
+    with gateway.engine.connect() as conn:
+        rows = conn.execute(select(entries.c.journal, entries.c.booked_at).where(entries.c.account == OPERATING)
+                            .order_by(entries.c.seq)).all()
+    assert [r.journal for r in rows[-3:]] == ["LATE", "EARLY-1", "EARLY-2"]
+    assert [r.booked_at for r in rows[-3:]] == [late, late, late]
+
+
 def test_a_posting_with_several_legs_on_one_account_numbers_and_balances_each_entry(gateway, clock):
     """Legs are booked per account in one statement: two legs on one account still get consecutive
     EntryIds, each with its own BalanceAfter, ending at the account's booked balance; the books balance."""
@@ -194,6 +215,18 @@ def test_a_posting_that_would_take_an_account_below_its_holds_is_refused(gateway
                     now, now.date())   # exactly what is free of holds: allowed
         assert ledger.balance(conn, OPERATING) == (booked - available, 0)
         conn.rollback()
+
+
+def test_holds_that_do_not_fit_the_available_balance_are_refused(gateway, clock):
+    """The ledger's guard on holds, whatever path places them: the update finds no room and raises (a
+    defect upstream), and the transaction cannot commit them."""
+    now = clock()
+    with gateway.engine.connect() as conn:
+        available = ledger.balance(conn, OPERATING)[1]
+        with pytest.raises(RuntimeError, match="do not fit"):
+            ledger.place_holds(conn, [("P-NONE", OPERATING, available + 1)], now)
+        conn.rollback()
+        assert ledger.balance(conn, OPERATING)[1] == available
 
 
 def test_a_posting_to_an_unknown_account_books_nothing(gateway, clock):

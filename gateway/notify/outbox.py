@@ -19,7 +19,7 @@ from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.notify import message
 from gateway.notify.subscriptions import CREDIT, PAYMENT, Subscription, active_for, of_row
-from gateway.storage.tables import accounts, entries, notify_subscriptions as subs, outbox_events, payments
+from gateway.storage.tables import accounts, notify_subscriptions as subs, outbox_events, payments
 
 PENDING, DELIVERED, DEAD = "PENDING", "DELIVERED", "DEAD"
 CRDT = "CRDT"
@@ -65,9 +65,6 @@ _OWNERS = select(accounts.c.number, accounts.c.client_id, accounts.c.currency, s
                  subs.c.account, subs.c.active) \
     .outerjoin(subs, (subs.c.client_id == accounts.c.client_id) & subs.c.active.is_(True)) \
     .where(accounts.c.number.in_(bindparam("numbers", expanding=True)))
-_ENTRY = select(entries).where(entries.c.account == bindparam("account"), entries.c.seq == bindparam("seq"))
-
-
 def owners(conn: Connection, numbers: set[str]) -> list:
     """Each account's owner, with the owner's active subscriptions if any (a row per pair): what posted()
     reads, for a caller that reads it before it locks the accounts (the payments' path) and passes it on."""
@@ -75,8 +72,9 @@ def owners(conn: Connection, numbers: set[str]) -> list:
 
 
 def posted(conn: Connection, legs: list[tuple], now: dt.datetime, owned: list | None = None) -> None:
-    """Called by ledger.post with (leg, seq) for every leg it booked, in its transaction; `owned` is what
-    owners() returned for (at least) these legs' accounts, if the caller read it already."""
+    """Called by ledger.post with (leg, entry) for every leg it booked, in its transaction, `entry` the
+    statement entry as written (it may not be written yet: see ledger.post); `owned` is what owners()
+    returned for (at least) these legs' accounts, if the caller read it already."""
     if not any(leg.direction == CRDT and not leg.reversal for leg, _ in legs):
         return
     # One read for the whole posting: each account's owner, with the owner's active subscriptions if any.
@@ -87,15 +85,14 @@ def posted(conn: Connection, legs: list[tuple], now: dt.datetime, owned: list | 
     if not subscribed:
         return
     debited_by = {owner[leg.account] for leg, _ in legs if leg.direction != CRDT}
-    for leg, seq in legs:
+    for leg, entry in legs:
         client = owner[leg.account]
         if leg.direction != CRDT or leg.reversal or client is None or client in debited_by:
             continue
         wanted = [s for s in subscribed if s.client_id == client and s.wants(CREDIT, leg.account)]
         if not wanted:
             continue
-        entry = conn.execute(_ENTRY, {"account": leg.account, "seq": seq}).one()
-        event_id = f"CRDT:{leg.account}:{seq:012d}"
+        event_id = f"CRDT:{leg.account}:{entry.seq:012d}"
         payload = message.credit_event(event_id=event_id, created=entry.booked_at, client=client, entry=entry,
                                        currency=currency[leg.account])
         _insert(conn, _rows(event_id, CREDIT, client, payload, wanted, now))

@@ -1,0 +1,68 @@
+"""Rows of a table as one JSON parameter, on PostgreSQL: an insert of any number of rows with one statement
+text and one parameter (jsonb_to_recordset).
+
+Used for the writes a request sends with its last statement (gateway/audit.py, along_rows): there each write
+must have parameter names of its own and may carry any number of rows, and psycopg converts a statement of
+more than 50 parameters anew every time it runs (0.27 ms for 63 of them, 0.02 ms once cached).
+"""
+from __future__ import annotations
+
+import functools
+import json
+
+from sqlalchemy import Date, DateTime, LargeBinary, String, Table, Text, TypeDecorator, bindparam, cast, column, func, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+def columns(table: Table) -> tuple[str, ...]:
+    """The columns an insert names: all but an autoincrementing key, which the database numbers."""
+    return tuple(c.name for c in table.c if c is not table.autoincrement_column)
+
+
+def param_name(table: Table) -> str:
+    return f"{table.name}_rows"
+
+
+@functools.cache
+def inserting(table: Table, adding: tuple[str, ...] = ()):
+    """INSERT INTO table (columns) SELECT ... FROM jsonb_to_recordset(:<table>_rows); with `adding`, a row
+    already there under the same key gets these columns added instead (as gateway/storage/totals.adding).
+
+    Each column is read as its own type, a string as text without its length: a value too long is then
+    refused by the insert, where a cast to the length would cut it short silently."""
+    names = columns(table)
+    rows = func.jsonb_to_recordset(cast(bindparam(param_name(table), type_=Text), JSONB)).table_valued(
+        *[column(n, Text() if isinstance(table.c[n].type, String) else table.c[n].type) for n in names]
+    ).render_derived("r", with_types=True)
+    statement = postgresql.insert(table).from_select(names, select(*[rows.c[n] for n in names]))
+    if adding:
+        statement = statement.on_conflict_do_update(
+            index_elements=[c.name for c in table.primary_key],
+            set_={n: table.c[n] + statement.excluded[n] for n in adding})
+    return statement
+
+
+def encode(table: Table, rows: list[dict], dialect) -> str:
+    """The rows as inserting() reads them: every column named (a missing one raises, where the recordset
+    would read NULL), times as their column's type binds them, dates in ISO 8601, bytes in PostgreSQL's hex
+    form."""
+    convert = _converters(table)
+    return json.dumps([{n: (v if f is None or v is None else f(v, dialect))
+                        for n, f in convert for v in [row[n]]} for row in rows],
+                      ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.cache
+def _converters(table: Table) -> tuple:
+    """(column, how its value becomes JSON, or None if as it is), per column."""
+    def of(type_):
+        if isinstance(type_, TypeDecorator):
+            inner = of(type_.impl) or (lambda v, _d: v)
+            return lambda v, d: inner(type_.process_bind_param(v, d), d)
+        if isinstance(type_, LargeBinary):
+            return lambda v, _d: "\\x" + bytes(v).hex()
+        if isinstance(type_, Date | DateTime):
+            return lambda v, _d: v.isoformat()
+        return None
+    return tuple((n, of(table.c[n].type)) for n in columns(table))
