@@ -1,4 +1,5 @@
-"""The configuration requests read (grants, approval tiers, subscriptions, fund-flow rules), kept per version.
+"""The configuration requests read (grants, approval tiers, subscriptions, fund-flow rules, accounts' owners),
+kept per version.
 
 Every request used to read its operator's grants, and every payment its client's approval tiers,
 subscriptions and rules: four statements of configuration that changes a few times a day. Database triggers
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from gateway import directory, rules
+from gateway.notify import outbox
 from gateway.notify.subscriptions import Subscription, active_for
 from gateway.storage.tables import config_version
 
@@ -82,3 +84,9 @@ class Config:
     def rules(self, client: str, account: str) -> tuple:
         return self.cache.get(self.version, ("rules", client, account),
                               lambda: rules.configuration(self.conn, client, account))
+
+    def owners(self, numbers: set[str]) -> list:
+        """outbox.owners() of these accounts, kept per account: an account's owner and currency, and the
+        owner's active subscriptions, are all watched (a new account too)."""
+        return [row for number in sorted(numbers) for row in self.cache.get(
+            self.version, ("owner", number), lambda number=number: outbox.owners(self.conn, {number}))]

@@ -18,7 +18,6 @@ from domain.names import key as name_key
 from domain.rules import Outcome, RuleRejected, outcome_of
 from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rules, transitions
 from gateway.messages import ParsedPayment
-from gateway.notify import outbox
 from gateway.storage.tables import accounts, payments
 
 
@@ -117,7 +116,7 @@ class _Batch:
         self.rules = {a: ctx.config.rules(ctx.client, a) for a in debtors if a in ctx.grants}
         creditors = {i.creditor.account for i in instructions if is_internal(ctx, i)}
         # Whom a transfer within the bank credits, and who subscribed to hear of it (notify.outbox.posted).
-        self.owned = outbox.owners(ctx.conn, set(debtors) | creditors) if creditors else None
+        self.owned = ctx.config.owners(set(debtors) | creditors) if creditors else None
         # Payments stored under these ClientRefs. Read before the locks: a twin that commits one of them after
         # this read makes our insert fail on the unique key, and the request runs again (see submit).
         refs = sorted({i.client_ref for i in instructions})

@@ -167,6 +167,16 @@ def field(root: etree._Element, path: str) -> str | None:
 
 # ---- what is written, and when --------------------------------------------------------------------------------
 
+def test_a_payee_who_subscribes_hears_of_the_next_transfer_to_it(gateway, maker, receiver):
+    """Whom a transfer within the bank credits, and their subscriptions, are kept per configuration version
+    (gateway/config_cache.py): a subscription made after a transfer applies to the next one, at once."""
+    maker.call(dl.payment_order(dl.payment("OWN-1", OPERATING, "1.00", "ACME Supplies", SUPPLIER)))
+    assert [r.event_id for r in outbox(gateway.engine)] == []
+    subscribe(gateway, "ACME", receiver.url, kinds="credit")
+    maker.call(dl.payment_order(dl.payment("OWN-2", OPERATING, "2.00", "ACME Supplies", SUPPLIER)))
+    assert [r.event_id for r in outbox(gateway.engine)] == [f"CRDT:{SUPPLIER}:000000000002"]
+
+
 def test_payment_changes_and_credits_arrive_signed_with_their_event_id(gateway, delivery, receiver, maker,
                                                                        tmp_path):
     subscribe(gateway, "DEMO", receiver.url)
