@@ -72,12 +72,25 @@ _USED = select(_counted.scalar_subquery() - _released.scalar_subquery())
 # Only for a day that does not begin on a quarter hour: the part read adds nothing to the others, and a planner
 # with few statistics may walk more of an index for it than for the rest together.
 _USED_OFF_QUARTER = select(_counted.scalar_subquery() - _released.scalar_subquery() + _part.scalar_subquery())
+_AS_SCALAR = {statement: statement.scalar_subquery() for statement in (_USED, _USED_OFF_QUARTER)}
 
 
 def used_today(conn: Connection, client: str, maker: str, account: str, day_start: dt.datetime) -> int:
     """What `maker` has paid from `account` since `day_start` and not taken back (rejected, cancelled, failed),
     in minor units. Read under the account's lock, so that parallel payments see each other's."""
+    return conn.execute(*_used(client, maker, account, day_start)).scalar()
+
+
+def used_today_read(client: str, maker: str, account: str, day_start: dt.datetime) -> tuple:
+    """used_today() as a scalar read and its parameters, for a statement that reads it beside something else
+    (audit.lock_chain_reading). Nothing changes these totals without the account's lock: every payment from
+    it is created, and every one taken back releases its hold, under that lock."""
+    statement, params = _used(client, maker, account, day_start)
+    return _AS_SCALAR[statement], params
+
+
+def _used(client: str, maker: str, account: str, day_start: dt.datetime) -> tuple:
     whole = first_whole(day_start, QUARTER)
-    return conn.execute(_USED if whole == day_start else _USED_OFF_QUARTER, {
+    return _USED if whole == day_start else _USED_OFF_QUARTER, {
         "client": client, "maker": maker, "account": account, "quarter": quarter_of(whole), "whole": whole,
-        "day_start": day_start}).scalar()
+        "day_start": day_start}

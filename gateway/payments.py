@@ -137,6 +137,15 @@ class _Batch:
         self.later = not self.subscribed and not any(stamp or any(p.enabled for p in configured.values())
                                                      for configured, stamp in self.rules.values())
         self.used_today: dict[str, int] = {}     # debtor account -> the maker's payments today, this batch's too
+        # The maker's use of a daily limit is read under the debtor account's lock (_check_daily_limit). Where
+        # the batch pays from one account with a daily limit, the common case, it is read in the statement
+        # that locks the client's audit head, which every request takes anyway: a round trip less under the locks.
+        limited = {i.debtor_account for i in instructions if i.debtor_account in self.accounts
+                   and (grant := ctx.grants.get(i.debtor_account)) is not None and grant.daily_limit is not None}
+        if len(limited) == 1:
+            account, = limited
+            self.used_today[account] = audit.lock_chain_reading(ctx.conn, ctx.client, *maker_totals.used_today_read(
+                ctx.client, ctx.operator, account, ctx.day_start()))
         # Accepted, not yet written:
         self.rows: list[dict] = []
         self.created: list[tuple[SimpleNamespace, str]] = []

@@ -342,6 +342,26 @@ def test_writes_along_the_records_land_with_them_unless_their_savepoint_rolls_ba
     assert findings(gateway) == []
 
 
+def test_a_read_beside_the_heads_lock_gives_the_value_and_the_head(gateway, clock):
+    """audit.lock_chain_reading: the scalar read in the statement that locks the head, on a chain with no
+    head yet (made), one locked already in the transaction (read alone), and after an append."""
+    from sqlalchemy import func, literal
+    from gateway.storage.tables import job_runs
+    read = select(func.count()).where(job_runs.c.job == bindparam("job")).scalar_subquery()
+    with gateway.engine.begin() as conn, audit.deferred(conn):
+        assert audit.lock_chain_reading(conn, "READ", read, {"job": "none"}) == 0
+        assert audit.lock_chain(conn, "READ") == (0, audit.GENESIS)
+        audit.append(conn, chain="READ", at=clock(), kind="config", code="ONE")
+        assert audit.lock_chain_reading(conn, "READ", read, {"job": "none"}) == 0   # locked already: read alone
+    with gateway.engine.begin() as conn:
+        conn.execute(insert(job_runs).values(job="counted", due=clock(), runner="r", started_at=clock()))
+    with gateway.engine.begin() as conn:
+        assert audit.lock_chain_reading(conn, "READ", read, {"job": "counted"}) == 1
+        assert audit.lock_chain(conn, "READ")[0] == 1
+        assert audit.lock_chain_reading(conn, "READ", select(literal(7)).scalar_subquery(), {}) == 7
+    assert findings(gateway) == []
+
+
 def test_rows_sent_along_must_name_every_column(gateway, clock):
     """A column left out would be read as NULL from the JSON rows on PostgreSQL, not as its default: refused
     there before anything is sent; SQLite inserts at once, and its NOT NULL refuses the row. Nothing lands."""
