@@ -16,3 +16,18 @@ def test_the_migrated_schema_is_the_one_the_code_describes(db_url):
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
     engine.dispose()
     assert differences == []
+
+
+def test_a_client_ref_is_looked_up_by_its_own_index_before_any_statistics(pg_url):
+    """On a new database PostgreSQL has no statistics yet, and an index leading with client_id looked as good
+    to it as the ClientRef's own unique index: it then read every payment of the client at each lookup, until
+    autovacuum first analysed the table. Only uq_payments_client_ref leads with client_id."""
+    from gateway.payments import _BY_REFS
+    engine = make_engine(pg_url)
+    migrate(engine)
+    sql = str(_BY_REFS.params(client="DEMO", refs=["R-1", "R-2"]).compile(
+        dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+    with engine.connect() as conn:
+        plan = "\n".join(conn.exec_driver_sql("EXPLAIN " + sql).scalars())
+    engine.dispose()
+    assert "uq_payments_client_ref" in plan, plan

@@ -120,12 +120,14 @@ payments = Table(
     Column("rule_hits", Text, nullable=True),             # JSON list of the rules that fired (domain/rules.py)
     UniqueConstraint("client_id", "client_ref", name="uq_payments_client_ref"),  # idempotency, forever
     # The rules stage's reads (gateway/rules.py); state, amount and currency ride along so that reading a
-    # payee's newest amounts (the anomaly rule's history) never visits the table.
-    Index("ix_payments_payee_account", "client_id", "creditor_account", "created_at", "state", "amount", "currency"),
-    Index("ix_payments_payee_name", "client_id", "creditor_key", "created_at"),
+    # payee's newest amounts (the anomaly rule's history) never visits the table. These and the partial
+    # indexes below lead with the account (or the payee's name key): only the ClientRef's own index leads
+    # with client_id, which PostgreSQL without statistics would otherwise take any of (migration 0011).
+    Index("ix_payments_payee_account", "creditor_account", "client_id", "created_at", "state", "amount", "currency"),
+    Index("ix_payments_payee_name", "creditor_key", "client_id", "created_at"),
     Index("ix_payments_debtor_recent", "debtor_account", "created_at", "state", "amount"),
     # A probable duplicate is found among the payee's payments of the same amount only.
-    Index("ix_payments_payee_amount", "client_id", "creditor_account", "amount", "created_at"),
+    Index("ix_payments_payee_amount", "creditor_account", "client_id", "amount", "created_at"),
 )
 
 # Payments that have left the live states (domain.rules.LIVE) are few: the running totals below count every
@@ -136,10 +138,10 @@ payments = Table(
 GONE_STATES = "state IN ('CANCELLED', 'FAILED', 'REJECTED', 'RETURNED')"
 Index("ix_payments_gone_debtor", payments.c.debtor_account, payments.c.created_at, payments.c.state,
       payments.c.amount, sqlite_where=text(GONE_STATES), postgresql_where=text(GONE_STATES))
-Index("ix_payments_gone_payee", payments.c.client_id, payments.c.creditor_account, payments.c.created_at,
+Index("ix_payments_gone_payee", payments.c.creditor_account, payments.c.client_id, payments.c.created_at,
       payments.c.state, payments.c.currency, payments.c.amount,
       sqlite_where=text(GONE_STATES), postgresql_where=text(GONE_STATES))
-Index("ix_payments_gone_maker", payments.c.client_id, payments.c.maker, payments.c.debtor_account,
+Index("ix_payments_gone_maker", payments.c.debtor_account, payments.c.maker, payments.c.client_id,
       payments.c.created_at, payments.c.state, payments.c.amount,
       sqlite_where=text(GONE_STATES), postgresql_where=text(GONE_STATES))
 
