@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 
 from sqlalchemy import Date, DateTime, LargeBinary, String, Table, Text, TypeDecorator, bindparam, cast, column, func, select
 from sqlalchemy.dialects import postgresql
@@ -47,10 +48,24 @@ def encode(table: Table, rows: list[dict], dialect) -> str:
     """The rows as inserting() reads them: every column named (a missing one raises, where the recordset
     would read NULL), times as their column's type binds them, dates in ISO 8601, bytes in PostgreSQL's hex
     form."""
-    convert = _converters(table)
-    return json.dumps([{n: (v if f is None or v is None else f(v, dialect))
-                        for n, f in convert for v in [row[n]]} for row in rows],
-                      ensure_ascii=False, separators=(",", ":"))
+    names, get, converting = _reader(table)
+    records = []
+    for row in rows:
+        record = dict(zip(names, get(row)))   # in C: a 10,000-payment file has 310,000 values
+        for name, convert in converting:
+            value = record[name]
+            if value is not None:
+                record[name] = convert(value, dialect)
+        records.append(record)
+    return json.dumps(records, ensure_ascii=False, separators=(",", ":"))
+
+
+@functools.cache
+def _reader(table: Table) -> tuple:
+    """The columns, a getter of their values from a row (KeyError for one missing), and the converters."""
+    names = columns(table)
+    get = operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    return names, get, tuple((n, f) for n, f in _converters(table) if f is not None)
 
 
 @functools.cache
