@@ -20,8 +20,8 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from sqlalchemy import (Connection, Engine, LargeBinary, Table, bindparam, cast, delete, event, func, insert, select,
-                        union_all, update)
+from sqlalchemy import (Connection, Engine, LargeBinary, Table, bindparam, cast, delete, event, func, insert,
+                        select, union_all, update)
 
 from gateway.storage import json_rows, totals
 from gateway.storage.tables import audit_head, audit_log

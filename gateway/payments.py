@@ -86,7 +86,7 @@ def submit(ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]) -
     batch = _Batch(ctx, batch_id, parsed)
     for p in parsed:
         batch.add(p)
-    batch.flush()
+    batch.flush(last=True)
     maker_totals.record(ctx.conn, ctx.client, ctx.operator, ctx.now, batch.pending.by_debtor())
     flows.record(ctx.conn, ctx.client, ctx.now, batch.pending)   # last: its row locks are taken in one sorted sweep
     return [status_of(r) if not isinstance(r, PaymentStatus) else r for r in batch.results]
@@ -125,17 +125,6 @@ class _Batch:
         # Every account the batch may touch, locked in one sorted sweep before any fact is read (no deadlocks).
         self.accounts = ledger.lock_accounts(ctx.conn, set(debtors) | creditors)
         self.available = {n: a.booked - a.held for n, a in self.accounts.items()}
-        # Rules that count a payee's payments over all of the client's accounts (a duplicate, the payee's
-        # daily cap) must see a concurrent payment from another account: they read under the client's audit
-        # head, which every writer of the client's payments holds from before its first write to its commit
-        # (flush). The head is read here instead of at the first append: no statement more.
-        if any(p.enabled and name in PAYEE_RULES for active, _ in self.rules.values() for name, p in active.items()):
-            audit.lock_chain(ctx.conn, ctx.client)
-        # The payments go in with the request's last statement (audit.along_rows) unless something in the
-        # request reads them back before: the fund-flow rules, which count the payments before each from the
-        # database, or a subscribed client's numbered events, whose rows refer to them.
-        self.later = not self.subscribed and not any(stamp or any(p.enabled for p in configured.values())
-                                                     for configured, stamp in self.rules.values())
         self.used_today: dict[str, int] = {}     # debtor account -> the maker's payments today, this batch's too
         # The maker's use of a daily limit is read under the debtor account's lock (_check_daily_limit). Where
         # the batch pays from one account with a daily limit, the common case, it is read in the statement
@@ -144,8 +133,20 @@ class _Batch:
                    and (grant := ctx.grants.get(i.debtor_account)) is not None and grant.daily_limit is not None}
         if len(limited) == 1:
             account, = limited
-            self.used_today[account] = audit.lock_chain_reading(ctx.conn, ctx.client, *maker_totals.used_today_read(
-                ctx.client, ctx.operator, account, ctx.day_start()))
+            read = maker_totals.used_today_read(ctx.client, ctx.operator, account, ctx.day_start())
+            self.used_today[account] = audit.lock_chain_reading(ctx.conn, ctx.client, *read)
+        # Rules that count a payee's payments over all of the client's accounts (a duplicate, the payee's
+        # daily cap) must see a concurrent payment from another account: they read under the client's audit
+        # head, which every writer of the client's payments holds from before its first write to its commit
+        # (flush). The head is read here instead of at the first append (above, with the daily limit's use).
+        if any(p.enabled and name in PAYEE_RULES for active, _ in self.rules.values() for name, p in active.items()):
+            audit.lock_chain(ctx.conn, ctx.client)
+        # The payments go in with the request's last statement (audit.along_rows) unless something in the
+        # request reads them back before: the fund-flow rules, which count the payments before each from the
+        # database (after the batch's last flush none does), or a subscribed client's numbered events, whose
+        # rows refer to them.
+        self.later = not self.subscribed and not any(stamp or any(p.enabled for p in configured.values())
+                                                     for configured, stamp in self.rules.values())
         # Accepted, not yet written:
         self.rows: list[dict] = []
         self.created: list[tuple[SimpleNamespace, str]] = []
@@ -249,10 +250,10 @@ class _Batch:
                                   f"today's payments would reach {grant.money(used + ins.amount.minor).text()}, "
                                   f"over the daily limit {grant.money(grant.daily_limit).text()}")
 
-    def flush(self) -> None:
+    def flush(self, last: bool = False) -> None:
         """Write the payments accepted since the last flush: the rows, their holds, the postings of those paid
         within the bank (stored SETTLED straight away), then their creation and settlement (events, audit
-        records, notifications)."""
+        records, notifications). `last`: no payment of the batch is judged after this one."""
         if not self.rows:
             return
         ctx = self.ctx
@@ -262,7 +263,7 @@ class _Batch:
         for values in self.rows:
             if values["id"] in settled:
                 values["state"] = PaymentState.SETTLED.value
-        if self.later:
+        if self.later or (last and not self.subscribed):
             audit.along_rows(ctx.conn, payments, self.rows)
         else:
             ctx.conn.execute(_INSERT, self.rows)

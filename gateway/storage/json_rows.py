@@ -11,7 +11,8 @@ import functools
 import json
 import operator
 
-from sqlalchemy import Date, DateTime, LargeBinary, String, Table, Text, TypeDecorator, bindparam, cast, column, func, select
+from sqlalchemy import (Date, DateTime, LargeBinary, String, Table, Text, TypeDecorator, bindparam, cast, column,
+                        func, select)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 
