@@ -188,14 +188,18 @@ def along(conn: Connection, statement, params: dict) -> None:
 
 def along_rows(conn: Connection, table: Table, rows: list[dict], adding: tuple[str, ...] = ()) -> None:
     """Insert rows of a table (every column but an autoincrementing key named in each) as along() runs a
-    write; with `adding`, a row already there under the same key gets these columns added instead. Rows
-    given for one table in one block go in one statement, in the order given."""
+    write; with `adding`, a row already there under the same key gets these columns added instead (a key
+    may come once a block: one statement cannot change a row twice). Rows given for one table in one block
+    go in one statement, in the order given."""
     if not rows:
         return
     if _PENDING not in conn.info or conn.dialect.name != "postgresql":
-        conn.execute(totals.adding(table, conn.dialect.name, *adding) if adding else insert(table), rows)
+        conn.execute(totals.adding(table, conn.dialect.name, *adding) if adding else _inserting(table), rows)
         return
     conn.info[_ALONG].append((json_rows.inserting(table, adding), rows, table))
+
+
+_inserting = functools.cache(insert)   # one statement a table: its cache key is worked out once
 
 
 def _gathered(writes: list[tuple], dialect) -> list[tuple]:
