@@ -16,6 +16,8 @@ from sqlalchemy import (Date, DateTime, LargeBinary, String, Table, Text, TypeDe
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 
+from gateway.storage.totals import adding_on_key
+
 
 def columns(table: Table) -> tuple[str, ...]:
     """The columns an insert names: all but an autoincrementing key, which the database numbers."""
@@ -38,11 +40,7 @@ def inserting(table: Table, adding: tuple[str, ...] = ()):
         *[column(n, Text() if isinstance(table.c[n].type, String) else table.c[n].type) for n in names]
     ).render_derived("r", with_types=True)
     statement = postgresql.insert(table).from_select(names, select(*[rows.c[n] for n in names]))
-    if adding:
-        statement = statement.on_conflict_do_update(
-            index_elements=[c.name for c in table.primary_key],
-            set_={n: table.c[n] + statement.excluded[n] for n in adding})
-    return statement
+    return adding_on_key(statement, table, adding) if adding else statement
 
 
 def encode(table: Table, rows: list[dict], dialect) -> str:
@@ -63,15 +61,8 @@ def encode(table: Table, rows: list[dict], dialect) -> str:
 
 @functools.cache
 def _reader(table: Table) -> tuple:
-    """The columns, a getter of their values from a row (KeyError for one missing), and the converters."""
-    names = columns(table)
-    get = operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    return names, get, tuple((n, f) for n, f in _converters(table) if f is not None)
-
-
-@functools.cache
-def _converters(table: Table) -> tuple:
-    """(column, how its value becomes JSON, or None if as it is), per column."""
+    """The columns, a getter of their values from a row (KeyError for one missing), and (column, how its
+    value becomes JSON) for the columns whose values do not go as they are."""
     def of(type_):
         if isinstance(type_, TypeDecorator):
             inner = of(type_.impl) or (lambda v, _d: v)
@@ -81,4 +72,6 @@ def _converters(table: Table) -> tuple:
         if isinstance(type_, Date | DateTime):
             return lambda v, _d: v.isoformat()
         return None
-    return tuple((n, of(table.c[n].type)) for n in columns(table))
+    names = columns(table)
+    get = operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
+    return names, get, tuple((n, f) for n in names if (f := of(table.c[n].type)) is not None)

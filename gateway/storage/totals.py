@@ -28,8 +28,13 @@ def adding(table: Table, dialect: str, *summed: str):
     """An insert of rows that adds their `summed` columns to a row already there with the same key."""
     key = (table.name, dialect, summed)
     if key not in _ADDING:
-        ins = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-        _ADDING[key] = ins.on_conflict_do_update(
-            index_elements=[c.name for c in table.primary_key],
-            set_={name: table.c[name] + ins.excluded[name] for name in summed})
+        _ADDING[key] = adding_on_key((postgresql.insert if dialect == "postgresql" else sqlite.insert)(table),
+                                     table, summed)
     return _ADDING[key]
+
+
+def adding_on_key(ins, table: Table, summed: tuple[str, ...]):
+    """`ins` (a dialect's insert into `table`), adding its `summed` columns to a row already there under the
+    same primary key instead of failing on it."""
+    return ins.on_conflict_do_update(index_elements=[c.name for c in table.primary_key],
+                                     set_={name: table.c[name] + ins.excluded[name] for name in summed})
