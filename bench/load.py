@@ -11,7 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import httpx
 
@@ -22,6 +22,10 @@ class Result:
     seconds: float
     latencies: list[float]
     statuses: dict[int, int]
+    # The whole machine during the measured run, where /proc/stat tells it: core-seconds busy (anything but
+    # idle and I/O wait) and the load generator's own share of them.
+    busy_cores: float | None = field(default=None, compare=False)
+    loader_cores: float = field(default=0.0, compare=False)
 
     @property
     def throughput(self) -> float:
@@ -73,7 +77,24 @@ def load(urls: str | list[str], bodies: list[bytes], concurrency: int = 16, warm
     """Warm up, then post every body once with `concurrency` clients (spread over the URLs)."""
     urls = [urls] if isinstance(urls, str) else urls
     asyncio.run(_run(urls, bodies[:warmup], concurrency))
-    return asyncio.run(_run(urls, bodies[warmup:], concurrency))
+    machine, own = machine_cpu(), time.process_time()
+    result = asyncio.run(_run(urls, bodies[warmup:], concurrency))
+    result.loader_cores = (time.process_time() - own) / result.seconds
+    if machine is not None:
+        result.busy_cores = (machine_cpu() - machine) / os.sysconf("SC_CLK_TCK") / result.seconds
+    return result
+
+
+def machine_cpu() -> int | None:
+    """Jiffies every core has spent busy since boot, from /proc/stat's first line, or None without /proc.
+    Busy is user, nice, system, irq and softirq time: what the gateways, the database and this process used,
+    not idle, I/O wait or time the hypervisor took (steal; guest time is already counted in user)."""
+    try:
+        with open("/proc/stat") as f:
+            user, nice, system, _idle, _iowait, irq, softirq = (int(x) for x in f.readline().split()[1:8])
+    except OSError:
+        return None
+    return user + nice + system + irq + softirq
 
 
 def free_port() -> int:
