@@ -230,3 +230,26 @@ def test_content_hash_is_the_same_as_ever(ref, amount, remark, date, urgency, ba
     data["requested_date"] = ins.requested_date.isoformat() if ins.requested_date else None
     blob = json.dumps(data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     assert ins.content_hash() == hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@given(st.one_of(st.none(), st.text(alphabet="货款 invoice，第期0123", min_size=1, max_size=20)),
+       st.one_of(st.none(), st.dates(min_value=dt.date(2000, 1, 1), max_value=dt.date(2100, 1, 1))),
+       st.sampled_from(["NORMAL", "URGENT"]), st.one_of(st.none(), st.sampled_from(["工商银行上海分行", "ICBC"])),
+       st.sampled_from([("INTERNAL", ""), ("CNAPS", "102290012345"), ("BIC", "ICBKCNBJSHI")]))
+def test_a_file_payment_has_the_order_digest_of_the_same_payment_sent_as_a_payment_order(
+        remark, date, urgency, bank_name, bank):
+    """An approver of a DocumentSubmit payment signs the OrderDigest of its Payment element as the gateway
+    renders it: the same digest a client computes over that payment written in a PaymentOrder."""
+    import base64
+    import hashlib
+    from lxml import etree
+    from domain.models import build_instruction
+    from gateway import messages
+    ins = build_instruction(client_ref="R-1", end_to_end_id=None, debtor_account="6222000000000001",
+                            amount="1234.50", currency="CNY", creditor_name="上海某某", creditor_account="31001234567890",
+                            bank_scheme=bank[0], bank_code=bank[1], bank_name=bank_name, purpose="货款", remark=remark,
+                            requested_date=date, urgency=urgency)
+    sent = dl.payment("R-1", "6222000000000001", "1234.50", "上海某某", "31001234567890", scheme=bank[0],
+                      bank_code=bank[1], bank_name=bank_name, remark=remark, urgency=urgency, requested_date=date)
+    c14n = etree.tostring(sent, method="c14n", exclusive=True, with_comments=False)
+    assert messages.order_digest(messages.render_payment(ins)) == base64.b64encode(hashlib.sha256(c14n).digest()).decode()
