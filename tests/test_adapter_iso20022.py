@@ -78,6 +78,41 @@ def test_pmtinf_priority_high_makes_every_payment_urgent_and_09_takes_a_datetime
     assert (ins.urgency, ins.requested_date) == ("URGENT", dt.date(2026, 11, 26))
 
 
+def test_structured_references_service_level_and_comments_are_read_as_written():
+    """Invoice numbers in document order across Strd blocks, a service level URGP, and a comment inside a
+    name (comment injection: the text around it is kept whole)."""
+    def add(parent, *path):   # the last element of a new chain of elements below parent
+        for name in path:
+            parent = etree.SubElement(parent, f"{{{NS}pain.001.001.03}}{name}")
+        return parent
+
+    root = etree.fromstring(cgi_file(txs=_one("S-1", "5.00")))
+    tx = root.find(".//{*}CdtTrfTxInf")
+    add(tx, "PmtTpInf", "SvcLvl", "Cd").text = "URGP"
+    tx.find("{*}PmtId").addnext(tx.find("{*}PmtTpInf"))   # where the XSD has it
+    rmt = add(tx, "RmtInf")
+    for invoice, ref in (("INV-1", "RF18 539"), ("INV-2", None)):
+        strd = add(rmt, "Strd")
+        add(strd, "RfrdDocInf", "Nb").text = invoice
+        if ref:
+            add(strd, "CdtrRefInf", "Ref").text = ref
+    name = tx.find("{*}Cdtr/{*}Nm")
+    name.text = "ACME"
+    name.append(etree.Comment(" x "))
+    name[0].tail = " Supplies"
+    ins = READ_03(etree.tostring(root, xml_declaration=True, encoding="UTF-8")).transactions[0].instruction
+    assert (ins.purpose, ins.urgency, ins.creditor.name) == ("INV-1 INV-2 RF18 539", "URGENT", "ACME Supplies")
+
+
+def test_a_payment_block_whose_control_sum_is_wrong_refuses_the_file():
+    data = cgi_file(txs=_one("C-1", "5.00") + _one("C-2", "2.50")).replace(
+        b"<NbOfTxs>2</NbOfTxs><ReqdExctnDt>", b"<NbOfTxs>2</NbOfTxs><CtrlSum>7.49</CtrlSum><ReqdExctnDt>")
+    assert b"<CtrlSum>7.49</CtrlSum>" in data
+    with pytest.raises(DocumentInvalid) as caught:
+        READ_03(data)
+    assert caught.value.where == "PmtInf[1]/CtrlSum" and "add up to 7.50" in caught.value.detail
+
+
 def test_per_transaction_problems_reject_only_that_transaction():
     pf = READ_03(cgi_file(txs=[
         {"e2e": "OK-1", "amount": "1.00"}, {"e2e": "ZERO", "amount": "0"}, {"e2e": "FEN", "amount": "1.001"},
