@@ -142,4 +142,6 @@ def text(el: etree._Element | None) -> str | None:
     cannot truncate it (comment injection, security.md 1.4); comment contents themselves are skipped."""
     if el is None:
         return None
+    if not len(el):   # no children, so no comment either: its one text node (0.1 µs against 1.5 µs)
+        return el.text or ""
     return "".join(el.itertext(etree.Element))

@@ -253,3 +253,11 @@ def test_a_file_payment_has_the_order_digest_of_the_same_payment_sent_as_a_payme
                       bank_code=bank[1], bank_name=bank_name, remark=remark, urgency=urgency, requested_date=date)
     c14n = etree.tostring(sent, method="c14n", exclusive=True, with_comments=False)
     assert messages.order_digest(messages.render_payment(ins)) == base64.b64encode(hashlib.sha256(c14n).digest()).decode()
+
+
+@pytest.mark.parametrize("xml, expected", [
+    ("<a/>", ""), ("<a>x</a>", "x"), ("<a><![CDATA[1<2]]></a>", "1<2"), ("<a>12<!-- 3 -->4.00</a>", "124.00"),
+    ("<a><!-- c -->5</a>", "5"), ("<a>6<?pi x?>7</a>", "67"), ("<a>8<b>9</b>0</a>", "890")])
+def test_text_reads_every_text_node_of_a_value_and_never_a_comment(xml, expected):
+    from lxml import etree
+    assert xmlsafe.text(etree.fromstring(xml)) == expected
