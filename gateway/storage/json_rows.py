@@ -1,5 +1,9 @@
 """Rows of a table as one JSON parameter, on PostgreSQL: an insert of any number of rows with one statement
-text and one parameter (jsonb_to_recordset).
+text and one parameter (jsonb_array_elements).
+
+Each row goes as an array of its values in the columns' order, not as an object: the keys of a 31-column
+payment row were a third of its JSON, and for 10,000 payments the arrays take 35 ms to encode and 85 ms to
+insert where objects took 87 ms and 150 ms (jsonb_to_recordset).
 
 Used for the writes a request sends with its last statement (gateway/audit.py, along_rows): there each write
 must have parameter names of its own and may carry any number of rows, and psycopg converts a statement of
@@ -11,8 +15,8 @@ import functools
 import json
 import operator
 
-from sqlalchemy import (Date, DateTime, LargeBinary, String, Table, Text, TypeDecorator, bindparam, cast, column,
-                        func, select)
+from sqlalchemy import (Date, DateTime, LargeBinary, String, Table, Text, TypeDecorator, bindparam, cast, func,
+                        literal_column, select)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -30,39 +34,43 @@ def param_name(table: Table) -> str:
 
 @functools.cache
 def inserting(table: Table, adding: tuple[str, ...] = ()):
-    """INSERT INTO table (columns) SELECT ... FROM jsonb_to_recordset(:<table>_rows); with `adding`, a row
-    already there under the same key gets these columns added instead (as gateway/storage/totals.adding).
+    """INSERT INTO table (columns) SELECT CAST(r ->> 0 AS ...), ... FROM jsonb_array_elements(:<table>_rows)
+    AS r; with `adding`, a row already there under the same key gets these columns added instead (as
+    gateway/storage/totals.adding).
 
-    Each column is read as its own type, a string as text without its length: a value too long is then
+    Each value is cast to its column's type, a string to text without its length: a value too long is then
     refused by the insert, where a cast to the length would cut it short silently."""
     names = columns(table)
-    rows = func.jsonb_to_recordset(cast(bindparam(param_name(table), type_=Text), JSONB)).table_valued(
-        *[column(n, Text() if isinstance(table.c[n].type, String) else table.c[n].type) for n in names]
-    ).render_derived("r", with_types=True)
-    statement = postgresql.insert(table).from_select(names, select(*[rows.c[n] for n in names]))
+    row = func.jsonb_array_elements(cast(bindparam(param_name(table), type_=Text), JSONB)).column_valued("r")
+    values = [cast(row.op("->>")(literal_column(str(i))),
+                   Text() if isinstance(table.c[n].type, String) else table.c[n].type)
+              for i, n in enumerate(names)]
+    statement = postgresql.insert(table).from_select(names, select(*values))
     return adding_on_key(statement, table, adding) if adding else statement
 
 
 def encode(table: Table, rows: list[dict], dialect) -> str:
-    """The rows as inserting() reads them: every column named (a missing one raises, where the recordset
-    would read NULL), times as their column's type binds them, dates in ISO 8601, bytes in PostgreSQL's hex
-    form."""
-    names, get, converting = _reader(table)
-    records = []
-    for row in rows:
-        record = dict(zip(names, get(row)))   # in C: a 10,000-payment file has 310,000 values
-        for name, convert in converting:
-            value = record[name]
-            if value is not None:
-                record[name] = convert(value, dialect)
-        records.append(record)
+    """The rows as inserting() reads them: every column named (a missing one raises, where the insert would
+    read NULL), times as their column's type binds them, dates in ISO 8601, bytes in PostgreSQL's hex form."""
+    get, converting = _reader(table)
+    if not converting:
+        records = [get(row) for row in rows]   # tuples, in C: a 10,000-payment file has 310,000 values
+    else:
+        records = []
+        for row in rows:
+            record = list(get(row))
+            for i, convert in converting:
+                value = record[i]
+                if value is not None:
+                    record[i] = convert(value, dialect)
+            records.append(record)
     return json.dumps(records, ensure_ascii=False, separators=(",", ":"))
 
 
 @functools.cache
 def _reader(table: Table) -> tuple:
-    """The columns, a getter of their values from a row (KeyError for one missing), and (column, how its
-    value becomes JSON) for the columns whose values do not go as they are."""
+    """A getter of a row's values in the columns' order (KeyError for one missing), and (index, how its value
+    becomes JSON) for the columns whose values do not go as they are."""
     def of(type_):
         if isinstance(type_, TypeDecorator):
             inner = of(type_.impl) or (lambda v, _d: v)
@@ -74,4 +82,4 @@ def _reader(table: Table) -> tuple:
         return None
     names = columns(table)
     get = operator.itemgetter(*names) if len(names) > 1 else (lambda row: (row[names[0]],))
-    return names, get, tuple((n, f) for n in names if (f := of(table.c[n].type)) is not None)
+    return get, tuple((i, f) for i, n in enumerate(names) if (f := of(table.c[n].type)) is not None)
