@@ -92,7 +92,7 @@ permissions = ["query", "pay"]
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=3000)
+    ap.add_argument("--requests", type=int, default=3000, help="bodies each run posts, with --loader httpx")
     ap.add_argument("--postgres", default=os.environ.get("DIRECTLINK_TEST_DATABASE_URL"))
     ap.add_argument("--clients", type=int, default=4, help="corporate clients paying, each from its own account")
     ap.add_argument("--loader", choices=("wrk", "httpx"), default="wrk" if have_wrk() else "httpx",
