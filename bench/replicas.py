@@ -14,7 +14,7 @@ Each round runs one replica, then two, each on a new database schema with the sa
 connections, spread evenly over the replicas' URLs (the load balancer). The ratio is the median of the
 rounds', so that a slow minute of the machine moves one round, not the verdict. The load generator is wrk
 where it is installed (Debian's package wrk), for --seconds a run: it takes 0.02 of a core, where the Python
-client (--loader httpx) took 0.3 of the 2 cores here, a sixth of what two replicas need.
+client (--loader httpx) took 0.34-0.37 of the 2 cores here beside two replicas.
 
 The payments come from --clients corporate clients (default 4), each paying between accounts of its own,
 taken in turn. With one client every payment waits for the one before it: they debit the same account row and
