@@ -13,6 +13,7 @@ the rounds' ratios (each round's is printed too)."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import secrets
 import statistics
@@ -53,10 +54,27 @@ def payment_bodies(home: Path, n: int) -> list[bytes]:
 
 
 def pg_schema_url(base: str) -> str:
+    """The URL of a new schema of its own on the server at `base`: every run starts on an empty database.
+    The schema is dropped when the benchmark exits, so runs do not pile up in a shared database."""
     schema = f"bench_{secrets.token_hex(4)}"
-    with create_engine(base).begin() as conn:
+    engine = create_engine(base)
+    with engine.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
+    engine.dispose()
+    atexit.register(_drop_schema, base, schema)
     return f"{base}{'&' if '?' in base else '?'}options=-csearch_path%3D{schema}"
+
+
+def _drop_schema(base: str, schema: str) -> None:
+    engine = create_engine(base)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("SET LOCAL lock_timeout = '10s'"))   # a server still up would hold it forever
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    except Exception as err:  # noqa: BLE001 - at exit: say so and leave it, never hide the run's figures
+        print(f"could not drop schema {schema}: {err}")
+    finally:
+        engine.dispose()
 
 
 def run(db: str, database_url: str | None, n: int, rounds: int = 3) -> None:

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import secrets
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import insert
 
 from domain import names
+from bench.request_path import pg_schema_url
 from gateway import client as dl, rulebook, rules
 from gateway.storage import tables
 from gateway.app import build_gateway
@@ -153,11 +153,7 @@ def main() -> None:
     PAYEES = args.payees
     targets = [("SQLite", None)]
     if args.postgres:
-        schema = f"bench_{secrets.token_hex(4)}"
-        with create_engine(args.postgres).begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        sep = "&" if "?" in args.postgres else "?"
-        targets.append(("PostgreSQL", f"{args.postgres}{sep}options=-csearch_path%3D{schema}"))
+        targets.append(("PostgreSQL", pg_schema_url(args.postgres)))
     print(f"{'database':<12} {'no rules p50 ms':>16} {'all rules p50 ms':>17} {'p99 ms':>7} {'overhead':>9}"
           f"  {'block-list lookup':>18}   target: overhead < 10%")
     for name, url in targets:
