@@ -27,8 +27,8 @@ class Result:
     seconds: float
     latencies: list[float]
     statuses: dict[int, int]
-    # The whole machine during the measured run, where /proc/stat tells it: core-seconds busy (anything but
-    # idle and I/O wait) and the load generator's own share of them.
+    # The whole machine during the measured run, where /proc/stat tells it: cores busy (machine_cpu: not idle,
+    # I/O wait or steal) and the load generator's own share of them.
     busy_cores: float | None = field(default=None, compare=False)
     loader_cores: float = field(default=0.0, compare=False)
     server_cores: float | None = field(default=None, compare=False)   # the servers given to load()
