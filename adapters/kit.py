@@ -174,7 +174,7 @@ def _round_trip_case(adapter: Adapter, fmt: str, writer: Callable, case_dir: Pat
 
 def _embeddable(adapter: Adapter, fmt: str, data: bytes) -> None:
     assert isinstance(data, bytes) and data, f"{fmt} must write non-empty bytes"
-    from gateway import messages   # the exact call the gateway makes; an XML format that fails it is a 500
+    from gateway.protocol import messages   # the exact call the gateway makes; an XML format that fails it is a 500
     messages.render_document(fmt, data, fmt in adapter.text_formats)
 
 

@@ -16,7 +16,7 @@ from adapters.base import DocumentInvalid
 from domain.errors import XmlRejected
 from domain.models import Party, Statement, StatementEntry
 from domain.money import Money, minor_units
-from gateway import xmlsafe   # the one hardened parser (no DTD, entities or network)
+from gateway.protocol import xmlsafe   # the one hardened parser (no DTD, entities or network)
 
 MAX_STATEMENT_BYTES = 256 * 1024 * 1024    # a month of one busy account is tens of MB in any format
 

@@ -1,7 +1,7 @@
 """The gateway's verified answers as the agent needs them: payment statuses as domain objects (to write
 status reports in the ERP's format) and statement pages as the bytes of the ERP's file.
 
-Everything here reads only a tree whose signature gateway.client has already verified."""
+Everything here reads only a tree whose signature gateway.protocol.client has already verified."""
 from __future__ import annotations
 
 import base64
@@ -12,7 +12,7 @@ from lxml import etree
 
 from domain.codes import PaymentState, ReasonCode
 from domain.models import PaymentStatus
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 
 
 class AnswerUnreadable(ValueError):

@@ -12,7 +12,7 @@ import httpx
 from lxml import etree
 
 from agent.config import AgentConfig
-from gateway import client as dl
+from gateway.protocol import client as dl
 
 
 class NoAnswer(RuntimeError):

@@ -27,8 +27,8 @@ from agent.link import Link, NoAnswer
 from agent.state import DONE, FAILED, SUBMITTING, State, StateBusy
 from domain.codes import PaymentState, ResultCode
 from domain.models import PaymentStatus
-from gateway import client as dl
-from gateway.xmlsafe import q
+from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q
 
 # Asked about until they end (docs/lifecycle.md); a SETTLED payment that is later returned shows up in the
 # statement as a reversal.

@@ -29,10 +29,10 @@ from lxml.builder import ElementMaker
 from adapters import registry
 from bench.load import gateway
 from bench.request_path import make_home, pg_schema_url, signer
-from gateway import client as dl
+from gateway.protocol import client as dl
 from gateway.setup import apply_directory
 from gateway.settings import Settings
-from gateway.xmlsafe import q
+from gateway.protocol.xmlsafe import q
 
 FORMAT = "sap.pain.001.001.03"
 TARGET_SECONDS = 5.0

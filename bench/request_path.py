@@ -23,7 +23,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from bench.load import Result, baseline, gateway, load
-from gateway import client as dl
+from gateway.protocol import client as dl
 from gateway.setup import DEMO_ACCOUNTS, init_home
 
 WARM_UP = 200

@@ -24,7 +24,8 @@ from sqlalchemy import insert
 
 from domain import names
 from bench.request_path import pg_schema_url
-from gateway import client as dl, rulebook, rules
+from gateway import rulebook, rules
+from gateway.protocol import client as dl
 from gateway.storage import tables
 from gateway.app import build_gateway
 from gateway.settings import Settings

@@ -15,7 +15,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gateway import jobs, signing
+from gateway import jobs
+
+from gateway.protocol import signing
 from gateway.limits import InFlight
 from gateway.pipeline import Gateway, Reply
 from gateway.settings import Settings

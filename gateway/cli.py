@@ -75,8 +75,8 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
     """Sign FILE, post it, verify the answer's signature and print the answer."""
     import httpx
 
-    from gateway import client as dl
-    from gateway.xmlsafe import q, text
+    from gateway.protocol import client as dl
+    from gateway.protocol.xmlsafe import q, text
     cert = cert or Path(str(key).replace(".key.pem", ".cert.pem"))
     root = etree.fromstring(file.read_bytes(), etree.XMLParser(resolve_entities=False, no_network=True))
     client = client or text(root.find(f"{q('Header')}/{q('Client')}"))

@@ -9,13 +9,15 @@ from zoneinfo import ZoneInfo
 
 from lxml import etree
 
-from gateway import client as dl, rulebook, sandbox
+from gateway import rulebook, sandbox
+
+from gateway.protocol import client as dl
 from gateway.app import build_gateway, create_app
 from gateway.clearing import Clearing
 from gateway.server import background
 from gateway.settings import ClearingFaults
 from gateway.setup import DEMO_ACCOUNTS, init_home
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 from reconcile.report import build_report
 
 

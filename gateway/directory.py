@@ -18,7 +18,7 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from domain.codes import Grant
 from domain.money import Money, check_currency, parse_amount
 from gateway import audit, ledger
-from gateway.signing import fingerprint
+from gateway.protocol.signing import fingerprint
 from gateway.storage.tables import accounts, approval_policies, certificates, clients, grants, operators
 
 _CERT_CACHE: dict[str, x509.Certificate] = {}  # by fingerprint: a certificate's content never changes

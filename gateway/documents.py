@@ -13,7 +13,7 @@ from adapters.base import AccountFacts, DocumentInvalid, PaymentFile, StatusRepo
 from domain.codes import ReasonCode, ResultCode
 from domain.errors import GatewayError
 from domain.models import PaymentStatus, Statement
-from gateway import messages
+from gateway.protocol import messages
 from gateway.storage.tables import accounts, clients
 
 _NOT_ACCEPTED = (ReasonCode.CURRENCY_NOT_ALLOWED,)   # in a file, refuses the whole file (issue: "nothing of it")

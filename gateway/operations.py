@@ -15,11 +15,12 @@ from adapters import registry
 from domain.errors import NotFound, PermissionDenied
 from domain.models import AccountInfo, Balance
 from domain.money import Money
-from gateway import businessday, cash, documents, ledger, lifecycle, messages, payments, statements
+from gateway import businessday, cash, documents, ledger, lifecycle, payments, statements
+from gateway.protocol import messages
 from gateway.config_cache import Config
 from gateway.directory import AccountGrant
 from gateway.settings import Settings
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 
 
 @dataclass

@@ -17,7 +17,7 @@ from domain.money import Money
 from domain.names import key as name_key
 from domain.rules import Outcome, RuleRejected, outcome_of
 from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rules, transitions
-from gateway.messages import ParsedPayment
+from gateway.protocol.messages import ParsedPayment
 from gateway.storage.tables import accounts, payments
 
 

@@ -20,9 +20,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from domain.codes import ResultCode
 from domain.errors import (CertificateRejected, FreshnessRejected, GatewayError, SignatureRejected,
                            UnsupportedVersion, XmlRejected)
-from gateway import audit, crash, directory, messages, signing, xmlsafe
+from gateway import audit, crash, directory
+from gateway.protocol import messages, signing, xmlsafe
 from gateway.config_cache import VERSION, Config, ConfigCache
-from gateway.errors import RETRY_AFTER, http_status
+from gateway.protocol.errors import RETRY_AFTER, http_status
 from gateway.limits import RateLimiter
 from gateway.operations import OPERATIONS, Context
 from gateway.settings import Settings

@@ -1,7 +1,7 @@
 """Reading the gateway's own statement: the StatementQuery answer (a Response holding a Statement), or a bare
 <Statement> element of urn:directlink:v1, as the agent or an integrator saved it.
 
-Parsed by gateway.xmlsafe and validated against the protocol's Statement type (schemas/answers.xsd), so the
+Parsed by gateway.protocol.xmlsafe and validated against the protocol's Statement type (schemas/answers.xsd), so the
 fields are what the spec says they are. The answer's signature is not checked here: whoever fetched the
 page checked it (`directlink send` and the agent refuse an answer whose signature does not verify).
 """
@@ -17,8 +17,8 @@ from adapters.base import DocumentInvalid
 from adapters.readback import Row, build, check_currency, parsed_xml
 from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement
-from gateway import xmlsafe
-from gateway.xmlsafe import q, text
+from gateway.protocol import xmlsafe
+from gateway.protocol.xmlsafe import q, text
 from schemas import SCHEMA_DIR, compile_schema
 
 FORMAT = "directlink"

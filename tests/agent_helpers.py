@@ -19,12 +19,12 @@ from pycamt.parser import Camt053Parser
 from sqlalchemy import func, select
 
 from conftest import OPERATING, SUPPLIER
-from gateway import client as dl
+from gateway.protocol import client as dl
 from gateway.clearing import Clearing
 from gateway.settings import Settings
 from gateway.storage.engine import make_engine
 from gateway.storage.tables import payments
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 from iso20022_helpers import (CREDITOR_IBAN, DEBTOR_IBAN, FOREIGN_BIC, FOREIGN_IBAN, OWN_BIC,
                               assert_xsd_valid, sepa_file, tx_statuses)
 from processes import CLI, ROOT, env_with

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select, text
 
-from gateway import client as dl
+from gateway.protocol import client as dl
 from gateway.app import build_gateway, create_app
 from gateway.setup import DEMO_ACCOUNTS, init_home
 from gateway.storage.tables import accounts, entries, holds, messages, payments

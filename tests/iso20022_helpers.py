@@ -25,8 +25,9 @@ from xsdata.formats.dataclass.parsers.config import ParserConfig
 from xsdata.formats.dataclass.serializers import XmlSerializer
 
 from conftest import OPERATING, SUPPLIER, snapshot
-from gateway import client as dl, directory
-from gateway.xmlsafe import q, text
+from gateway import directory
+from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q, text
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas" / "iso20022"
 NS = "urn:iso:std:iso:20022:tech:xsd:"

@@ -23,8 +23,8 @@ from domain.codes import PaymentState, ReasonCode
 from domain.errors import XmlRejected
 from domain.models import BankCode, Party, PaymentStatus, Statement, StatementEntry
 from domain.money import Money
-from gateway import client as dl
-from gateway.xmlsafe import q, text
+from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q, text
 from iso20022_helpers import (CREDITOR_IBAN, DEBTOR_IBAN, FOREIGN_BIC, FOREIGN_IBAN, NS, OWN_BIC,
                               assert_xsd_valid, cgi_file, code, money_of, open_sepa_accounts, outcomes,
                               sepa_file, submit, tx_statuses, typed, without_messages)

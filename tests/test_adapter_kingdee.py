@@ -10,8 +10,8 @@ import pytest
 from lxml import etree
 
 from conftest import OPERATING, SUPPLIER, booked_total, snapshot
-from gateway import client as dl
-from gateway.xmlsafe import q, text
+from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q, text
 
 EXTERNAL, CNAPS = "31001234567890", "102290012345"
 

@@ -24,7 +24,7 @@ from adapters.base import AccountFacts
 from adapters.swift import common, reference16, wrap, write_mt940
 from domain.models import BankCode, Party, Statement, StatementEntry
 from domain.money import Money
-from gateway import client as dl
+from gateway.protocol import client as dl
 from gateway.clearing import Clearing
 from gateway.settings import ClearingFaults
 from gateway.storage.tables import accounts, entries

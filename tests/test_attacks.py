@@ -31,10 +31,11 @@ from sqlalchemy import select
 
 from conftest import OPERATING, SUPPLIER, snapshot
 from domain.errors import GatewayError, SignatureRejected
-from gateway import client as dl, directory, keys, signing, xmlsafe
-from gateway.messages import E
+from gateway import directory, keys
+from gateway.protocol import client as dl, signing, xmlsafe
+from gateway.protocol.messages import E
 from gateway.storage.tables import accounts, entries, messages as message_log, payments
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 
 UTC = dt.timezone.utc
 DSNS = signing.DS

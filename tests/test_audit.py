@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import bindparam, delete, insert, select, update
 
 from conftest import OPERATING, SUPPLIER
-from gateway import audit, client as dl
-from gateway.signing import fingerprint
+from gateway import audit
+from gateway.protocol import client as dl
+from gateway.protocol.signing import fingerprint
 from gateway.storage.tables import audit_head, audit_log
 
 

@@ -20,10 +20,11 @@ from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, snapshot
 from domain.codes import ReasonCode
 from domain.errors import PaymentRejected
 from domain.money import Money, parse_amount
-from gateway import audit, client as dl, directory, keys, signing
-from gateway.messages import E
+from gateway import audit, directory, keys
+from gateway.protocol import client as dl, signing
+from gateway.protocol.messages import E
 from gateway.storage.tables import audit_log, payments
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 
 UTC = dt.timezone.utc
 DS = f"{{{signing.DS}}}"

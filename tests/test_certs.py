@@ -12,11 +12,12 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from conftest import OPERATING, SUPPLIER
-from gateway import client as dl, directory, jobs
+from gateway import directory, jobs
+from gateway.protocol import client as dl
 from gateway.app import build_gateway, create_app
 from gateway.keys import cert_pem, key_pem, new_key, self_signed
 from gateway.rotation import rotate_gateway_key
-from gateway.signing import fingerprint
+from gateway.protocol.signing import fingerprint
 from gateway.storage.tables import audit_log, messages, payments
 
 

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 
 from conftest import OPERATING, booked_total
 from domain.codes import PaymentState as S
-from gateway import client as dl, transitions
+from gateway import transitions
+from gateway.protocol import client as dl
 from gateway.clearing import Clearing
 from gateway.settings import ClearingFaults
 from gateway.storage.tables import entries, payment_events, sim_clearing

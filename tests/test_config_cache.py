@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import select, text
 
 from conftest import OPERATING, PAYROLL, SUPPLIER, operator_client
-from gateway import client as dl, directory
+from gateway import directory
+from gateway.protocol import client as dl
 from gateway.app import build_gateway
 from gateway.config_cache import ConfigCache
 from gateway.storage.engine import make_engine
 from gateway.storage.tables import config_version
-from gateway.xmlsafe import q, text as text_of
+from gateway.protocol.xmlsafe import q, text as text_of
 
 NOW = "2026-11-26 08:00:00+00"
 

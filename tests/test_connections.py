@@ -10,7 +10,8 @@ import pytest
 from sqlalchemy import create_engine, event, func, select, text
 
 from conftest import OPERATING, PG_ENV, SUPPLIER, booked_total, operator_client
-from gateway import audit, client as dl, signing
+from gateway import audit
+from gateway.protocol import client as dl, signing
 from gateway.storage.tables import payments
 from iso20022_helpers import outcomes
 

@@ -15,11 +15,12 @@ from sqlalchemy import func, select
 
 from conftest import OPERATING, SUPPLIER, booked_total
 from domain.codes import PaymentState as S
-from gateway import audit, client as dl, crash, signing
+from gateway import audit, crash
+from gateway.protocol import client as dl, signing
 from gateway.storage.engine import make_engine
 from gateway.storage.tables import (accounts, audit_log, entries, holds, messages, payment_events, payments,
                                     sim_clearing)
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 from processes import CLI, ROOT, Servers, env_with
 
 pytestmark = pytest.mark.slow

@@ -1,5 +1,5 @@
 """The independent-client judge: the real `directlink serve` process, driven by a client written from the
-spec alone (lxml, signxml, httpx; never gateway.client or gateway.signing), every answer checked with the
+spec alone (lxml, signxml, httpx; never gateway.protocol.client or gateway.protocol.signing), every answer checked with the
 `xmlsec1` command line against the certificate from GET /v1/certificate and bound to its request by
 RequestDigest. Runs on SQLite and on PostgreSQL (the `home` fixture)."""
 from __future__ import annotations

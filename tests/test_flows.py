@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from conftest import OPERATING, PAYROLL, database_before
-from gateway import client as dl, flows, rulebook, signing
+from gateway import flows, rulebook
+from gateway.protocol import client as dl, signing
 from gateway.storage.tables import GONE_STATES, payment_flows, payments
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 from domain.codes import PaymentState
 from domain.rules import LIVE
 

@@ -7,7 +7,7 @@
     OK only for bytes that independently verify with signxml against the maker's certificate, and then only
     as that signed content says. A third strategy mutates the tree *before* signing, so that odd content
     arrives under a perfectly good signature.
-(b) gateway.xmlsafe.parse/validate and gateway.signing's signature_element, check_profile,
+(b) gateway.protocol.xmlsafe.parse/validate and gateway.protocol.signing's signature_element, check_profile,
     keyinfo_certificate and verify are called directly with arbitrary bytes and trees: they may only raise
     domain.errors.GatewayError subclasses.
 
@@ -35,11 +35,12 @@ from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XM
 from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, operator_client, snapshot
 from domain.errors import GatewayError
 from domain.money import minor_units
-from gateway import client as dl, keys, signing, xmlsafe
+from gateway import keys
+from gateway.protocol import client as dl, signing, xmlsafe
 from gateway.app import create_app
-from gateway.messages import E
+from gateway.protocol.messages import E
 from gateway.storage.tables import payments
-from gateway.xmlsafe import q
+from gateway.protocol.xmlsafe import q
 
 UTC = dt.timezone.utc
 DSNS = signing.DS

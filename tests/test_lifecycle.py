@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 from conftest import OPERATING, SUPPLIER, booked_total, snapshot
-from gateway import client as dl, directory
-from gateway.xmlsafe import q, text
+from gateway import directory
+from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q, text
 from test_payments import balance, statuses
 
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import OPERATING, SUPPLIER, snapshot
-from gateway import client as dl
+from gateway.protocol import client as dl
 from gateway.app import create_app
 from gateway.limits import InFlight, RateLimiter
 from gateway.server import background

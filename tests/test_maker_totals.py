@@ -14,9 +14,10 @@ from sqlalchemy import func, insert, select
 from conftest import OPERATING, PAYROLL, SUPPLIER, database_before, snapshot
 from domain.codes import PaymentState
 from domain.states import RELEASED
-from gateway import client as dl, maker_totals
+from gateway import maker_totals
+from gateway.protocol import client as dl
 from gateway.storage.tables import maker_totals as totals_table, payments
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 
 QUARTER = dt.timedelta(minutes=15)
 

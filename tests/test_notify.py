@@ -22,13 +22,14 @@ from sqlalchemy import func, select
 
 from conftest import OPERATING, PAYROLL, SUPPLIER
 from domain.codes import PaymentState as S
-from gateway import audit, client as dl, sandbox, transitions
+from gateway import audit, sandbox, transitions
+from gateway.protocol import client as dl
 from gateway.notify import subscriptions
 from gateway.notify.delivery import Delivery, backoff, dead_letters, replay, resolve
 from gateway.notify.outbox import DEAD, DELIVERED, PENDING
 from gateway.payments import load
 from gateway.storage.tables import audit_log, outbox_events, payments
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 from processes import CLI, Servers, env_with, free_port
 from schemas import SCHEMA_DIR
 from test_cli import cli

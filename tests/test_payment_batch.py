@@ -9,7 +9,8 @@ import datetime as dt
 from sqlalchemy import func, select
 
 from conftest import OPERATING, PAYROLL, booked_total
-from gateway import audit, client as dl, directory, rulebook
+from gateway import audit, directory, rulebook
+from gateway.protocol import client as dl
 from gateway.storage.tables import accounts, audit_log, holds, payment_events, payments
 from iso20022_helpers import outcomes
 

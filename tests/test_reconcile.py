@@ -22,7 +22,7 @@ from reconcile_scenario import EXPECTED, OWN, UNMATCHED_ITEMS, UNMATCHED_LINES, 
 from adapters.base import AccountFacts
 from adapters.swift import write_mt940
 from domain.money import Money
-from gateway import client as dl
+from gateway.protocol import client as dl
 from gateway import sandbox
 from reconcile import gateway_payments
 from reconcile.matcher import reconcile

@@ -11,11 +11,11 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total
-from gateway import client as dl
+from gateway.protocol import client as dl
 from gateway.setup import init_home
 from gateway.storage.engine import make_engine
 from gateway.storage.tables import job_runs, payments
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 from processes import Servers
 from test_crash import operator, post_raw, verified
 

@@ -10,9 +10,10 @@ import pytest
 from sqlalchemy import select
 
 from conftest import OPERATING, PAYROLL, SUPPLIER, snapshot
-from gateway import client as dl, rulebook
+from gateway import rulebook
+from gateway.protocol import client as dl
 from gateway.storage.tables import audit_log, payments
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 
 VENDOR, VENDOR_ACCOUNT, VENDOR_BANK = "上海某某科技有限公司", "31001234567890", "102290012345"
 

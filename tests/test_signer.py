@@ -9,7 +9,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
 
-from gateway import keys, messages, signing
+from gateway import keys
+
+from gateway.protocol import messages, signing
 from domain.codes import ResultCode
 from test_e2e_independent import xmlsec_valid
 
@@ -52,7 +54,7 @@ def test_an_answer_without_requestdigest_is_trusted_only_as_a_refusal_that_accep
     """A signed answer that names no request could be any request's, replayed: the client takes one only
     with the codes the gateway signs before it has read a request (nothing was accepted)."""
     from domain.errors import SignatureRejected
-    from gateway import client as dl
+    from gateway.protocol import client as dl
 
     def answer(code: ResultCode, digest: str | None) -> bytes:
         return gateway.signer.sign(messages.render_response(

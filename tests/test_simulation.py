@@ -35,12 +35,13 @@ from sqlalchemy import func, select
 from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, snapshot
 from domain.codes import PaymentState as S
 from domain.states import HOLDING, RELEASED, allowed
-from gateway import audit, client as dl, crash, directory, jobs, signing
+from gateway import audit, crash, directory, jobs
+from gateway.protocol import client as dl, signing
 from gateway.clearing import Clearing
 from gateway.settings import ClearingFaults
 from gateway.storage.tables import (accounts, audit_log, entries, grants, holds, messages, payment_approvals,
                                     payment_events, payments, sim_clearing)
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 
 SEEDS = range(int(os.environ.get("SIMULATION_SEEDS", "5")))   # e.g. SIMULATION_SEEDS=200 for a long run
 STEPS = 150

@@ -16,9 +16,9 @@ from adapters.base import AccountFacts, DocumentInvalid
 from adapters.registry import adapters
 from adapters.swift import common
 from domain.models import Statement
-from gateway import client as dl
+from gateway.protocol import client as dl
 from gateway import sandbox
-from gateway.messages import render_statement
+from gateway.protocol.messages import render_statement
 from reconcile import statement_files
 from reconcile.native import read_native
 

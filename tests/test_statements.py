@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sqlalchemy import select
 
 from conftest import OPERATING, SUPPLIER
-from gateway import audit, client as dl, ledger
+from gateway import audit, ledger
+from gateway.protocol import client as dl
 from gateway.storage.tables import entries
-from gateway.xmlsafe import q, text
+from gateway.protocol.xmlsafe import q, text
 
 
 def page(client, account, after, limit):

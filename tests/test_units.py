@@ -12,7 +12,8 @@ from sqlalchemy import inspect
 from conftest import snapshot
 from domain.codes import ResultCode
 from domain.money import Money, parse_amount
-from gateway import client as dl, directory, errors, jobs, xmlsafe
+from gateway import directory, jobs
+from gateway.protocol import client as dl, errors, xmlsafe
 from gateway.keys import cert_pem, self_signed
 from gateway.storage.engine import make_engine, migrate
 from gateway.storage.tables import metadata
@@ -134,7 +135,7 @@ def test_threads_compiling_schemas_at_a_fresh_start_do_not_break_them():
     import subprocess
     import sys
     script = ("import threading\n"
-              "from gateway import xmlsafe\n"
+              "from gateway.protocol import xmlsafe\n"
               "from adapters.iso20022 import xsd\n"
               "gate, failed = threading.Barrier(16), []\n"
               "def build(i):\n"
@@ -244,7 +245,7 @@ def test_a_file_payment_has_the_order_digest_of_the_same_payment_sent_as_a_payme
     import hashlib
     from lxml import etree
     from domain.models import build_instruction
-    from gateway import messages
+    from gateway.protocol import messages
     ins = build_instruction(client_ref="R-1", end_to_end_id=None, debtor_account="6222000000000001",
                             amount="1234.50", currency="CNY", creditor_name="上海某某", creditor_account="31001234567890",
                             bank_scheme=bank[0], bank_code=bank[1], bank_name=bank_name, purpose="货款", remark=remark,

@@ -11,7 +11,7 @@ from domain.codes import ReasonCode
 from domain.errors import GatewayError, PaymentRejected
 from domain.models import BankCode, build_instruction, check_account, check_text
 from domain.money import check_currency, minor_units
-from gateway.messages import parse_datetime
+from gateway.protocol.messages import parse_datetime
 
 ACCOUNT = re.compile(r"[0-9A-Za-z]{1,34}", re.ASCII)
 TRAPS = ["６２２２", "6222\u200b0000", " 6222", "6222 ", "٦٢٢٢", "6222-0001", "", "x" * 35]

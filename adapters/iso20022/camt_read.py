@@ -1,7 +1,7 @@
 """Reading camt.053 statements and camt.052 account reports back into the domain, for reconciliation.
 
 Any revision (.001.02 to .001.08 and later; element names that changed in 2019 are read in both forms),
-parsed by gateway.xmlsafe (no DTD, entities or network; declared encoding enforced). Several Stmt (Rpt)
+parsed by gateway.protocol.xmlsafe (no DTD, entities or network; declared encoding enforced). Several Stmt (Rpt)
 of one account in one document are joined (adapters/readback.py). Only booked entries (Sts BOOK) count:
 pending and information-only entries have not moved money.
 

@@ -39,7 +39,7 @@ from domain.codes import ReasonCode
 from domain.errors import PaymentRejected, XmlRejected
 from domain.models import PaymentInstruction, build_instruction
 from domain.money import parse_amount
-from gateway import xmlsafe
+from gateway.protocol import xmlsafe
 
 CNAPS_SYSTEMS = frozenset({"CNAPS", "CNCNAPS"})
 MAX_BYTES = 10 * 1024 * 1024         # never more than a whole request body may be

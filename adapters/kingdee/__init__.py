@@ -38,7 +38,7 @@ Payment batch fields (lower-case `f` keys, as Kingdee's bei objects name them; d
 Encodings: a JSON batch is UTF-8 (a UTF-8 byte-order mark is tolerated). A GBK or GB18030 batch says
 so in its first member, `{"fencoding": "GBK", ...}`, found in the leading ASCII bytes before anything is
 decoded -- the JSON counterpart of an XML declaration. An XML batch names its encoding in the XML
-declaration and is parsed by gateway.xmlsafe. Bytes that do not match the declared encoding (invalid
+declaration and is parsed by gateway.protocol.xmlsafe. Bytes that do not match the declared encoding (invalid
 GBK, or UTF-8 labelled GBK) refuse the whole file.
 
 Batch policy: file-level faults (not JSON/XML, missing or mistyped fields, wrong ftotalcount or

@@ -20,7 +20,7 @@ from lxml import etree
 from adapters.base import DocumentInvalid, PaymentFile, Transaction
 from domain.errors import GatewayError, PaymentRejected
 from domain.models import build_instruction
-from gateway import xmlsafe
+from gateway.protocol import xmlsafe
 
 FORM_ID = "bei_bankpaybill"
 THIS_BANK = "本行"                     # Kingdee's word for "an account of the bank the file is sent to"

@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, delete, select, update
 from gateway import audit
 from gateway.notify.outbox import DEAD, DELIVERED, PENDING
 from gateway.settings import Settings
-from gateway.signing import Signer
+from gateway.protocol.signing import Signer
 from gateway.storage.tables import notify_subscriptions as subs, outbox_events as outbox
 
 log = logging.getLogger("directlink.notify")

@@ -12,7 +12,7 @@ import unicodedata
 from lxml import etree
 
 from domain.money import Money
-from gateway.messages import E, stamp
+from gateway.protocol.messages import E, stamp
 
 ROOT = "Notification"
 

@@ -12,9 +12,9 @@ import httpx
 from cryptography import x509
 from lxml import etree
 
-from gateway import signing
-from gateway.messages import E
-from gateway.xmlsafe import NS, q, text  # noqa: F401 - re-exported for callers
+from gateway.protocol import signing
+from gateway.protocol.messages import E
+from gateway.protocol.xmlsafe import NS, q, text  # noqa: F401 - re-exported for callers
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from domain.errors import FreshnessRejected, PaymentRejected, XmlRejected
 from domain.cash import Expected, Position
 from domain.models import AccountInfo, Balance, PaymentInstruction, PaymentStatus, Statement, build_instruction
 from domain.money import Money, parse_amount
-from gateway.signing import DS, digest_b64
-from gateway.xmlsafe import NS, q, text
+from gateway.protocol.signing import DS, digest_b64
+from gateway.protocol.xmlsafe import NS, q, text
 
 _NSMAP = {None: NS}
 E = ElementMaker(namespace=NS, nsmap=_NSMAP)
