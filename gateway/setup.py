@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from gateway import directory
+from gateway import directory_file
 from gateway.keys import write_key_pair
 from gateway.settings import SETTINGS_FILE, Settings
 from gateway.storage.engine import make_engine, migrate
@@ -152,7 +152,7 @@ def apply_directory(settings: Settings, path: Path | None = None) -> dict[str, i
     migrate(engine)
     now = dt.datetime.now(dt.timezone.utc)
     with engine.begin() as conn:
-        counts = directory.apply_file(conn, path or settings.path(settings.directory_file), now,
+        counts = directory_file.apply(conn, path or settings.path(settings.directory_file), now,
                                       now.astimezone(settings.zone).date())
     engine.dispose()
     return counts

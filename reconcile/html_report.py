@@ -6,7 +6,7 @@ from __future__ import annotations
 from html import escape
 
 from reconcile.model import Report
-from reconcile.render import section_dict
+from reconcile.report_data import section_dict
 
 RULE_MEANING = {
     "reversal": "a payment and its return, both on the statement: they cancel out",

@@ -12,7 +12,7 @@ from pathlib import Path
 from reconcile import gateway_payments, open_items, statement_files
 from reconcile.matcher import reconcile
 from reconcile.model import Report, Section, Tolerances, lines_of
-from reconcile.rules import EXACT_RULES
+from reconcile.cascade import EXACT_RULES
 
 
 def build_report(statements: Sequence[Path], items_file: Path, *, fmt: str | None = None,

@@ -321,7 +321,7 @@ def test_the_cli_declares_lists_and_removes_rules_and_refuses_bad_ones(tmp_path)
 
 
 def test_rules_counterparties_and_block_lists_apply_from_the_directory_file(gateway, tmp_path):
-    from gateway import directory
+    from gateway import directory_file
     (tmp_path / "watch.json").write_text(json.dumps([{"name": "黑山矿业", "account": "6222000011112222"}]), "utf-8")
     (tmp_path / "directory.toml").write_text(f'''
 [[rules]]
@@ -346,13 +346,13 @@ name = "watch"
 file = "watch.json"
 ''', "utf-8")
     with gateway.engine.begin() as conn:
-        counts = directory.apply_file(conn, tmp_path / "directory.toml", now(), now().date())
+        counts = directory_file.apply(conn, tmp_path / "directory.toml", now(), now().date())
         assert (counts["rules"], counts["counterparties"], counts["block_lists"]) == (2, 1, 1)
         assert [(a, r) for a, r, _ in rulebook.list_rules(conn, "DEMO")] == [("", "payee_daily_cap"),
                                                                          (PAYROLL, "business_hours")]
     (tmp_path / "bad.toml").write_text('[[rules]]\nclient = "DEMO"\nrule = "velocity"\nmax_count = -1\n', "utf-8")
     with pytest.raises(ValueError, match="max_count"):
         with gateway.engine.begin() as conn:
-            directory.apply_file(conn, tmp_path / "bad.toml", now(), now().date())
+            directory_file.apply(conn, tmp_path / "bad.toml", now(), now().date())
     with gateway.engine.connect() as conn:
         assert len(rulebook.list_rules(conn, "DEMO")) == 2

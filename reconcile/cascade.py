@@ -19,8 +19,8 @@ import bisect
 from collections.abc import Callable, Sequence
 
 from reconcile import text
-from reconcile.matcher import Pool, account_key
 from reconcile.model import OpenItem, StatementLine
+from reconcile.pool import Pool, account_key
 
 _NODE_BUDGET = 200_000                     # subset search: give up (no match) rather than stall
 
