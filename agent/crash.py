@@ -1,10 +1,8 @@
-"""Crash points of the agent, for crash-safety tests: `DIRECTLINK_AGENT_CRASH_AT=<name>` makes a real agent
-process SIGKILL itself there; the test starts it again and checks that nothing was lost or doubled.
-(The gateway has the same mechanism in gateway/crash.py.)"""
+"""The agent's crash points (gateway/protocol/crashpoints.py): `DIRECTLINK_AGENT_CRASH_AT=<name>` makes a real
+agent process SIGKILL itself there; the test starts it again and checks that nothing was lost or doubled."""
 from __future__ import annotations
 
-import os
-import signal
+from gateway.protocol.crashpoints import CrashPoints
 
 BEFORE_SEND = "before_send"                        # the signed request is stored, not yet sent
 AFTER_SEND = "after_send"                          # the gateway answered; nothing of it recorded
@@ -18,7 +16,4 @@ ALL = (BEFORE_SEND, AFTER_SEND, AFTER_OUTCOME, BEFORE_MOVE, POLL_AFTER_FETCH, ST
        STATEMENT_AFTER_RECORD)
 
 
-def point(name: str) -> None:
-    """A place where a crash is survivable by design; tests may crash here."""
-    if os.environ.get("DIRECTLINK_AGENT_CRASH_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+point = CrashPoints("DIRECTLINK_AGENT_CRASH_AT", ALL)

@@ -137,7 +137,7 @@ class Simulation:
         self.armed = False                      # crash points fire only while an operation is running
         self.crash_rate = {crash.REQUEST_BEFORE_COMMIT: 0.08, crash.REQUEST_AFTER_COMMIT: 0.08,
                            crash.CLEARING_AFTER_SENT: 0.06, crash.CLEARING_AFTER_ANSWER: 0.06}
-        monkeypatch.setattr(crash, "hook", self._hook)
+        monkeypatch.setattr(crash.point, "hook", self._hook)
         self.sent: list[Sent] = []
         self.specs: dict[str, Spec] = {}        # ClientRef -> the content first sent under it
         self.batches: list[list[Spec]] = []
