@@ -16,8 +16,13 @@ setup: $(PY)
 demo: setup
 	$(VENV)/bin/directlink demo
 
-# Set up and run the tests, on SQLite and on the local PostgreSQL server (required).
+# Set up and run the tests, on SQLite and on the local PostgreSQL server (required). The linters run
+# first, as they take seconds and the suite minutes: ruff, mypy (domain/, gateway/protocol/) and the layer
+# contracts (tests/test_layers.py runs those again, so a bare pytest holds them too).
 test: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache --no-logo
 	@command -v xmlsec1 >/dev/null || (apt-get update -qq && apt-get install -y -qq xmlsec1 >/dev/null)
 	@$(PY) -c "import psycopg,sys; psycopg.connect('host=127.0.0.1 port=5432 dbname=test user=postgres', connect_timeout=5).close()" \
 	  || (echo "PostgreSQL is not reachable at 127.0.0.1:5432 (database test)"; exit 1)

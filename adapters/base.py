@@ -68,7 +68,7 @@ class StatusReport:
 
     statuses: tuple[PaymentStatus, ...]
     original_message_id: str | None = None  # the file the statuses answer, when there is one
-    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+    created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     amounts: Mapping[str, tuple[Decimal, str]] = field(default_factory=dict)  # ClientRef -> (amount, ccy)
 
 

@@ -39,8 +39,14 @@ from functools import partial
 from pathlib import Path
 
 from adapters.base import Adapter, DocumentInvalid, PaymentFile, Transaction
-from adapters.kit_samples import (sample_batches, sample_statements, sample_status_reports, statement_from_json,
-                                  status_report_from_json, to_jsonable)
+from adapters.kit_samples import (
+    sample_batches,
+    sample_statements,
+    sample_status_reports,
+    statement_from_json,
+    status_report_from_json,
+    to_jsonable,
+)
 from domain.errors import GatewayError, PaymentRejected
 from domain.models import PaymentInstruction, Statement
 
@@ -174,7 +180,8 @@ def _round_trip_case(adapter: Adapter, fmt: str, writer: Callable, case_dir: Pat
 
 def _embeddable(adapter: Adapter, fmt: str, data: bytes) -> None:
     assert isinstance(data, bytes) and data, f"{fmt} must write non-empty bytes"
-    from gateway.protocol import messages   # the exact call the gateway makes; an XML format that fails it is a 500
+    # the exact call the gateway makes; an XML format that fails it is a 500
+    from gateway.protocol import messages
     messages.render_document(fmt, data, fmt in adapter.text_formats)
 
 

@@ -21,7 +21,7 @@ from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, PaymentStatus, Statement, StatementEntry, build_instruction
 from domain.money import Money
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY = dt.date(2026, 11, 25)
 AT = dt.datetime(2026, 11, 25, 1, 30, tzinfo=UTC)        # 09:30 in Beijing: the same business day
 OWN, SUPPLIER, ABROAD = "6222000000000001", "6222000000009001", "DE89370400440532013000"
@@ -177,7 +177,7 @@ def sample_status_reports() -> dict[str, StatusReport]:
     rich = tuple(_rich_status(s, n) for n, s in enumerate(PaymentState, start=1))
     refused = PaymentStatus("KIT-REFUSED", PaymentState.REJECTED, reason=ReasonCode.AMOUNT_INVALID,
                             reason_text="/data/3: amount 'NaN' is not a plain decimal number")
-    reports = {"every-state": StatusReport(rich + (refused,), "KIT-BATCH-1", AT,
+    reports = {"every-state": StatusReport((*rich, refused), "KIT-BATCH-1", AT,
                                            {"KIT-REFUSED": (Decimal("12.00"), "CNY")}),
                "empty": StatusReport((), None, AT)}
     for state in PaymentState:       # the bare minimum: a ClientRef and a state, nothing else

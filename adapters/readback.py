@@ -16,7 +16,7 @@ from adapters.base import DocumentInvalid
 from domain.errors import XmlRejected
 from domain.models import Party, Statement, StatementEntry
 from domain.money import Money, minor_units
-from gateway.protocol import xmlsafe   # the one hardened parser (no DTD, entities or network)
+from gateway.protocol import xmlsafe  # the one hardened parser (no DTD, entities or network)
 
 MAX_STATEMENT_BYTES = 256 * 1024 * 1024    # a month of one busy account is tens of MB in any format
 
@@ -128,4 +128,4 @@ def join(pages: Sequence[Statement], where: str = "/") -> Statement:
 
 def day_start(day: dt.date) -> dt.datetime:
     """A booking instant for formats that only give the booking day: its midnight, UTC."""
-    return dt.datetime.combine(day, dt.time(), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)

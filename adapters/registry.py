@@ -22,7 +22,7 @@ def adapters() -> dict[str, Adapter]:
     for ep in sorted(entry_points(group=GROUP), key=lambda e: e.name):
         try:
             adapter = ep.load()
-        except Exception as exc:  # noqa: BLE001 - re-raised with the entry point named
+        except Exception as exc:  # re-raised with the entry point named
             raise AdapterError(f"adapter entry point {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
         if not isinstance(adapter, Adapter):
             raise AdapterError(f"entry point {ep.name!r} is not an adapters.base.Adapter")

@@ -28,7 +28,7 @@ class Link:
 
     def sign(self, operation: etree._Element) -> tuple[str, float, bytes]:
         """(MessageId, Created as unix time, the signed bytes) of a new request."""
-        message_id, created = dl.new_message_id(), dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+        message_id, created = dl.new_message_id(), dt.datetime.now(dt.UTC).replace(microsecond=0)
         return message_id, created.timestamp(), self.client.request(operation, message_id=message_id,
                                                                     created=created.astimezone())
 
@@ -37,7 +37,7 @@ class Link:
             return self.client.post(body)
         except httpx.HTTPError as err:
             raise NoAnswer(f"gateway {self.url} unreachable: {type(err).__name__}: {err}") from err
-        except Exception as err:  # noqa: BLE001 - any failure to verify or read the answer: not trusted
+        except Exception as err:  # any failure to verify or read the answer: not trusted
             raise NoAnswer(f"the answer from {self.url} failed verification and was ignored: "
                                      f"{type(err).__name__}: {err}") from err
 

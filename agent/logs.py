@@ -16,7 +16,7 @@ class JsonLines(logging.Formatter):
     """One JSON object a line: time, level, event, and every field passed in `extra`."""
 
     def format(self, record: logging.LogRecord) -> str:
-        at = dt.datetime.fromtimestamp(record.created, dt.timezone.utc)
+        at = dt.datetime.fromtimestamp(record.created, dt.UTC)
         line = {"time": at.isoformat(timespec="milliseconds"), "level": record.levelname,
                 "event": record.getMessage()}
         line.update({k: v for k, v in vars(record).items() if k not in _STANDARD})

@@ -60,7 +60,7 @@ class StateBusy(RuntimeError):
 def _exclusive(lock_file: Path, what: str):
     """An exclusive lock for the life of this process (it dies with it: a killed agent never blocks its
     restart), or StateBusy naming what another agent holds."""
-    handle = open(lock_file, "a")
+    handle = open(lock_file, "a")  # noqa: SIM115 - the open file is the lock, held until the process ends
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -47,7 +47,10 @@ class Position:
 def project(account: str, currency: str, booked: int, available: int, outflows: Iterable[tuple[dt.date, int]],
             expected: Iterable[Expected], today: dt.date, days: int) -> Position:
     """The position of one account over `days` days from today (all amounts minor units)."""
-    first, out_by_day, in_by_day, exp_out_by_day = today, defaultdict(int), defaultdict(int), defaultdict(int)
+    first = today
+    out_by_day: defaultdict[dt.date, int] = defaultdict(int)
+    in_by_day: defaultdict[dt.date, int] = defaultdict(int)
+    exp_out_by_day: defaultdict[dt.date, int] = defaultdict(int)
     unsettled = 0
     for date, amount in outflows:
         out_by_day[max(date, first)] += amount

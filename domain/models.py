@@ -7,6 +7,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass, field
+from typing import Literal, overload
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import PaymentRejected
@@ -16,7 +17,8 @@ _ACCOUNT = re.compile(r"[0-9A-Za-z]{1,34}", re.ASCII)
 _CNAPS = re.compile(r"[0-9]{12}", re.ASCII)
 _BIC = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?", re.ASCII)
 BANK_SCHEMES = ("CNAPS", "BIC", "INTERNAL")
-URGENCIES = ("NORMAL", "URGENT")
+Urgency = Literal["NORMAL", "URGENT"]
+URGENCIES: tuple[Urgency, ...] = ("NORMAL", "URGENT")
 
 
 def check_account(number: str, role: str) -> str:
@@ -26,6 +28,12 @@ def check_account(number: str, role: str) -> str:
     return number
 
 
+@overload
+def check_text(value: str, what: str, low: int, high: int) -> str: ...
+@overload
+def check_text(value: None, what: str, low: int, high: int) -> None: ...
+@overload
+def check_text(value: str | None, what: str, low: int, high: int) -> str | None: ...
 def check_text(value: str | None, what: str, low: int, high: int) -> str | None:
     """Check a free-text field's length in characters (after NFC) and refuse control characters.
 
@@ -83,7 +91,7 @@ class PaymentInstruction:
     end_to_end_id: str | None = None
     remark: str | None = None
     requested_date: dt.date | None = None
-    urgency: str = "NORMAL"
+    urgency: Urgency = "NORMAL"
 
     @property
     def e2e(self) -> str:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -358,7 +358,9 @@ def _cash_floor(p: CashFloor, f: Facts) -> Finding:
     return None
 
 
-_CHECKS: dict[str, Callable[[RuleParams, Facts], Finding]] = {
+# Each check takes its own RuleParams subclass, which a callable type cannot say per key: evaluate hands it
+# the params that parse_params built with RULES[name], the class for the same name.
+_CHECKS: dict[str, Callable[[Any, Facts], Finding]] = {
     "block_list": _block_list, "allow_list": _allow_list, "new_payee": _new_payee, "duplicate": _duplicate,
     "payee_daily_cap": _payee_daily_cap, "velocity": _velocity, "amount_anomaly": _amount_anomaly,
     "business_hours": _business_hours, "cash_floor": _cash_floor,

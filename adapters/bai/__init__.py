@@ -40,8 +40,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
-from adapters.base import AccountFacts, Adapter
 from adapters.bai.bai2_read import read_bai2
+from adapters.base import AccountFacts, Adapter
 from adapters.swift import common
 from domain.models import Statement, StatementEntry
 

@@ -19,8 +19,8 @@ ADAPTER = Adapter(
         "pain.002.001.03": pain002.writer(pain002.V03),
         "pain.002.001.10": pain002.writer(pain002.V10),
     },
-    statement_readers={fmt: camt_read.read_camt
-                       for fmt in ("camt.053.001.02", "camt.053.001.08", "camt.052.001.08")},
+    statement_readers=dict.fromkeys(("camt.053.001.02", "camt.053.001.08", "camt.052.001.08"),
+                                    camt_read.read_camt),
 )
 
 # The kit's hook: the statement writers' output must read back balanced (docs/adapters.md section 4).

@@ -238,7 +238,7 @@ def _message_id(st: Statement, v: Version) -> str:
 def _page_time(st: Statement) -> dt.datetime:
     if st.entries:
         return max(e.booked for e in st.entries)
-    return dt.datetime.combine(st.closing_date, dt.time(23, 59, 59), tzinfo=dt.timezone.utc)
+    return dt.datetime.combine(st.closing_date, dt.time(23, 59, 59), tzinfo=dt.UTC)
 
 
 ENTRIES_PER_CHUNK = 256    # about 250 KB of XML: large enough for cheap writes, small enough to stay flat
@@ -268,7 +268,7 @@ def stream(st: Statement, facts: AccountFacts, v: Version, created: dt.datetime 
     more = "" if st.complete else "; more entries follow"
     tail = _leaf("AddtlStmtInf" if v.report == "Stmt" else "AddtlRptInf",
                  f"NextCursor {st.next_cursor or '(none)'}{more}")
-    yield f"{tail}</{v.report}></{v.root}></Document>".encode("utf-8")
+    yield f"{tail}</{v.report}></{v.root}></Document>".encode()
 
 
 def write(st: Statement, facts: AccountFacts, v: Version, created: dt.datetime | None = None) -> bytes:

@@ -82,7 +82,7 @@ def _date(t: _Tree, el, names: str, where: str, required: bool = True) -> dt.dat
     try:
         if "T" in value:
             moment = dt.datetime.fromisoformat(value)
-            return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+            return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
         return day_start(dt.date.fromisoformat(value[:10]))
     except ValueError:
         raise DocumentInvalid(f"{where}/{names}", f"{value!r} is not a date") from None

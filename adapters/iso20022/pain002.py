@@ -141,7 +141,7 @@ def _amount(report: StatusReport, status: PaymentStatus) -> Money | None:
 
 def write(report: StatusReport, v: _Version) -> bytes:
     """One status report document (UTF-8 bytes with an XML declaration)."""
-    created = report.created if report.created.tzinfo else report.created.replace(tzinfo=dt.timezone.utc)
+    created = report.created if report.created.tzinfo else report.created.replace(tzinfo=dt.UTC)
     root = etree.Element(v.q("Document"), nsmap={None: v.ns})
     body = _sub(v, root, "CstmrPmtStsRpt")
     head = _sub(v, body, "GrpHdr")

@@ -37,7 +37,7 @@ BANK_PAY_STATE: dict[S, tuple[str, str]] = {
 def beijing(moment: dt.datetime) -> str:
     """Kingdee's time text: Beijing wall time, no offset (an aware UTC time from the gateway)."""
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return moment.astimezone(BEIJING).strftime("%Y-%m-%d %H:%M:%S")
 
 

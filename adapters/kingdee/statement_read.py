@@ -100,7 +100,7 @@ def _row(line: _Doc) -> Row:
         booked = dt.datetime.strptime(trade_time, "%Y-%m-%d %H:%M:%S").replace(tzinfo=BEIJING)
     except ValueError:
         raise DocumentInvalid(f"{line.at}/ftradetime", f"{trade_time!r} is not YYYY-MM-DD HH:MM:SS") from None
-    return Row(line.at, booked.astimezone(dt.timezone.utc), line.date("fbizdate"), "DBIT" if debit else "CRDT",
+    return Row(line.at, booked.astimezone(dt.UTC), line.date("fbizdate"), "DBIT" if debit else "CRDT",
                debit or credit, _party(line), line.text("funiqueseq", False), line.text("fdescription", False),
                line.text("fpayunique", False) or None, line.text("fbizrefno", False) or None,
                reversal=line.flag("fisrefund"), entry_id=int(detail_id))

@@ -15,6 +15,7 @@ What comes back from our writer (adapters/swift/__init__.py), and what cannot:
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from decimal import Decimal
@@ -134,10 +135,8 @@ def _entry(number: int, value: list[str], details: str, own_bic: str, entry_id: 
         # The entry date has no year: the one of the value date, or a neighbour across New Year.
         candidates = []
         for year in (value_date.year - 1, value_date.year, value_date.year + 1):
-            try:
+            with contextlib.suppress(ValueError):
                 candidates.append(dt.date(year, int(entry_mmdd[:2]), int(entry_mmdd[2:])))
-            except ValueError:
-                pass
         if not candidates:
             raise DocumentInvalid(where, f"entry date {entry_mmdd!r} is not MMDD")
         booking_day = min(candidates, key=lambda day: abs((day - value_date).days))

@@ -24,8 +24,15 @@ import datetime as dt
 import io
 from decimal import Decimal
 
-from adapters.base import (AccountFacts, Adapter, DocumentInvalid, Limits, PaymentFile, Transaction,
-                           check_unique_references)
+from adapters.base import (
+    AccountFacts,
+    Adapter,
+    DocumentInvalid,
+    Limits,
+    PaymentFile,
+    Transaction,
+    check_unique_references,
+)
 from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement, StatementEntry, build_instruction
 from domain.money import Money

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from cryptography import x509
@@ -14,7 +15,7 @@ from lxml import etree
 
 from gateway.protocol import signing
 from gateway.protocol.messages import E
-from gateway.protocol.xmlsafe import NS, q, text  # noqa: F401 - re-exported for callers
+from gateway.protocol.xmlsafe import NS, q, text  # callers read them here too
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class Client:
     def request(self, operation: etree._Element, *, message_id: str | None = None,
                 created: dt.datetime | None = None) -> bytes:
         """A signed Request around an operation element."""
-        created = created or dt.datetime.now(dt.timezone.utc).astimezone()
+        created = created or dt.datetime.now(dt.UTC).astimezone()
         root = E.Request(
             E.Header(E.MessageId(message_id or new_message_id()), E.Created(created.isoformat(timespec="seconds")),
                      E.Client(self.client), E.Operator(self.operator)),
@@ -51,7 +52,7 @@ class Client:
         """Sign a Request read from a file, filling in MessageId and Created where they are empty."""
         head = root.find(q("Header"))
         for name, value in (("MessageId", new_message_id()),
-                            ("Created", dt.datetime.now(dt.timezone.utc).astimezone().isoformat(timespec="seconds")),
+                            ("Created", dt.datetime.now(dt.UTC).astimezone().isoformat(timespec="seconds")),
                             ("Client", self.client), ("Operator", self.operator)):
             el = head.find(q(name))
             if el is None:
@@ -68,7 +69,7 @@ class Client:
                               headers={"Content-Type": "application/xml"})
         return verify_answer(resp.status_code, resp.content, self.gateway_cert, signing.digest_b64(body))
 
-    def call(self, operation: etree._Element, **kw) -> Answer:
+    def call(self, operation: etree._Element, **kw: Any) -> Answer:
         return self.post(self.request(operation, **kw))
 
 

@@ -13,10 +13,17 @@ from dataclasses import dataclass
 from lxml import etree
 from lxml.builder import ElementMaker
 
+from domain.cash import Expected, Position
 from domain.codes import ResultCode
 from domain.errors import FreshnessRejected, PaymentRejected, XmlRejected
-from domain.cash import Expected, Position
-from domain.models import AccountInfo, Balance, PaymentInstruction, PaymentStatus, Statement, build_instruction
+from domain.models import (
+    AccountInfo,
+    Balance,
+    PaymentInstruction,
+    PaymentStatus,
+    Statement,
+    build_instruction,
+)
 from domain.money import Money, parse_amount
 from gateway.protocol.signing import DS, digest_b64
 from gateway.protocol.xmlsafe import NS, q, text
@@ -37,8 +44,8 @@ class Header:
 def header(root: etree._Element) -> Header:
     """The Request header; the tree has passed the XSD, so every field is present and well-typed."""
     h = root.find(q("Header"))
-    return Header(text(h.find(q("MessageId"))), parse_datetime(text(h.find(q("Created")))),
-                  text(h.find(q("Client"))), text(h.find(q("Operator"))))
+    return Header(_req(h, "MessageId"), parse_datetime(_req(h, "Created")), _req(h, "Client"),
+                  _req(h, "Operator"))
 
 
 def parse_datetime(value: str) -> dt.datetime:
@@ -68,9 +75,20 @@ def _opt(el: etree._Element, name: str) -> str | None:
     return text(el.find(q(name)))
 
 
+def _req(el: etree._Element, name: str) -> str:
+    """A child the XSD requires. Parsing only sees trees that passed the XSD, so this never refuses one the
+    schema let through; it says in the type that the value is there."""
+    value = text(el.find(q(name)))
+    if value is None:
+        raise XmlRejected(f"{local(el)} has no {name}", code=ResultCode.XML_SCHEMA_INVALID)
+    return value
+
+
 def _date(value: str | None) -> dt.date | None:
-    if not value:
-        return None
+    return _day(value) if value else None
+
+
+def _day(value: str) -> dt.date:
     try:
         # xs:date may carry a zone (2026-11-22Z, 2026-11-22+08:00): a business date is taken as written.
         return dt.date.fromisoformat(value[:10] if _DATE_ZONE.fullmatch(value[10:]) else value)
@@ -94,7 +112,7 @@ class ParsedPayment:
 def parse_payment(el: etree._Element) -> ParsedPayment:
     """Turn one Payment element into an instruction; per-payment problems are returned, not raised."""
     digest = order_digest(el)   # over the Payment element as signed
-    client_ref = _opt(el, "ClientRef")
+    client_ref = _req(el, "ClientRef")
     amount = el.find(q("Amount"))
     creditor = el.find(q("Creditor"))
     bank = creditor.find(q("BankCode"))
@@ -102,15 +120,15 @@ def parse_payment(el: etree._Element) -> ParsedPayment:
         instruction = build_instruction(
             client_ref=client_ref,
             end_to_end_id=_opt(el, "EndToEndId"),
-            debtor_account=_opt(el, "DebtorAccount"),
-            amount=text(amount),
+            debtor_account=_req(el, "DebtorAccount"),
+            amount=_req(el, "Amount"),
             currency=amount.get("currency"),
-            creditor_name=_opt(creditor, "Name"),
-            creditor_account=_opt(creditor, "Account"),
+            creditor_name=_req(creditor, "Name"),
+            creditor_account=_req(creditor, "Account"),
             bank_scheme=bank.get("scheme"),
-            bank_code=text(bank),
+            bank_code=_req(creditor, "BankCode"),
             bank_name=_opt(creditor, "BankName"),
-            purpose=_opt(el, "Purpose"),
+            purpose=_req(el, "Purpose"),
             remark=_opt(el, "Remark"),
             requested_date=_date(_opt(el, "RequestedDate")),
             urgency=_opt(el, "Urgency") or "NORMAL",
@@ -143,11 +161,11 @@ def parse_cash_query(el: etree._Element) -> tuple[list[str], int, list[Expected]
     for item in el.iterfind(q("Expected")):
         amount = item.find(q("Amount"))
         try:
-            money = parse_amount(text(amount), amount.get("currency"))
+            money = parse_amount(_req(item, "Amount"), amount.get("currency"))
         except PaymentRejected as problem:
             raise XmlRejected(f"Expected {_opt(item, 'Ref') or ''}: {problem.detail}",
                               code=ResultCode.XML_SCHEMA_INVALID) from None
-        expected.append(Expected(_opt(item, "Account"), _date(_opt(item, "Date")), _opt(item, "Direction"),
+        expected.append(Expected(_req(item, "Account"), _day(_req(item, "Date")), _req(item, "Direction"),
                                  money.minor, _opt(item, "Ref"), money.currency))
     return [text(a) for a in el.iterfind(q("Account"))], int(_opt(el, "Days") or 14), expected
 
@@ -184,7 +202,7 @@ class StatementRequest:
 def parse_statement_query(el: etree._Element) -> StatementRequest:
     after = el.find(q("After"))
     return StatementRequest(
-        account=_opt(el, "Account"),
+        account=_req(el, "Account"),
         after=None if after is None else text(after),
         date_from=_date(_opt(el, "From")), date_to=_date(_opt(el, "To")),
         limit=int(_opt(el, "Limit") or 500), format=_opt(el, "Format") or "directlink")
@@ -196,8 +214,9 @@ def stamp(moment: dt.datetime, zone: dt.tzinfo) -> str:
     """A dateTime with offset in the bank's zone, to the second. Before time zones were standardised a zone
     may have had an offset with seconds (Shanghai: +08:05:43), which xs:dateTime cannot say: then UTC."""
     local = moment.astimezone(zone)
-    if local.utcoffset().total_seconds() % 60:
-        local = moment.astimezone(dt.timezone.utc)
+    offset = local.utcoffset()   # None only from a tzinfo that knows no offset: UTC says the moment too
+    if offset is None or offset.total_seconds() % 60:
+        local = moment.astimezone(dt.UTC)
     return local.isoformat(timespec="seconds")
 
 

@@ -9,6 +9,7 @@ import codecs
 import re
 import threading
 from functools import cache
+from typing import overload
 
 from lxml import etree
 
@@ -137,6 +138,10 @@ def q(name: str) -> str:
     return f"{{{NS}}}{name}"
 
 
+@overload
+def text(el: None) -> None: ...
+@overload
+def text(el: etree._Element) -> str: ...
 def text(el: etree._Element | None) -> str | None:
     """All text of an element, or None if absent. Joins every text node, so a comment inside a value
     cannot truncate it (comment injection, security.md 1.4); comment contents themselves are skipped."""
