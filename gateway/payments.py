@@ -6,9 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from types import SimpleNamespace
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, Row, bindparam, insert, select
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
@@ -17,6 +16,7 @@ from domain.money import Money
 from domain.names import key as name_key
 from domain.rules import Outcome, RuleRejected, outcome_of
 from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rules, transitions
+from gateway.payment_record import PaymentRecord
 from gateway.protocol.messages import ParsedPayment
 from gateway.storage.tables import accounts, payments
 
@@ -49,8 +49,9 @@ def new_payment_id(today: dt.date) -> str:
     return f"P{today:%Y%m%d}{secrets.token_hex(6).upper()}"
 
 
-def status_of(row) -> PaymentStatus:
-    """A payments row as the PaymentStatus the ERP sees."""
+def status_of(row: PaymentRecord | Row) -> PaymentStatus:
+    """A stored payment as the PaymentStatus the ERP sees: its record, or a row of `select(payments)` where
+    only its status is wanted (statuses() answers up to 5,000 at once, not worth a record each)."""
     return PaymentStatus(
         client_ref=row.client_ref, payment_id=row.id, state=PaymentState(row.state),
         reason=ReasonCode(row.reason_code) if row.reason_code else None, reason_text=row.reason_text,
@@ -107,7 +108,7 @@ class _Batch:
 
     def __init__(self, ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]):
         self.ctx, self.batch_id = ctx, batch_id
-        self.results: list = []   # per payment: its PaymentStatus, or its row (a status once written)
+        self.results: list[PaymentStatus | PaymentRecord] = []   # a payment's record: its status once written
         instructions = [p.instruction for p in parsed if p.instruction]
         debtors = sorted({i.debtor_account for i in instructions})
         # The configuration first, before any lock: the locks are then held for less time.
@@ -120,8 +121,9 @@ class _Batch:
         # Payments stored under these ClientRefs. Read before the locks: a twin that commits one of them after
         # this read makes our insert fail on the unique key, and the request runs again (see submit).
         refs = sorted({i.client_ref for i in instructions})
-        self.known = {r.client_ref: r for k in range(0, len(refs), _REFS_A_READ) for r in ctx.conn.execute(
-            _BY_REFS, {"client": ctx.client, "refs": refs[k:k + _REFS_A_READ]})}
+        self.known = {r.client_ref: PaymentRecord.from_row(r) for k in range(0, len(refs), _REFS_A_READ)
+                      for r in ctx.conn.execute(_BY_REFS, {"client": ctx.client,
+                                                           "refs": refs[k:k + _REFS_A_READ]})}
         # Every account the batch may touch, locked in one sorted sweep before any fact is read (no deadlocks).
         self.accounts = ledger.lock_accounts(ctx.conn, set(debtors) | creditors)
         self.available = {n: a.booked - a.held for n, a in self.accounts.items()}
@@ -149,9 +151,9 @@ class _Batch:
                                                      for configured, stamp in self.rules.values())
         # Accepted, not yet written:
         self.rows: list[dict] = []
-        self.created: list[tuple[SimpleNamespace, str]] = []
+        self.created: list[tuple[PaymentRecord, str]] = []
         self.holds: list[tuple[str, str, int]] = []
-        self.to_settle: list[SimpleNamespace] = []
+        self.to_settle: list[PaymentRecord] = []
         self.pending = flows.Pending()           # every payment accepted, for the running totals
 
     def add(self, p: ParsedPayment) -> None:
@@ -167,7 +169,7 @@ class _Batch:
                              to_state=PaymentState.REJECTED, detail=f"ClientRef {p.client_ref}: {problem.detail}")
             self.results.append(rejected(p.client_ref, problem))
 
-    def _accept(self, p: ParsedPayment):
+    def _accept(self, p: ParsedPayment) -> PaymentRecord:
         ctx, ins = self.ctx, p.instruction
         row = self.known.get(ins.client_ref)
         if row is not None:
@@ -190,7 +192,7 @@ class _Batch:
                                   f"available balance of {ins.debtor_account} is less than {ins.amount.text()}")
         # Accepted: nothing below can refuse it.
         initial = PaymentState.PENDING_APPROVAL if required else PaymentState.ACCEPTED
-        values = dict(
+        row = PaymentRecord(
             id=new_payment_id(ctx.today), client_id=ctx.client, client_ref=ins.client_ref, end_to_end_id=ins.e2e,
             batch_id=self.batch_id, debtor_account=ins.debtor_account, amount=ins.amount.minor,
             currency=ins.amount.currency, creditor_name=ins.creditor.name,
@@ -202,11 +204,10 @@ class _Batch:
             updated_at=ctx.now, sent_at=None, attempts=0, creditor_key=name_key(ins.creditor.name),
             rule_hits=rules.hits_json(hits), reason_code=hits[0].code.value if held else None,
             reason_text=rules.reason_text(hits)[:255] if held else None)
-        row = SimpleNamespace(**values)   # the payment as it will be stored: nothing reads it back
         why = f"waits for {required} approval(s), funds held" if required else "accepted, funds held"
         if held:
             why = f"held by rules ({rules.summary(hits)}); {why}"
-        self.rows.append(values)
+        self.rows.append(row.values())   # the record stays the payment as stored: nothing reads it back
         self.created.append((row, why))
         self.holds.append((row.id, ins.debtor_account, ins.amount.minor))
         self.known[ins.client_ref] = row
@@ -278,7 +279,7 @@ class _Batch:
         self.rows, self.created, self.holds, self.to_settle = [], [], [], []
 
 
-def _same_or_duplicate(ctx: PayContext, row, p: ParsedPayment) -> PaymentStatus:
+def _same_or_duplicate(ctx: PayContext, row: PaymentRecord, p: ParsedPayment) -> PaymentRecord:
     if row.content_hash != p.instruction.content_hash():
         raise PaymentRejected(ReasonCode.DUPLICATE_REFERENCE,
                               f"ClientRef {p.client_ref} was used before for a different payment")
@@ -320,11 +321,12 @@ def existing_ids(conn: Connection, ids: list[str]) -> set[str]:
     return set(conn.execute(select(payments.c.id).where(payments.c.id.in_(ids))).scalars()) if ids else set()
 
 
-def load(conn: Connection, payment_id: str):
-    return conn.execute(_LOAD, {"payment_id": payment_id}).one()
+def load(conn: Connection, payment_id: str) -> PaymentRecord:
+    return PaymentRecord.from_row(conn.execute(_LOAD, {"payment_id": payment_id}).one())
 
 
-def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, actor: str) -> None:
+def settle_internal(conn: Connection, row: PaymentRecord, now: dt.datetime, zone: dt.tzinfo,
+                    actor: str) -> None:
     """Book an accepted transfer between two accounts of this bank: release the hold, post both legs.
 
     The caller holds the two accounts' locks already (taken before any other lock: no deadlocks)."""
@@ -335,8 +337,8 @@ def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, ac
                      after=PaymentState.SETTLED, actor=actor, why=transitions.SETTLED_WITHIN_BANK, now=now)
 
 
-def _post_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, debtor_name: str | None,
-                   owned: list | None = None) -> None:
+def _post_internal(conn: Connection, row: PaymentRecord, now: dt.datetime, zone: dt.tzinfo,
+                   debtor_name: str | None, owned: list | None = None) -> None:
     """The two legs of a transfer within the bank; the caller holds both accounts' locks (`owned`: see
     ledger.post)."""
     ledger.post(conn, row.id, [
@@ -352,8 +354,8 @@ def _post_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, deb
     ], now, now.astimezone(zone).date(), locked=True, owned=owned)
 
 
-def is_internal_row(row, own_cnaps_prefix: str) -> bool:
-    """The same test as is_internal, on a stored payment."""
+def is_internal_row(row: PaymentRecord | Row, own_cnaps_prefix: str) -> bool:
+    """The same test as is_internal, on a stored payment (or a row of `select(payments)`: clearing's scan)."""
     return is_own_bank(row.creditor_bank_scheme, row.creditor_bank_code, own_cnaps_prefix)
 
 
