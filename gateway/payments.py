@@ -14,8 +14,9 @@ from domain.errors import NotFound, PaymentRejected
 from domain.models import PaymentInstruction, PaymentStatus, is_own_bank
 from domain.money import Money
 from domain.names import key as name_key
-from domain.rules import Outcome, RuleRejected, outcome_of
+from domain.rules import RuleRejected
 from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rules, transitions
+from gateway.acceptance import Facts, decide, retried
 from gateway.payment_record import PaymentRecord
 from gateway.protocol.messages import ParsedPayment
 from gateway.storage.tables import accounts, payments
@@ -128,7 +129,7 @@ class _Batch:
         self.accounts = ledger.lock_accounts(ctx.conn, set(debtors) | creditors)
         self.available = {n: a.booked - a.held for n, a in self.accounts.items()}
         self.used_today: dict[str, int] = {}     # debtor account -> the maker's payments today, this batch's too
-        # The maker's use of a daily limit is read under the debtor account's lock (_check_daily_limit). Where
+        # The maker's use of a daily limit is read under the debtor account's lock (_used_today). Where
         # the batch pays from one account with a daily limit, the common case, it is read in the statement
         # that locks the client's audit head, which every request takes anyway: a round trip less under the locks.
         limited = {i.debtor_account for i in instructions if i.debtor_account in self.accounts
@@ -171,27 +172,20 @@ class _Batch:
 
     def _accept(self, p: ParsedPayment) -> PaymentRecord:
         ctx, ins = self.ctx, p.instruction
-        row = self.known.get(ins.client_ref)
-        if row is not None:
-            return _same_or_duplicate(ctx, row, p)
-        grant = _check_grant(ctx, ins)
+        stored = self.known.get(ins.client_ref)
+        if stored is not None:
+            # Its status once the batch is written (a twin in the same batch may settle meanwhile).
+            return retried(stored, p, visible=stored.debtor_account in ctx.grants)
         internal = is_internal(ctx, ins)
-        if internal:
-            _check_internal_creditor(self.accounts.get(ins.creditor.account), ins)
-        hits = self._judge(ins)
-        outcome = outcome_of(hits)
-        if outcome == Outcome.REJECT:
-            raise RuleRejected(hits)
-        held = outcome == Outcome.HOLD
-        required = self.tiers.required(ins.debtor_account, ins.amount.currency, ins.amount.minor)
-        if held:
-            required = max(required, 1)   # a rule's hold is released by an approver, like a threshold
-        self._check_daily_limit(grant, ins)
-        if self.available[ins.debtor_account] < ins.amount.minor:
-            raise PaymentRejected(ReasonCode.INSUFFICIENT_FUNDS,
-                                  f"available balance of {ins.debtor_account} is less than {ins.amount.text()}")
+        # A debtor account without a grant may not exist, and so have no balance: decide refuses the payment
+        # before it asks (0 stands in).
+        decision = decide(ins, Facts(
+            operator=ctx.operator, grant=ctx.grants.get(ins.debtor_account), internal=internal,
+            creditor=self.accounts.get(ins.creditor.account) if internal else None, tiers=self.tiers,
+            available=self.available.get(ins.debtor_account, 0), judge=lambda: self._judge(ins),
+            used_today=lambda: self._used_today(ins.debtor_account)))
         # Accepted: nothing below can refuse it.
-        initial = PaymentState.PENDING_APPROVAL if required else PaymentState.ACCEPTED
+        hits, held = decision.hits, decision.held
         row = PaymentRecord(
             id=new_payment_id(ctx.today), client_id=ctx.client, client_ref=ins.client_ref, end_to_end_id=ins.e2e,
             batch_id=self.batch_id, debtor_account=ins.debtor_account, amount=ins.amount.minor,
@@ -199,23 +193,21 @@ class _Batch:
             creditor_account=ins.creditor.account, creditor_bank_scheme=ins.creditor.bank.scheme,
             creditor_bank_code=ins.creditor.bank.code, creditor_bank_name=ins.creditor.bank_name,
             purpose=ins.purpose, remark=ins.remark, requested_date=ins.requested_date or ctx.today,
-            urgency=ins.urgency, state=initial.value, order_digest=p.order_digest, approvals_required=required,
-            approvals_given=0, content_hash=ins.content_hash(), maker=ctx.operator, created_at=ctx.now,
-            updated_at=ctx.now, sent_at=None, attempts=0, creditor_key=name_key(ins.creditor.name),
-            rule_hits=rules.hits_json(hits), reason_code=hits[0].code.value if held else None,
+            urgency=ins.urgency, state=decision.state.value, order_digest=p.order_digest,
+            approvals_required=decision.approvals_required, approvals_given=0, content_hash=ins.content_hash(),
+            maker=ctx.operator, created_at=ctx.now, updated_at=ctx.now, sent_at=None, attempts=0,
+            creditor_key=name_key(ins.creditor.name), rule_hits=rules.hits_json(hits),
+            reason_code=hits[0].code.value if held else None,
             reason_text=rules.reason_text(hits)[:255] if held else None)
-        why = f"waits for {required} approval(s), funds held" if required else "accepted, funds held"
-        if held:
-            why = f"held by rules ({rules.summary(hits)}); {why}"
         self.rows.append(row.values())   # the record stays the payment as stored: nothing reads it back
-        self.created.append((row, why))
+        self.created.append((row, decision.why))
         self.holds.append((row.id, ins.debtor_account, ins.amount.minor))
         self.known[ins.client_ref] = row
         self.pending.add(ins.debtor_account, ins.creditor.account, ins.amount.currency, ins.amount.minor)
         self.available[ins.debtor_account] -= ins.amount.minor
         if ins.debtor_account in self.used_today:
             self.used_today[ins.debtor_account] += ins.amount.minor
-        if internal and initial == PaymentState.ACCEPTED and row.requested_date <= ctx.today:
+        if internal and decision.state == PaymentState.ACCEPTED and row.requested_date <= ctx.today:
             # Settled now, before the next payment is decided: that one may spend what this one credits,
             # and the holds written with it must fit the balances as booked (ledger.place_holds checks).
             # The settlement releases the hold and books both legs: the debtor's available stays as the
@@ -236,20 +228,14 @@ class _Batch:
         return rules.judge(ctx.conn, ctx.client, ins, active, found, ctx.now, ctx.zone, ctx.day_start(), self.pending,
                            self.available[ins.debtor_account])
 
-    def _check_daily_limit(self, grant: directory.AccountGrant, ins: PaymentInstruction) -> None:
+    def _used_today(self, account: str) -> int:
         # Read under the debtor account's lock, so parallel payments see each other's amounts; read once
         # per account, before any payment of the batch from it is accepted, and kept up to date after.
-        if grant.daily_limit is None:
-            return
-        ctx, account = self.ctx, ins.debtor_account
         if account not in self.used_today:
+            ctx = self.ctx
             self.used_today[account] = maker_totals.used_today(ctx.conn, ctx.client, ctx.operator, account,
                                                                ctx.day_start())
-        used = self.used_today[account]
-        if used + ins.amount.minor > grant.daily_limit:
-            raise PaymentRejected(ReasonCode.LIMIT_DAILY,
-                                  f"today's payments would reach {grant.money(used + ins.amount.minor).text()}, "
-                                  f"over the daily limit {grant.money(grant.daily_limit).text()}")
+        return self.used_today[account]
 
     def flush(self, last: bool = False) -> None:
         """Write the payments accepted since the last flush: the rows, their holds, the postings of those paid
@@ -277,44 +263,6 @@ class _Batch:
         for row in self.to_settle:
             row.state = PaymentState.SETTLED.value   # as stored
         self.rows, self.created, self.holds, self.to_settle = [], [], [], []
-
-
-def _same_or_duplicate(ctx: PayContext, row: PaymentRecord, p: ParsedPayment) -> PaymentRecord:
-    if row.content_hash != p.instruction.content_hash():
-        raise PaymentRejected(ReasonCode.DUPLICATE_REFERENCE,
-                              f"ClientRef {p.client_ref} was used before for a different payment")
-    if row.debtor_account not in ctx.grants:
-        # Retries are answered before the grant checks (a maker who lost 'pay' still learns its payment
-        # exists), but only to operators who may see the account at all.
-        raise PaymentRejected(ReasonCode.ACCOUNT_INVALID, f"unknown debtor account {row.debtor_account}")
-    return row   # its status once the batch is written (a twin in the same batch may settle meanwhile)
-
-
-def _check_grant(ctx: PayContext, ins: PaymentInstruction) -> directory.AccountGrant:
-    grant = ctx.grants.get(ins.debtor_account)
-    if grant is None:
-        # Unknown and not-granted accounts look the same: an operator never learns of others' accounts.
-        raise PaymentRejected(ReasonCode.ACCOUNT_INVALID, f"unknown debtor account {ins.debtor_account}")
-    if Grant.PAY not in grant.grants:
-        raise PaymentRejected(ReasonCode.PERMISSION_DENIED,
-                              f"operator {ctx.operator} may not pay from {ins.debtor_account}")
-    if ins.amount.currency != grant.currency:
-        raise PaymentRejected(ReasonCode.CURRENCY_NOT_ALLOWED,
-                              f"account {ins.debtor_account} is in {grant.currency}, not {ins.amount.currency}")
-    if grant.single_limit is not None and ins.amount.minor > grant.single_limit:
-        raise PaymentRejected(ReasonCode.LIMIT_SINGLE,
-                              f"{ins.amount.text()} is over the single-payment limit "
-                              f"{grant.money(grant.single_limit).text()}")
-    return grant
-
-
-def _check_internal_creditor(account: ledger.Locked | None, ins: PaymentInstruction) -> None:
-    if account is None or account.client_id is None:
-        raise PaymentRejected(ReasonCode.ACCOUNT_INVALID,
-                              f"creditor account {ins.creditor.account} is not an account of this bank")
-    if account.currency != ins.amount.currency:
-        raise PaymentRejected(ReasonCode.CURRENCY_NOT_ALLOWED,
-                              f"creditor account {ins.creditor.account} is in {account.currency}")
 
 
 def existing_ids(conn: Connection, ids: list[str]) -> set[str]:
