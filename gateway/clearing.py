@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from domain.codes import PaymentState as S, ReasonCode
 from gateway import crash, ledger, transitions
+from gateway.payment_record import PaymentRecord
 from gateway.payments import is_internal_row, load, settle_internal
 from gateway.settings import Settings
 from gateway.sim_clearing import SETTLED, Outcome, SimulatedClearing
@@ -163,7 +164,7 @@ class Clearing:
         except transitions.StateConflict:
             return None
 
-    def _post_settlement(self, conn, row, now: dt.datetime) -> None:
+    def _post_settlement(self, conn, row: PaymentRecord, now: dt.datetime) -> None:
         """Money leaves the customer's account for the bank's clearing book."""
         clearing = ledger.ensure_internal_account(conn, row.currency, "CLEARING", now)
         ledger.post(conn, row.id, [

@@ -12,23 +12,25 @@ from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PermissionDenied
 from domain.models import PaymentStatus
 from gateway import ledger, transitions
+from gateway.directory import AccountGrant
+from gateway.payment_record import PaymentRecord
 from gateway.payments import PayContext, is_internal_row, load, settle_internal, status_of
 from gateway.storage.tables import payment_approvals, payments
 
 CANCELLABLE = (PaymentState.PENDING_APPROVAL, PaymentState.ACCEPTED)  # not yet sent for clearing
 
 
-def _locked_payment(ctx: PayContext, payment_id: str):
-    """The payment row, locked against concurrent changes; NOT_FOUND unless the operator may see it."""
+def _locked_payment(ctx: PayContext, payment_id: str) -> tuple[PaymentRecord, AccountGrant]:
+    """The payment, locked against concurrent changes; NOT_FOUND unless the operator may see it."""
     row = ctx.conn.execute(select(payments).where(payments.c.id == payment_id, payments.c.client_id == ctx.client)
                            .with_for_update()).first()
     grant = ctx.grants.get(row.debtor_account) if row is not None else None
     if grant is None:
         raise NotFound(f"unknown payment {payment_id}")
-    return row, grant
+    return PaymentRecord.from_row(row), grant
 
 
-def _refused(row, reason: ReasonCode, why: str) -> PaymentStatus:
+def _refused(row: PaymentRecord, reason: ReasonCode, why: str) -> PaymentStatus:
     """The payment as it stands, with the reason the request about it was refused (nothing changed)."""
     return replace(status_of(row), reason=reason, reason_text=why)
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from dataclasses import dataclass
-from types import SimpleNamespace
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, Row, bindparam, insert, select
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
 from domain.models import PaymentInstruction, PaymentStatus, is_own_bank
 from domain.money import Money
 from domain.names import key as name_key
-from domain.rules import Outcome, RuleRejected, outcome_of
+from domain.rules import RuleRejected
 from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rules, transitions
+from gateway.acceptance import Facts, decide, retried
+from gateway.payment_record import PaymentRecord
 from gateway.protocol.messages import ParsedPayment
 from gateway.storage.tables import accounts, payments
 
@@ -49,8 +50,9 @@ def new_payment_id(today: dt.date) -> str:
     return f"P{today:%Y%m%d}{secrets.token_hex(6).upper()}"
 
 
-def status_of(row) -> PaymentStatus:
-    """A payments row as the PaymentStatus the ERP sees."""
+def status_of(row: PaymentRecord | Row) -> PaymentStatus:
+    """A stored payment as the PaymentStatus the ERP sees: its record, or a row of `select(payments)` where
+    only its status is wanted (statuses() answers up to 5,000 at once, not worth a record each)."""
     return PaymentStatus(
         client_ref=row.client_ref, payment_id=row.id, state=PaymentState(row.state),
         reason=ReasonCode(row.reason_code) if row.reason_code else None, reason_text=row.reason_text,
@@ -107,7 +109,7 @@ class _Batch:
 
     def __init__(self, ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]):
         self.ctx, self.batch_id = ctx, batch_id
-        self.results: list = []   # per payment: its PaymentStatus, or its row (a status once written)
+        self.results: list[PaymentStatus | PaymentRecord] = []   # a payment's record: its status once written
         instructions = [p.instruction for p in parsed if p.instruction]
         debtors = sorted({i.debtor_account for i in instructions})
         # The configuration first, before any lock: the locks are then held for less time.
@@ -120,13 +122,14 @@ class _Batch:
         # Payments stored under these ClientRefs. Read before the locks: a twin that commits one of them after
         # this read makes our insert fail on the unique key, and the request runs again (see submit).
         refs = sorted({i.client_ref for i in instructions})
-        self.known = {r.client_ref: r for k in range(0, len(refs), _REFS_A_READ) for r in ctx.conn.execute(
-            _BY_REFS, {"client": ctx.client, "refs": refs[k:k + _REFS_A_READ]})}
+        self.known = {r.client_ref: PaymentRecord.from_row(r) for k in range(0, len(refs), _REFS_A_READ)
+                      for r in ctx.conn.execute(_BY_REFS, {"client": ctx.client,
+                                                           "refs": refs[k:k + _REFS_A_READ]})}
         # Every account the batch may touch, locked in one sorted sweep before any fact is read (no deadlocks).
         self.accounts = ledger.lock_accounts(ctx.conn, set(debtors) | creditors)
         self.available = {n: a.booked - a.held for n, a in self.accounts.items()}
         self.used_today: dict[str, int] = {}     # debtor account -> the maker's payments today, this batch's too
-        # The maker's use of a daily limit is read under the debtor account's lock (_check_daily_limit). Where
+        # The maker's use of a daily limit is read under the debtor account's lock (_used_today). Where
         # the batch pays from one account with a daily limit, the common case, it is read in the statement
         # that locks the client's audit head, which every request takes anyway: a round trip less under the locks.
         limited = {i.debtor_account for i in instructions if i.debtor_account in self.accounts
@@ -149,9 +152,9 @@ class _Batch:
                                                      for configured, stamp in self.rules.values())
         # Accepted, not yet written:
         self.rows: list[dict] = []
-        self.created: list[tuple[SimpleNamespace, str]] = []
+        self.created: list[tuple[PaymentRecord, str]] = []
         self.holds: list[tuple[str, str, int]] = []
-        self.to_settle: list[SimpleNamespace] = []
+        self.to_settle: list[PaymentRecord] = []
         self.pending = flows.Pending()           # every payment accepted, for the running totals
 
     def add(self, p: ParsedPayment) -> None:
@@ -167,54 +170,44 @@ class _Batch:
                              to_state=PaymentState.REJECTED, detail=f"ClientRef {p.client_ref}: {problem.detail}")
             self.results.append(rejected(p.client_ref, problem))
 
-    def _accept(self, p: ParsedPayment):
+    def _accept(self, p: ParsedPayment) -> PaymentRecord:
         ctx, ins = self.ctx, p.instruction
-        row = self.known.get(ins.client_ref)
-        if row is not None:
-            return _same_or_duplicate(ctx, row, p)
-        grant = _check_grant(ctx, ins)
+        stored = self.known.get(ins.client_ref)
+        if stored is not None:
+            # Its status once the batch is written (a twin in the same batch may settle meanwhile).
+            return retried(stored, p, visible=stored.debtor_account in ctx.grants)
         internal = is_internal(ctx, ins)
-        if internal:
-            _check_internal_creditor(self.accounts.get(ins.creditor.account), ins)
-        hits = self._judge(ins)
-        outcome = outcome_of(hits)
-        if outcome == Outcome.REJECT:
-            raise RuleRejected(hits)
-        held = outcome == Outcome.HOLD
-        required = self.tiers.required(ins.debtor_account, ins.amount.currency, ins.amount.minor)
-        if held:
-            required = max(required, 1)   # a rule's hold is released by an approver, like a threshold
-        self._check_daily_limit(grant, ins)
-        if self.available[ins.debtor_account] < ins.amount.minor:
-            raise PaymentRejected(ReasonCode.INSUFFICIENT_FUNDS,
-                                  f"available balance of {ins.debtor_account} is less than {ins.amount.text()}")
+        # A debtor account without a grant may not exist, and so have no balance: decide refuses the payment
+        # before it asks (0 stands in).
+        decision = decide(ins, Facts(
+            operator=ctx.operator, grant=ctx.grants.get(ins.debtor_account), internal=internal,
+            creditor=self.accounts.get(ins.creditor.account) if internal else None, tiers=self.tiers,
+            available=self.available.get(ins.debtor_account, 0), judge=lambda: self._judge(ins),
+            used_today=lambda: self._used_today(ins.debtor_account)))
         # Accepted: nothing below can refuse it.
-        initial = PaymentState.PENDING_APPROVAL if required else PaymentState.ACCEPTED
-        values = dict(
+        hits, held = decision.hits, decision.held
+        row = PaymentRecord(
             id=new_payment_id(ctx.today), client_id=ctx.client, client_ref=ins.client_ref, end_to_end_id=ins.e2e,
             batch_id=self.batch_id, debtor_account=ins.debtor_account, amount=ins.amount.minor,
             currency=ins.amount.currency, creditor_name=ins.creditor.name,
             creditor_account=ins.creditor.account, creditor_bank_scheme=ins.creditor.bank.scheme,
             creditor_bank_code=ins.creditor.bank.code, creditor_bank_name=ins.creditor.bank_name,
             purpose=ins.purpose, remark=ins.remark, requested_date=ins.requested_date or ctx.today,
-            urgency=ins.urgency, state=initial.value, order_digest=p.order_digest, approvals_required=required,
-            approvals_given=0, content_hash=ins.content_hash(), maker=ctx.operator, created_at=ctx.now,
-            updated_at=ctx.now, sent_at=None, attempts=0, creditor_key=name_key(ins.creditor.name),
-            rule_hits=rules.hits_json(hits), reason_code=hits[0].code.value if held else None,
+            urgency=ins.urgency, state=decision.state.value, order_digest=p.order_digest,
+            approvals_required=decision.approvals_required, approvals_given=0, content_hash=ins.content_hash(),
+            maker=ctx.operator, created_at=ctx.now, updated_at=ctx.now, sent_at=None, attempts=0,
+            creditor_key=name_key(ins.creditor.name), rule_hits=rules.hits_json(hits),
+            reason_code=hits[0].code.value if held else None,
             reason_text=rules.reason_text(hits)[:255] if held else None)
-        row = SimpleNamespace(**values)   # the payment as it will be stored: nothing reads it back
-        why = f"waits for {required} approval(s), funds held" if required else "accepted, funds held"
-        if held:
-            why = f"held by rules ({rules.summary(hits)}); {why}"
-        self.rows.append(values)
-        self.created.append((row, why))
+        self.rows.append(row.values())   # the record stays the payment as stored: nothing reads it back
+        self.created.append((row, decision.why))
         self.holds.append((row.id, ins.debtor_account, ins.amount.minor))
         self.known[ins.client_ref] = row
         self.pending.add(ins.debtor_account, ins.creditor.account, ins.amount.currency, ins.amount.minor)
         self.available[ins.debtor_account] -= ins.amount.minor
         if ins.debtor_account in self.used_today:
             self.used_today[ins.debtor_account] += ins.amount.minor
-        if internal and initial == PaymentState.ACCEPTED and row.requested_date <= ctx.today:
+        if internal and decision.state == PaymentState.ACCEPTED and row.requested_date <= ctx.today:
             # Settled now, before the next payment is decided: that one may spend what this one credits,
             # and the holds written with it must fit the balances as booked (ledger.place_holds checks).
             # The settlement releases the hold and books both legs: the debtor's available stays as the
@@ -235,20 +228,14 @@ class _Batch:
         return rules.judge(ctx.conn, ctx.client, ins, active, found, ctx.now, ctx.zone, ctx.day_start(), self.pending,
                            self.available[ins.debtor_account])
 
-    def _check_daily_limit(self, grant: directory.AccountGrant, ins: PaymentInstruction) -> None:
+    def _used_today(self, account: str) -> int:
         # Read under the debtor account's lock, so parallel payments see each other's amounts; read once
         # per account, before any payment of the batch from it is accepted, and kept up to date after.
-        if grant.daily_limit is None:
-            return
-        ctx, account = self.ctx, ins.debtor_account
         if account not in self.used_today:
+            ctx = self.ctx
             self.used_today[account] = maker_totals.used_today(ctx.conn, ctx.client, ctx.operator, account,
                                                                ctx.day_start())
-        used = self.used_today[account]
-        if used + ins.amount.minor > grant.daily_limit:
-            raise PaymentRejected(ReasonCode.LIMIT_DAILY,
-                                  f"today's payments would reach {grant.money(used + ins.amount.minor).text()}, "
-                                  f"over the daily limit {grant.money(grant.daily_limit).text()}")
+        return self.used_today[account]
 
     def flush(self, last: bool = False) -> None:
         """Write the payments accepted since the last flush: the rows, their holds, the postings of those paid
@@ -278,53 +265,16 @@ class _Batch:
         self.rows, self.created, self.holds, self.to_settle = [], [], [], []
 
 
-def _same_or_duplicate(ctx: PayContext, row, p: ParsedPayment) -> PaymentStatus:
-    if row.content_hash != p.instruction.content_hash():
-        raise PaymentRejected(ReasonCode.DUPLICATE_REFERENCE,
-                              f"ClientRef {p.client_ref} was used before for a different payment")
-    if row.debtor_account not in ctx.grants:
-        # Retries are answered before the grant checks (a maker who lost 'pay' still learns its payment
-        # exists), but only to operators who may see the account at all.
-        raise PaymentRejected(ReasonCode.ACCOUNT_INVALID, f"unknown debtor account {row.debtor_account}")
-    return row   # its status once the batch is written (a twin in the same batch may settle meanwhile)
-
-
-def _check_grant(ctx: PayContext, ins: PaymentInstruction) -> directory.AccountGrant:
-    grant = ctx.grants.get(ins.debtor_account)
-    if grant is None:
-        # Unknown and not-granted accounts look the same: an operator never learns of others' accounts.
-        raise PaymentRejected(ReasonCode.ACCOUNT_INVALID, f"unknown debtor account {ins.debtor_account}")
-    if Grant.PAY not in grant.grants:
-        raise PaymentRejected(ReasonCode.PERMISSION_DENIED,
-                              f"operator {ctx.operator} may not pay from {ins.debtor_account}")
-    if ins.amount.currency != grant.currency:
-        raise PaymentRejected(ReasonCode.CURRENCY_NOT_ALLOWED,
-                              f"account {ins.debtor_account} is in {grant.currency}, not {ins.amount.currency}")
-    if grant.single_limit is not None and ins.amount.minor > grant.single_limit:
-        raise PaymentRejected(ReasonCode.LIMIT_SINGLE,
-                              f"{ins.amount.text()} is over the single-payment limit "
-                              f"{grant.money(grant.single_limit).text()}")
-    return grant
-
-
-def _check_internal_creditor(account: ledger.Locked | None, ins: PaymentInstruction) -> None:
-    if account is None or account.client_id is None:
-        raise PaymentRejected(ReasonCode.ACCOUNT_INVALID,
-                              f"creditor account {ins.creditor.account} is not an account of this bank")
-    if account.currency != ins.amount.currency:
-        raise PaymentRejected(ReasonCode.CURRENCY_NOT_ALLOWED,
-                              f"creditor account {ins.creditor.account} is in {account.currency}")
-
-
 def existing_ids(conn: Connection, ids: list[str]) -> set[str]:
     return set(conn.execute(select(payments.c.id).where(payments.c.id.in_(ids))).scalars()) if ids else set()
 
 
-def load(conn: Connection, payment_id: str):
-    return conn.execute(_LOAD, {"payment_id": payment_id}).one()
+def load(conn: Connection, payment_id: str) -> PaymentRecord:
+    return PaymentRecord.from_row(conn.execute(_LOAD, {"payment_id": payment_id}).one())
 
 
-def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, actor: str) -> None:
+def settle_internal(conn: Connection, row: PaymentRecord, now: dt.datetime, zone: dt.tzinfo,
+                    actor: str) -> None:
     """Book an accepted transfer between two accounts of this bank: release the hold, post both legs.
 
     The caller holds the two accounts' locks already (taken before any other lock: no deadlocks)."""
@@ -335,8 +285,8 @@ def settle_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, ac
                      after=PaymentState.SETTLED, actor=actor, why=transitions.SETTLED_WITHIN_BANK, now=now)
 
 
-def _post_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, debtor_name: str | None,
-                   owned: list | None = None) -> None:
+def _post_internal(conn: Connection, row: PaymentRecord, now: dt.datetime, zone: dt.tzinfo,
+                   debtor_name: str | None, owned: list | None = None) -> None:
     """The two legs of a transfer within the bank; the caller holds both accounts' locks (`owned`: see
     ledger.post)."""
     ledger.post(conn, row.id, [
@@ -352,8 +302,8 @@ def _post_internal(conn: Connection, row, now: dt.datetime, zone: dt.tzinfo, deb
     ], now, now.astimezone(zone).date(), locked=True, owned=owned)
 
 
-def is_internal_row(row, own_cnaps_prefix: str) -> bool:
-    """The same test as is_internal, on a stored payment."""
+def is_internal_row(row: PaymentRecord | Row, own_cnaps_prefix: str) -> bool:
+    """The same test as is_internal, on a stored payment (or a row of `select(payments)`: clearing's scan)."""
     return is_own_bank(row.creditor_bank_scheme, row.creditor_bank_code, own_cnaps_prefix)
 
 

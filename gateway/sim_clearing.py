@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, insert, select
 
+from gateway.payment_record import PaymentRecord
 from gateway.settings import ClearingFaults
 from gateway.storage.tables import payments, sim_clearing
 
@@ -44,7 +45,7 @@ class SimulatedClearing:
             draw -= rate
         return "SETTLED", FAIL_REASONS[0]
 
-    def submit(self, payment, now: dt.datetime) -> Outcome | None:
+    def submit(self, payment: PaymentRecord, now: dt.datetime) -> Outcome | None:
         """Hand a payment over; the answer, or None when no answer came back (timeout, lost)."""
         known = self.query(payment.id)
         if known is not None:

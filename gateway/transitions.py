@@ -11,6 +11,7 @@ from domain.states import allowed
 from gateway import audit
 from gateway.notify import outbox
 from gateway.notify.subscriptions import Subscription
+from gateway.payment_record import PaymentRecord
 from gateway.storage.tables import payment_events, payments
 
 
@@ -52,12 +53,12 @@ def move(conn: Connection, *, payment_id: str, client: str, before: PaymentState
                          after=after, reason=reason and reason.value, why=why, now=now, subscribed=subscribed)
 
 
-def created(conn: Connection, *, client: str, actor: str, now: dt.datetime, new: list[tuple[object, str]],
-            subscribed: list[Subscription], settled: list = ()) -> None:
+def created(conn: Connection, *, client: str, actor: str, now: dt.datetime, new: list[tuple[PaymentRecord, str]],
+            subscribed: list[Subscription], settled: list[PaymentRecord] = ()) -> None:
     """Record the creation of payments just inserted, (row, why) each, exactly as move(before=None) records
     one: its event, its audit record and its notifications. One statement a kind for all of them.
 
-    `settled`: rows among them that were settled within the bank in the same instant, and so stored
+    `settled`: payments among them that were settled within the bank in the same instant, and so stored
     SETTLED: their move on from ACCEPTED is recorded after all the creations, as move would record it."""
     changes = [(row, None, PaymentState(row.state), why) for row, why in new]
     changes += [(row, PaymentState.ACCEPTED, PaymentState.SETTLED, SETTLED_WITHIN_BANK) for row in settled]

@@ -12,6 +12,7 @@ import unicodedata
 from lxml import etree
 
 from domain.money import Money
+from gateway.payment_record import PaymentRecord
 from gateway.protocol.messages import E, stamp
 
 ROOT = "Notification"
@@ -34,14 +35,14 @@ def _document(event_id: str, created: dt.datetime, client: str, body: etree._Ele
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
-def payment_event(*, event_id: str, created: dt.datetime, row, sequence: int, before: str | None, after: str,
-                  reason: str | None, why: str) -> bytes:
-    """A payment changed state; `row` is the payments row as it stands after the change."""
-    el = E.PaymentStatusChange(E.ClientRef(row.client_ref), E.PaymentId(row.id))
-    if row.end_to_end_id and row.end_to_end_id != row.client_ref:
-        el.append(E.EndToEndId(row.end_to_end_id))
-    el.extend([E.DebtorAccount(row.debtor_account),
-               E.Amount(Money.from_minor(row.amount, row.currency).text(), currency=row.currency),
+def payment_event(*, event_id: str, created: dt.datetime, payment: PaymentRecord, sequence: int,
+                  before: str | None, after: str, reason: str | None, why: str) -> bytes:
+    """A payment changed state; `payment` as it stands after the change."""
+    el = E.PaymentStatusChange(E.ClientRef(payment.client_ref), E.PaymentId(payment.id))
+    if payment.end_to_end_id and payment.end_to_end_id != payment.client_ref:
+        el.append(E.EndToEndId(payment.end_to_end_id))
+    el.extend([E.DebtorAccount(payment.debtor_account),
+               E.Amount(Money.from_minor(payment.amount, payment.currency).text(), currency=payment.currency),
                E.Sequence(str(sequence))])
     if before:
         el.append(E.PreviousState(before))
@@ -49,7 +50,7 @@ def payment_event(*, event_id: str, created: dt.datetime, row, sequence: int, be
     if reason:
         el.append(E.Reason(_clean(why, 255), code=reason))
     el.append(E.Updated(_utc(created)))
-    return _document(event_id, created, row.client_id, el)
+    return _document(event_id, created, payment.client_id, el)
 
 
 def credit_event(*, event_id: str, created: dt.datetime, client: str, entry, currency: str) -> bytes:

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, bindparam, insert, select
 
 from gateway.notify import message
 from gateway.notify.subscriptions import CREDIT, PAYMENT, Subscription, active_for, of_row
+from gateway.payment_record import PaymentRecord
 from gateway.storage.tables import accounts, notify_subscriptions as subs, outbox_events, payments
 
 PENDING, DELIVERED, DEAD = "PENDING", "DELIVERED", "DEAD"
@@ -37,27 +38,28 @@ def payment_moved(conn: Connection, *, payment_id: str, client: str, sequence: i
         subscribed = active_for(conn, {client})
     if not any(s.client_id == client for s in subscribed):
         return
-    row = conn.execute(_PAYMENT, {"payment_id": payment_id}).one()
-    _insert(conn, _payment_rows(row, sequence, before, after, reason, why, now, subscribed))
+    payment = PaymentRecord.from_row(conn.execute(_PAYMENT, {"payment_id": payment_id}).one())
+    _insert(conn, _payment_rows(payment, sequence, before, after, reason, why, now, subscribed))
 
 
 def payments_changed(conn: Connection, *, now: dt.datetime, subscribed: list[Subscription],
                      changes: list[tuple]) -> None:
-    """Called by transitions.created with (row, sequence, before, after, why) for each change it recorded:
+    """Called by transitions.created with (payment, sequence, before, after, why) for each change it recorded:
     one insert."""
-    _insert(conn, [r for row, sequence, before, after, why in changes
-                   for r in _payment_rows(row, sequence, before, after, None, why, now, subscribed)])
+    _insert(conn, [r for payment, sequence, before, after, why in changes
+                   for r in _payment_rows(payment, sequence, before, after, None, why, now, subscribed)])
 
 
-def _payment_rows(row, sequence: int, before: str | None, after: str, reason: str | None, why: str,
-                  now: dt.datetime, subscribed: list[Subscription]) -> list[dict]:
-    wanted = [s for s in subscribed if s.client_id == row.client_id and s.wants(PAYMENT, row.debtor_account)]
+def _payment_rows(payment: PaymentRecord, sequence: int, before: str | None, after: str, reason: str | None,
+                  why: str, now: dt.datetime, subscribed: list[Subscription]) -> list[dict]:
+    wanted = [s for s in subscribed
+              if s.client_id == payment.client_id and s.wants(PAYMENT, payment.debtor_account)]
     if not wanted:
         return []
-    event_id = f"PAY:{row.id}:{sequence}"
-    payload = message.payment_event(event_id=event_id, created=now, row=row, sequence=sequence,
+    event_id = f"PAY:{payment.id}:{sequence}"
+    payload = message.payment_event(event_id=event_id, created=now, payment=payment, sequence=sequence,
                                     before=before, after=after, reason=reason, why=why)
-    return _rows(event_id, PAYMENT, row.client_id, payload, wanted, now)
+    return _rows(event_id, PAYMENT, payment.client_id, payload, wanted, now)
 
 
 # Built once: every posting with a credit leg runs it.
