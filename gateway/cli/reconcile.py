@@ -1,8 +1,10 @@
-"""`reconcile`: a statement against the ERP's open items and, with --home, this gateway's payments (reconcile/)."""
+"""`reconcile`: a statement against the ERP's open items (reconcile/) and, with --home, against this
+gateway's own payments, read here and handed to reconcile/, which knows nothing of the server."""
 from __future__ import annotations
 
 import sys
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -28,6 +30,7 @@ def reconcile_command(
     """Match a statement against the ERP's open items (and the gateway's payments); docs/reconciliation.md."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from gateway.cli import gateway_payments
     from reconcile.model import Tolerances
     from reconcile.open_items import OpenItemsInvalid
     from reconcile.render import FORMATS, render
@@ -43,8 +46,8 @@ def reconcile_command(
     except (InvalidOperation, ValueError) as err:
         fail(f"tolerances: {err}")
     try:
-        report = build_report(statement, open_items, fmt=format, tolerances=tolerances, home=home,
-                              encoding=encoding)
+        report = build_report(statement, open_items, fmt=format, tolerances=tolerances, encoding=encoding,
+                              payments=None if home is None else partial(gateway_payments.load, home))
     except (StatementFileInvalid, OpenItemsInvalid, FileNotFoundError) as err:
         fail(str(err))
     except SQLAlchemyError as err:
