@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 from cryptography import x509
 
-from gateway.cli.common import Home, fail, migrated, now
+from gateway.cli.common import Home, current, fail, now
 
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 
@@ -18,7 +18,7 @@ def audit_verify(home: Home = Path("."),
                  ) -> None:
     """Check every audit chain (and an anchor, if given); exit 1 and name what was edited, removed or reordered."""
     from gateway import audit
-    settings, engine = migrated(home)
+    settings, engine = current(home)
     trusted = [x509.load_pem_x509_certificate(settings.path(settings.gateway_cert).read_bytes())]
     if settings.path(settings.gateway_previous_cert).exists():
         trusted.append(x509.load_pem_x509_certificate(settings.path(settings.gateway_previous_cert).read_bytes()))
@@ -42,8 +42,9 @@ def audit_anchor(out: Annotated[Path, typer.Option(help="where to write it (keep
     rewrite of what came before, even one that recomputed every hash."""
     from gateway import audit
     from gateway.app import build_gateway
-    settings, _ = migrated(home)
-    gateway = build_gateway(settings)
+    settings, checked = current(home)
+    checked.dispose()
+    gateway = build_gateway(settings, run_migrations=False)
     with gateway.engine.connect() as conn:
         anchored = audit.heads(conn)
     out.write_bytes(audit.sign_anchor(gateway.signer.key, gateway.signer.cert_pem, anchored, now()))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.common import Home, fail, migrated, now
+from gateway.cli.common import Home, current, fail, migrated, now
 from gateway.settings import Settings
 
 certs_app = typer.Typer(help="Operator certificates: add, list, revoke.", no_args_is_help=True)
@@ -29,7 +29,7 @@ def certs_list(home: Home = Path(".")) -> None:
     from sqlalchemy import select
 
     from gateway.storage.tables import certificates
-    _, engine = migrated(home)
+    _, engine = current(home)
     with engine.connect() as conn:
         for r in conn.execute(select(certificates).order_by(certificates.c.client_id, certificates.c.operator_id)):
             state = f"revoked {r.revoked_at:%Y-%m-%d %H:%M}" if r.revoked_at else "active"

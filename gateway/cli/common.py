@@ -6,10 +6,13 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
 
 from gateway.settings import Settings
-from gateway.storage.engine import make_engine, migrate
+from gateway.storage.engine import MIGRATIONS, make_engine, migrate, read_only
 
 Home = Annotated[Path, typer.Option("--home", envvar="DIRECTLINK_HOME", help="the gateway's home directory")]
 
@@ -30,3 +33,25 @@ def migrated(home: Path) -> tuple[Settings, Engine]:
     migrate(engine)
     return settings, engine
 
+
+def current(home: Path) -> tuple[Settings, Engine]:
+    """The home's settings and database for a command that only reads. It is never migrated here: a listing
+    must not change the schema under running replicas (that is `db upgrade`'s job, run once, on purpose), so a
+    database that is not at the newest schema fails the command, which then changes nothing."""
+    settings = Settings.load(home)
+    url = make_url(settings.db_url)
+    # Connecting to a SQLite file that is not there would create it.
+    if url.get_backend_name() == "sqlite" and url.database and not Path(url.database).exists():
+        fail(f"there is no database at {url.database}: run `directlink init` or `directlink db upgrade`")
+    engine = make_engine(settings.db_url)
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    head = scripts.get_current_head()
+    with read_only(engine) as conn:
+        at = MigrationContext.configure(conn).get_current_revision()
+    if at != head:
+        engine.dispose()
+        if at is not None and at not in {script.revision for script in scripts.walk_revisions()}:
+            fail(f"the database is at revision {at}, newer than this directlink knows (its newest is {head})")
+        fail(f"the database is at revision {at or 'none (no schema)'}, not the newest ({head}): "
+             "run `directlink db upgrade`")
+    return settings, engine

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from gateway.cli.common import Home, fail, migrated, now
+from gateway.cli.common import Home, current, fail, migrated, now
 from gateway.settings import Settings
 
 config_app = typer.Typer(help="Clients, accounts, operators, certificates and grants.", no_args_is_help=True)
@@ -44,7 +44,7 @@ def config_accounts(home: Home = Path(".")) -> None:
 
     from domain.money import Money
     from gateway.storage.tables import accounts
-    _, engine = migrated(home)
+    _, engine = current(home)
     with engine.connect() as conn:
         for r in conn.execute(select(accounts).order_by(accounts.c.client_id, accounts.c.number)):
             fmt = lambda minor: Money.from_minor(minor, r.currency).text()  # noqa: E731

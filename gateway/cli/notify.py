@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gateway.cli.common import Home, fail, migrated, now
+from gateway.cli.common import Home, current, fail, migrated, now
 from gateway.settings import Settings
 
 notify_app = typer.Typer(help="Notifications to ERPs: subscriptions, delivery, dead letters (docs/notifications.md).",
@@ -51,7 +51,7 @@ def notify_update(subscription: int, url: Optional[str] = None,
 def notify_list(client: Optional[str] = None, home: Home = Path(".")) -> None:
     """List subscriptions."""
     from gateway.notify import subscriptions
-    _, engine = migrated(home)
+    _, engine = current(home)
     with engine.connect() as conn:
         for sub in subscriptions.listing(conn, client):
             typer.echo(sub.describe())
@@ -71,7 +71,7 @@ def notify_run(home: Home = Path(".")) -> None:
 def notify_dead(client: Optional[str] = None, home: Home = Path(".")) -> None:
     """List dead letters: notifications given up on after all retries (replay them with `notify replay`)."""
     from gateway.notify.delivery import dead_letters
-    _, engine = migrated(home)
+    _, engine = current(home)
     with engine.connect() as conn:
         rows = dead_letters(conn, client)
     for r in rows:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from gateway.cli.common import Home, fail, migrated, now
+from gateway.cli.common import Home, current, fail, migrated, now
 
 rules_app = typer.Typer(help="Fund-flow rules that every payment passes before acceptance.", no_args_is_help=True)
 payee_app = typer.Typer(help="Registered counterparties (the allow-list; known payees).", no_args_is_help=True)
@@ -59,7 +59,7 @@ def rules_remove(client: str, rule: str, account: str = "", home: Home = Path(".
 def rules_list(client: str, home: Home = Path(".")) -> None:
     """The client's rules with their parameters."""
     from gateway import rulebook
-    _, engine = migrated(home)
+    _, engine = current(home)
     with engine.connect() as conn:
         for account, rule, params in rulebook.list_rules(conn, client):
             typer.echo(f"{account or '*':<20} {rule:<16} {json.dumps(params, ensure_ascii=False)}")
