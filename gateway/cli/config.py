@@ -5,10 +5,17 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from sqlalchemy.exc import IntegrityError
+
+from domain.errors import PaymentRejected
 from gateway.cli.common import Home, current, fail, migrated, now
 from gateway.settings import Settings
 
 config_app = typer.Typer(help="Clients, accounts, operators, certificates and grants.", no_args_is_help=True)
+
+# What a directory change refuses with, nothing changed: a bad value (ValueError), an amount or currency the
+# gateway does not take (PaymentRejected), or a row the database's keys refuse, such as an unknown operator.
+REFUSED = (ValueError, PaymentRejected, IntegrityError)
 
 
 @config_app.command("apply")
@@ -32,7 +39,7 @@ def config_grant(client: str, operator: str, account: str,
         with engine.begin() as conn:
             directory.set_grant(conn, client, operator, account, rights, single_limit, daily_limit, now(),
                                 approve_limit)
-    except Exception as err:  # noqa: BLE001 - shown to the operator, nothing was changed
+    except REFUSED as err:
         fail(str(err))
     typer.echo(f"{client}/{operator} on {account}: {sorted(rights) or 'no grants'}")
 
@@ -63,6 +70,6 @@ def config_policy(client: str, threshold: str, approvals: int,
     try:
         with engine.begin() as conn:
             directory.set_approval_policy(conn, client, account, threshold, approvals, now(), currency)
-    except Exception as err:  # noqa: BLE001 - shown to the operator, nothing was changed
+    except REFUSED as err:
         fail(str(err))
     typer.echo(f"{client} {account or '(all accounts)'} >= {threshold}: {approvals} approval(s)")
