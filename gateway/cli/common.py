@@ -3,16 +3,17 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from gateway.settings import Settings
-from gateway.storage.engine import MIGRATIONS, make_engine, migrate, read_only
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+# SQLAlchemy and Alembic are imported where a command opens the database, not here: every command imports
+# this module, and they would double the start of those that never touch it (--help, send, agent).
 
 Home = Annotated[Path, typer.Option("--home", envvar="DIRECTLINK_HOME", help="the gateway's home directory")]
 
@@ -28,6 +29,7 @@ def fail(message: str) -> NoReturn:
 
 def migrated(home: Path) -> tuple[Settings, Engine]:
     """The home's settings and database, migrated to the newest schema: for commands that write."""
+    from gateway.storage.engine import make_engine, migrate
     settings = Settings.load(home)
     engine = make_engine(settings.db_url)
     migrate(engine)
@@ -38,6 +40,11 @@ def current(home: Path) -> tuple[Settings, Engine]:
     """The home's settings and database for a command that only reads. It is never migrated here: a listing
     must not change the schema under running replicas (that is `db upgrade`'s job, run once, on purpose), so a
     database that is not at the newest schema fails the command, which then changes nothing."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
+
+    from gateway.storage.engine import MIGRATIONS, make_engine, read_only
     settings = Settings.load(home)
     url = make_url(settings.db_url)
     # Connecting to a SQLite file that is not there would create it.

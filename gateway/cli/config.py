@@ -5,17 +5,21 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from sqlalchemy.exc import IntegrityError
 
-from domain.errors import PaymentRejected
 from gateway.cli.common import Home, current, fail, migrated, now
 from gateway.settings import Settings
 
 config_app = typer.Typer(help="Clients, accounts, operators, certificates and grants.", no_args_is_help=True)
 
-# What a directory change refuses with, nothing changed: a bad value (ValueError), an amount or currency the
-# gateway does not take (PaymentRejected), or a row the database's keys refuse, such as an unknown operator.
-REFUSED = (ValueError, PaymentRejected, IntegrityError)
+
+def _refused() -> tuple[type[Exception], ...]:
+    """What a directory change refuses with, nothing changed: a bad value (ValueError), an amount or currency
+    the gateway does not take (PaymentRejected), or a row the database's keys refuse, such as an unknown
+    operator (imported here, not at the top: see common.py)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from domain.errors import PaymentRejected
+    return ValueError, PaymentRejected, IntegrityError
 
 
 @config_app.command("apply")
@@ -39,7 +43,7 @@ def config_grant(client: str, operator: str, account: str,
         with engine.begin() as conn:
             directory.set_grant(conn, client, operator, account, rights, single_limit, daily_limit, now(),
                                 approve_limit)
-    except REFUSED as err:
+    except _refused() as err:
         fail(str(err))
     typer.echo(f"{client}/{operator} on {account}: {sorted(rights) or 'no grants'}")
 
@@ -70,6 +74,6 @@ def config_policy(client: str, threshold: str, approvals: int,
     try:
         with engine.begin() as conn:
             directory.set_approval_policy(conn, client, account, threshold, approvals, now(), currency)
-    except REFUSED as err:
+    except _refused() as err:
         fail(str(err))
     typer.echo(f"{client} {account or '(all accounts)'} >= {threshold}: {approvals} approval(s)")
