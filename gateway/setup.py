@@ -37,7 +37,7 @@ DIRECTORY_HEADER = """\
 
 
 def _demo_directory() -> dict[str, list[dict]]:
-    operating, payroll, supplier = DEMO_ACCOUNTS["operating"], DEMO_ACCOUNTS["payroll"], DEMO_ACCOUNTS["supplier"]
+    operating, payroll = DEMO_ACCOUNTS["operating"], DEMO_ACCOUNTS["payroll"]
     return {
         "clients": [{"id": "DEMO", "name": "Demo Trading Co., Ltd."},
                     {"id": "ACME", "name": "ACME Supplies (Shanghai) Co., Ltd."}],
@@ -46,7 +46,7 @@ def _demo_directory() -> dict[str, list[dict]]:
              "opening_balance": "1000000.00"},
             {"number": payroll, "client": "DEMO", "name": "演示贸易有限公司 工资户", "currency": "CNY",
              "opening_balance": "400000.00"},
-            {"number": supplier, "client": "ACME", "name": "ACME Supplies operating", "currency": "CNY"}],
+            {"number": DEMO_ACCOUNTS["supplier"], "client": "ACME", "name": "ACME Supplies operating", "currency": "CNY"}],
         "operators": [{"client": "DEMO", "id": op, "name": name, "certificates": [f"../demo/{op}.cert.pem"]}
                       for op, name in (("maker", "Wang Fang (AP clerk)"), ("checker", "Li Wei (treasury)"),
                                        ("viewer", "Zhao Min (accounting)"))],
@@ -55,19 +55,21 @@ def _demo_directory() -> dict[str, list[dict]]:
              "single_limit": "500000.00", "daily_limit": "800000.00"},
             {"client": "DEMO", "operator": "maker", "account": payroll, "permissions": ["query", "pay"],
              "single_limit": "100000.00", "daily_limit": "300000.00"},
-            {"client": "DEMO", "operator": "checker", "account": operating, "permissions": ["query", "approve"],
-             "approve_limit": "1000000.00"},
-            {"client": "DEMO", "operator": "checker", "account": payroll, "permissions": ["query", "approve"]},
+            {"client": "DEMO", "operator": "checker", "account": operating,
+             "permissions": ["query", "approve"], "approve_limit": "1000000.00"},
+            {"client": "DEMO", "operator": "checker", "account": payroll,
+             "permissions": ["query", "approve"]},
             {"client": "DEMO", "operator": "viewer", "account": operating, "permissions": ["query"]},
             {"client": "DEMO", "operator": "viewer", "account": payroll, "permissions": ["query"]}],
-        "approval_policies": [{"client": "DEMO", "account": operating, "threshold": "200000.00", "approvals": 1}],
+        "approval_policies": [{"client": "DEMO", "account": operating, "threshold": "200000.00",
+                               "approvals": 1}],
     }
 
 
 def directory_toml(tables: Mapping[str, Iterable[Mapping[str, object]]]) -> str:
     """A directory file's text (what `directory.apply_file` reads) from its tables, e.g.
-    {"clients": [{"id": "DEMO", "name": ...}], "accounts": [...], "grants": [...]}: each row an array-of-tables
-    entry, in the order given."""
+    {"clients": [{"id": "DEMO", "name": ...}], "accounts": [...], "grants": [...]}: each row an
+    array-of-tables entry, in the order given."""
     return "".join(f"\n[[{name}]]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in row.items())
                    for name, rows in tables.items() for row in rows)
 
@@ -98,7 +100,8 @@ def init_home(home: Path, key_type: str = "rsa", database_url: str | None = None
     for op in ("maker", "checker", "viewer"):
         write_key_pair(home / "demo", op, f"DEMO/{op}", "Demo Trading Co., Ltd.", key_type)
     (home / "config").mkdir(exist_ok=True)
-    (home / "config" / "directory.toml").write_text(DIRECTORY_HEADER + directory_toml(_demo_directory()), "utf-8")
+    (home / "config" / "directory.toml").write_text(DIRECTORY_HEADER + directory_toml(_demo_directory()),
+                                                    "utf-8")
     settings = Settings.load(home)
     apply_directory(settings)
     return settings

@@ -39,7 +39,8 @@ EUR_DIRECTORY = directory_toml({
     "accounts": [{"number": DEBTOR_IBAN, "client": "DEMO", "name": "Demo Trading EUR", "currency": "EUR",
                   "opening_balance": "100000.00"},
                  {"number": CREDITOR_IBAN, "client": "ACME", "name": "ACME EUR", "currency": "EUR"}],
-    "grants": [{"client": "DEMO", "operator": "maker", "account": DEBTOR_IBAN, "permissions": ["query", "pay"]}]})
+    "grants": [{"client": "DEMO", "operator": "maker", "account": DEBTOR_IBAN,
+                "permissions": ["query", "pay"]}]})
 
 
 def token() -> str:

@@ -1,5 +1,6 @@
 """The command-line contract (spec section 7): `directlink init`, `serve`, `send`, `demo`, `config grant`,
-`certs list/revoke` and the listings on an old database, run as real processes the way operators' scripts and schedulers run them.
+`certs list/revoke` and the listings on an old database, run as real processes the way operators' scripts
+and schedulers run them.
 SQLite homes only (the PostgreSQL path of the same server is judged by test_e2e_independent.py)."""
 from __future__ import annotations
 
@@ -239,8 +240,8 @@ def test_certs_list_and_revoke(served, tmp_path):
 
 # ---- read-only commands on an old database ----------------------------------------------------------------
 
-LISTINGS = (["certs", "list"], ["config", "accounts"], ["notify", "list"], ["notify", "dead"], ["rules", "list", "C"],
-            ["audit", "verify"])
+LISTINGS = (["certs", "list"], ["config", "accounts"], ["notify", "list"], ["notify", "dead"],
+            ["rules", "list", "C"], ["audit", "verify"])
 
 
 def test_listings_never_migrate_an_old_database(tmp_path):
