@@ -30,27 +30,17 @@ from adapters import registry
 from bench.load import gateway
 from bench.request_path import make_home, pg_schema_url, signer
 from gateway.protocol import client as dl
-from gateway.setup import apply_directory
+from gateway.setup import apply_directory, directory_toml
 from gateway.settings import Settings
 from gateway.protocol.xmlsafe import q
 
 FORMAT = "sap.pain.001.001.03"
 TARGET_SECONDS = 5.0
 BULK = "6222000000000077"
-BULK_DIRECTORY = f"""
-[[accounts]]
-number = "{BULK}"
-client = "DEMO"
-name = "演示贸易有限公司 批量付款户"
-currency = "CNY"
-opening_balance = "900000000.00"
-
-[[grants]]
-client = "DEMO"
-operator = "maker"
-account = "{BULK}"
-permissions = ["query", "pay"]
-"""
+BULK_DIRECTORY = directory_toml({
+    "accounts": [{"number": BULK, "client": "DEMO", "name": "演示贸易有限公司 批量付款户", "currency": "CNY",
+                  "opening_balance": "900000000.00"}],
+    "grants": [{"client": "DEMO", "operator": "maker", "account": BULK, "permissions": ["query", "pay"]}]})
 
 
 def pain001(msg_id: str, first: int, n: int) -> bytes:

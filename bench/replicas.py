@@ -33,7 +33,7 @@ from bench.request_path import make_home, payment_bodies, pg_schema_url
 from gateway.protocol import client as dl
 from gateway.keys import write_key_pair
 from gateway.settings import Settings
-from gateway.setup import apply_directory
+from gateway.setup import apply_directory, directory_toml
 
 TARGET = 1.5
 SATURATED = 0.9   # of the machine's cores busy: no room left for a replica to use
@@ -44,48 +44,27 @@ def client_bodies(home: Path, clients: int, n: int) -> list[bytes]:
     BENCH1... added to the home's directory, each with an operator with its own key, a grant to pay, and
     two accounts it pays between (so no two clients' payments lock the same account row)."""
     per_client = [payment_bodies(home, (n + clients - 1) // clients)]
-    extra = []
+    extra: dict[str, list[dict]] = {"clients": [], "accounts": [], "operators": [], "grants": []}
     for i in range(1, clients):
         client, account, payee = f"BENCH{i}", f"62229900000{i:05d}", f"62229900001{i:05d}"
         write_key_pair(home / "demo", f"bench{i}", f"{client}/maker", f"Bench client {i}", "p256")
-        extra.append(f"""
-[[clients]]
-id = "{client}"
-name = "Bench client {i}"
-
-[[accounts]]
-number = "{account}"
-client = "{client}"
-name = "Bench client {i} operating"
-currency = "CNY"
-opening_balance = "1000000.00"
-
-[[accounts]]
-number = "{payee}"
-client = "{client}"
-name = "Bench client {i} payroll"
-currency = "CNY"
-
-[[operators]]
-client = "{client}"
-id = "maker"
-name = "Bench maker {i}"
-certificates = ["../demo/bench{i}.cert.pem"]
-
-[[grants]]
-client = "{client}"
-operator = "maker"
-account = "{account}"
-permissions = ["query", "pay"]
-""")
+        extra["clients"].append({"id": client, "name": f"Bench client {i}"})
+        extra["accounts"] += [{"number": account, "client": client, "name": f"Bench client {i} operating",
+                               "currency": "CNY", "opening_balance": "1000000.00"},
+                              {"number": payee, "client": client, "name": f"Bench client {i} payroll",
+                               "currency": "CNY"}]
+        extra["operators"].append({"client": client, "id": "maker", "name": f"Bench maker {i}",
+                                   "certificates": [f"../demo/bench{i}.cert.pem"]})
+        extra["grants"].append({"client": client, "operator": "maker", "account": account,
+                                "permissions": ["query", "pay"]})
         signer = dl.Client("http://unused", client, "maker", (home / f"demo/bench{i}.key.pem").read_bytes(),
                            (home / f"demo/bench{i}.cert.pem").read_bytes(),
                            (home / "certs/gateway.cert.pem").read_bytes())
         per_client.append([signer.request(dl.payment_order(dl.payment(
             f"B{i}-{k:07d}", account, "0.01", f"Bench client {i}", payee))) for k in range(len(per_client[0]))])
-    if extra:
+    if clients > 1:
         directory = home / "config" / "directory.toml"
-        directory.write_text(directory.read_text("utf-8") + "".join(extra), "utf-8")
+        directory.write_text(directory.read_text("utf-8") + directory_toml(extra), "utf-8")
         apply_directory(Settings.load(home))
     return [body for turn in zip(*per_client) for body in turn][:n]
 

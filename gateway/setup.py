@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from gateway import directory_file
@@ -27,104 +29,62 @@ gateway_cert = "certs/gateway.cert.pem"
 directory_file = "config/directory.toml"
 """
 
-DIRECTORY_TEMPLATE = """\
+DIRECTORY_HEADER = """\
 # Clients, accounts, operators, certificates and grants. Applied by `directlink init` and
 # `directlink config apply`; the database is the source of truth afterwards (see docs/configuration.md).
-
-[[clients]]
-id = "DEMO"
-name = "Demo Trading Co., Ltd."
-
-[[clients]]
-id = "ACME"
-name = "ACME Supplies (Shanghai) Co., Ltd."
-
-[[accounts]]
-number = "{operating}"
-client = "DEMO"
-name = "演示贸易有限公司 基本户"
-currency = "CNY"
-opening_balance = "1000000.00"
-
-[[accounts]]
-number = "{payroll}"
-client = "DEMO"
-name = "演示贸易有限公司 工资户"
-currency = "CNY"
-opening_balance = "400000.00"
-
-[[accounts]]
-number = "{supplier}"
-client = "ACME"
-name = "ACME Supplies operating"
-currency = "CNY"
-
-[[operators]]
-client = "DEMO"
-id = "maker"
-name = "Wang Fang (AP clerk)"
-certificates = ["../demo/maker.cert.pem"]
-
-[[operators]]
-client = "DEMO"
-id = "checker"
-name = "Li Wei (treasury)"
-certificates = ["../demo/checker.cert.pem"]
-
-[[operators]]
-client = "DEMO"
-id = "viewer"
-name = "Zhao Min (accounting)"
-certificates = ["../demo/viewer.cert.pem"]
-
-[[grants]]
-client = "DEMO"
-operator = "maker"
-account = "{operating}"
-permissions = ["query", "pay"]
-single_limit = "500000.00"
-daily_limit = "800000.00"
-
-[[grants]]
-client = "DEMO"
-operator = "maker"
-account = "{payroll}"
-permissions = ["query", "pay"]
-single_limit = "100000.00"
-daily_limit = "300000.00"
-
-[[grants]]
-client = "DEMO"
-operator = "checker"
-account = "{operating}"
-permissions = ["query", "approve"]
-approve_limit = "1000000.00"
-
-[[grants]]
-client = "DEMO"
-operator = "checker"
-account = "{payroll}"
-permissions = ["query", "approve"]
-
-[[grants]]
-client = "DEMO"
-operator = "viewer"
-account = "{operating}"
-permissions = ["query"]
-
-[[grants]]
-client = "DEMO"
-operator = "viewer"
-account = "{payroll}"
-permissions = ["query"]
-
 # Maker-checker: payments from the operating account at or above 200,000.00 wait for one approver.
-[[approval_policies]]
-client = "DEMO"
-account = "{operating}"
-threshold = "200000.00"
-approvals = 1
 """
+
+
+def _demo_directory() -> dict[str, list[dict]]:
+    operating, payroll = DEMO_ACCOUNTS["operating"], DEMO_ACCOUNTS["payroll"]
+    return {
+        "clients": [{"id": "DEMO", "name": "Demo Trading Co., Ltd."},
+                    {"id": "ACME", "name": "ACME Supplies (Shanghai) Co., Ltd."}],
+        "accounts": [
+            {"number": operating, "client": "DEMO", "name": "演示贸易有限公司 基本户", "currency": "CNY",
+             "opening_balance": "1000000.00"},
+            {"number": payroll, "client": "DEMO", "name": "演示贸易有限公司 工资户", "currency": "CNY",
+             "opening_balance": "400000.00"},
+            {"number": DEMO_ACCOUNTS["supplier"], "client": "ACME", "name": "ACME Supplies operating", "currency": "CNY"}],
+        "operators": [{"client": "DEMO", "id": op, "name": name, "certificates": [f"../demo/{op}.cert.pem"]}
+                      for op, name in (("maker", "Wang Fang (AP clerk)"), ("checker", "Li Wei (treasury)"),
+                                       ("viewer", "Zhao Min (accounting)"))],
+        "grants": [
+            {"client": "DEMO", "operator": "maker", "account": operating, "permissions": ["query", "pay"],
+             "single_limit": "500000.00", "daily_limit": "800000.00"},
+            {"client": "DEMO", "operator": "maker", "account": payroll, "permissions": ["query", "pay"],
+             "single_limit": "100000.00", "daily_limit": "300000.00"},
+            {"client": "DEMO", "operator": "checker", "account": operating,
+             "permissions": ["query", "approve"], "approve_limit": "1000000.00"},
+            {"client": "DEMO", "operator": "checker", "account": payroll,
+             "permissions": ["query", "approve"]},
+            {"client": "DEMO", "operator": "viewer", "account": operating, "permissions": ["query"]},
+            {"client": "DEMO", "operator": "viewer", "account": payroll, "permissions": ["query"]}],
+        "approval_policies": [{"client": "DEMO", "account": operating, "threshold": "200000.00",
+                               "approvals": 1}],
+    }
+
+
+def directory_toml(tables: Mapping[str, Iterable[Mapping[str, object]]]) -> str:
+    """A directory file's text (what `directory.apply_file` reads) from its tables, e.g.
+    {"clients": [{"id": "DEMO", "name": ...}], "accounts": [...], "grants": [...]}: each row an
+    array-of-tables entry, in the order given."""
+    return "".join(f"\n[[{name}]]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in row.items())
+                   for name, rows in tables.items() for row in rows)
+
+
+def toml_value(value: object) -> str:
+    """A string, integer, boolean or list of them as TOML (a JSON string is a valid TOML basic string)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
 
 
 def init_home(home: Path, key_type: str = "rsa", database_url: str | None = None) -> Settings:
@@ -140,7 +100,8 @@ def init_home(home: Path, key_type: str = "rsa", database_url: str | None = None
     for op in ("maker", "checker", "viewer"):
         write_key_pair(home / "demo", op, f"DEMO/{op}", "Demo Trading Co., Ltd.", key_type)
     (home / "config").mkdir(exist_ok=True)
-    (home / "config" / "directory.toml").write_text(DIRECTORY_TEMPLATE.format(**DEMO_ACCOUNTS), "utf-8")
+    (home / "config" / "directory.toml").write_text(DIRECTORY_HEADER + directory_toml(_demo_directory()),
+                                                    "utf-8")
     settings = Settings.load(home)
     apply_directory(settings)
     return settings

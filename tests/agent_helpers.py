@@ -22,6 +22,7 @@ from conftest import OPERATING, SUPPLIER
 from gateway.protocol import client as dl
 from gateway.clearing import Clearing
 from gateway.settings import Settings
+from gateway.setup import directory_toml, toml_value
 from gateway.storage.engine import make_engine
 from gateway.storage.tables import payments
 from gateway.protocol.xmlsafe import q, text
@@ -34,26 +35,12 @@ KILLED = -9
 EXTERNAL_ACCOUNT, EXTERNAL_CNAPS = "31001234567890", "102290012345"
 
 # EUR accounts whose numbers are the IBANs sepaxml writes (it can write nothing else).
-EUR_DIRECTORY = f"""
-[[accounts]]
-number = "{DEBTOR_IBAN}"
-client = "DEMO"
-name = "Demo Trading EUR"
-currency = "EUR"
-opening_balance = "100000.00"
-
-[[accounts]]
-number = "{CREDITOR_IBAN}"
-client = "ACME"
-name = "ACME EUR"
-currency = "EUR"
-
-[[grants]]
-client = "DEMO"
-operator = "maker"
-account = "{DEBTOR_IBAN}"
-permissions = ["query", "pay"]
-"""
+EUR_DIRECTORY = directory_toml({
+    "accounts": [{"number": DEBTOR_IBAN, "client": "DEMO", "name": "Demo Trading EUR", "currency": "EUR",
+                  "opening_balance": "100000.00"},
+                 {"number": CREDITOR_IBAN, "client": "ACME", "name": "ACME EUR", "currency": "EUR"}],
+    "grants": [{"client": "DEMO", "operator": "maker", "account": DEBTOR_IBAN,
+                "permissions": ["query", "pay"]}]})
 
 
 def token() -> str:
@@ -141,10 +128,10 @@ class Erp:
             "state": "erp/agent.db", "payment_format": "kingdee.json", "status_format": "pain.002.001.03",
             "statement_format": "mt940", "accounts": [OPERATING], "schedule": "*/5 * * * *",
             "log_file": "erp/agent.log", "poll_backoff_seconds": 0} | overrides
-        lines = [f"{k} = {_toml(v)}" for k, v in values.items() if not isinstance(v, dict)]
+        lines = [f"{k} = {toml_value(v)}" for k, v in values.items() if not isinstance(v, dict)]
         for k, v in values.items():
             if isinstance(v, dict):
-                lines += [f"[{k}]", *(f"{_toml(p)} = {_toml(f)}" for p, f in v.items())]
+                lines += [f"[{k}]", *(f"{toml_value(p)} = {toml_value(f)}" for p, f in v.items())]
         self.config.write_text("\n".join(lines) + "\n", "utf-8")
 
     def run(self, crash: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -223,14 +210,6 @@ class Erp:
                 amount = Decimal(t["Amount"])
                 out.append((t["TransactionID"], amount if t["CreditDebitIndicator"] == "CRDT" else -amount))
         return out
-
-
-def _toml(value) -> str:
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def kingdee_bills(internal: str = "10.00", external: str = "20.00") -> list[dict]:

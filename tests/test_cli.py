@@ -1,10 +1,11 @@
-"""The command-line contract (spec section 7): `directlink init`, `serve`, `send`, `demo`, `config grant`
-and `certs list/revoke`, run as real processes the way operators' scripts and schedulers run them.
+"""The command-line contract (spec section 7): `directlink init`, `serve`, `send`, `demo`, `config grant`,
+`certs list/revoke` and the listings on an old database, run as real processes the way operators' scripts
+and schedulers run them.
 SQLite homes only (the PostgreSQL path of the same server is judged by test_e2e_independent.py)."""
 from __future__ import annotations
 
 import re
-
+import sqlite3
 import stat
 import subprocess
 import tomllib
@@ -16,6 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
+from conftest import database_before
 from processes import CLI, Servers, env_with
 
 NS = "urn:directlink:v1"
@@ -234,3 +236,41 @@ def test_certs_list_and_revoke(served, tmp_path):
 
     assert cli("certs", "revoke", fps["checker"], "--home", str(home)).returncode != 0
     assert cli("certs", "revoke", "00" * 32, "--home", str(home)).returncode != 0
+
+
+# ---- read-only commands on an old database ----------------------------------------------------------------
+
+LISTINGS = (["certs", "list"], ["config", "accounts"], ["notify", "list"], ["notify", "dead"],
+            ["rules", "list", "C"], ["audit", "verify"])
+
+
+def test_listings_never_migrate_an_old_database(tmp_path):
+    """A read-only command on a database at an older schema exits non-zero, names the revision and
+    `directlink db upgrade`, and leaves the database as it was; after `db upgrade` the same command runs."""
+    database_before(tmp_path, "0009", []).dispose()
+    home = tmp_path / "home"
+    home.mkdir()
+    old = tmp_path / "old.db"
+    (home / "directlink.toml").write_text(f'[gateway]\ndatabase_url = "sqlite:///{old}"\n', "utf-8")
+
+    def revision() -> str:
+        with sqlite3.connect(old) as db:
+            return db.execute("SELECT version_num FROM alembic_version").fetchone()[0]
+
+    for listing in LISTINGS:
+        done = cli(*listing, "--home", str(home))
+        assert done.returncode != 0, listing
+        assert "revision 0009" in done.stderr and "directlink db upgrade" in done.stderr, done.stderr
+        assert "Traceback" not in done.stderr
+    assert revision() == "0009"
+    assert cli("db", "upgrade", "--home", str(home)).returncode == 0
+    listed = cli("config", "accounts", "--home", str(home))
+    assert listed.returncode == 0, listed.stderr
+    assert "D1" in listed.stdout
+
+
+def test_a_listing_without_a_database_creates_none(tmp_path):
+    """`certs list` in a directory with no database says so and does not create an empty one."""
+    done = cli("certs", "list", "--home", str(tmp_path))
+    assert done.returncode != 0 and "no database" in done.stderr, done.stderr
+    assert not (tmp_path / "directlink.db").exists()

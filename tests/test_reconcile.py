@@ -10,6 +10,7 @@ import random
 import subprocess
 import time
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from conftest import OPERATING, SUPPLIER
@@ -24,7 +25,7 @@ from adapters.swift import write_mt940
 from domain.money import Money
 from gateway.protocol import client as dl
 from gateway import sandbox
-from reconcile import gateway_payments
+from gateway.cli import gateway_payments
 from reconcile.matcher import reconcile
 from reconcile.model import CRDT, DBIT, OpenItem, StatementLine, Tolerances, lines_of
 from reconcile.open_items import OpenItemsInvalid, read_csv, read_json
@@ -292,7 +293,8 @@ def test_gateway_statement_against_its_payments_and_the_erp(maker, gateway, home
         f"INV-1001,31001111,5000.00,CNY,{today},receipt",
         f"INV-1002,31002222,3000.00,CNY,{today},receipt",
         f"INV-1003,31003333,10.00,CNY,{today},receipt"]) + "\r\n")
-    report = build_report([tmp_path / "st.xml"], tmp_path / "erp.csv", home=home.home)
+    report = build_report([tmp_path / "st.xml"], tmp_path / "erp.csv",
+                          payments=partial(gateway_payments.load, home.home))
     erp, ours = report.sections
     assert groups(erp.result) >= {("reference-text", (erp.result.matches[-1].lines[0].entry_id,), ("INV-1002",))}
     assert {(m.rule, m.items[0].id) for m in erp.result.matches} == {

@@ -1,4 +1,5 @@
-"""The gateway's own payments as open items, read from a gateway home's database (read only).
+"""The gateway's own payments as reconcile's open items, read from a gateway home's database (read only),
+for `directlink reconcile --home` (reconcile/ takes them as input and never reads the server's tables).
 
 A payment the gateway accepted from an account should show up on that account's statement as a debit
 whose BankRef is the PaymentId and which carries the ClientRef and EndToEndId. Those three are the

@@ -1,0 +1,79 @@
+"""`config`: the directory of clients, accounts, operators, certificates and grants, and approval policies."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gateway.cli.common import Home, current, fail, migrated, now
+from gateway.settings import Settings
+
+config_app = typer.Typer(help="Clients, accounts, operators, certificates and grants.", no_args_is_help=True)
+
+
+def _refused() -> tuple[type[Exception], ...]:
+    """What a directory change refuses with, nothing changed: a bad value (ValueError), an amount or currency
+    the gateway does not take (PaymentRejected), or a row the database's keys refuse, such as an unknown
+    operator (imported here, not at the top: see common.py)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from domain.errors import PaymentRejected
+    return ValueError, PaymentRejected, IntegrityError
+
+
+@config_app.command("apply")
+def config_apply(file: Path, home: Home = Path(".")) -> None:
+    """Apply a directory TOML file (clients, accounts, operators, certificates, grants)."""
+    from gateway.setup import apply_directory
+    counts = apply_directory(Settings.load(home), file)
+    typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@config_app.command("grant")
+def config_grant(client: str, operator: str, account: str,
+                 permissions: Annotated[str, typer.Option(help="comma list of query,pay,approve; empty revokes")],
+                 single_limit: Optional[str] = None, daily_limit: Optional[str] = None,
+                 approve_limit: Optional[str] = None, home: Home = Path(".")) -> None:
+    """Set an operator's grants and limits on one account."""
+    from gateway import directory
+    _, engine = migrated(home)
+    rights = {p.strip() for p in permissions.split(",") if p.strip()}
+    try:
+        with engine.begin() as conn:
+            directory.set_grant(conn, client, operator, account, rights, single_limit, daily_limit, now(),
+                                approve_limit)
+    except _refused() as err:
+        fail(str(err))
+    typer.echo(f"{client}/{operator} on {account}: {sorted(rights) or 'no grants'}")
+
+
+@config_app.command("accounts")
+def config_accounts(home: Home = Path(".")) -> None:
+    """List accounts with booked, held and available balances."""
+    from sqlalchemy import select
+
+    from domain.money import Money
+    from gateway.storage.tables import accounts
+    _, engine = current(home)
+    with engine.connect() as conn:
+        for r in conn.execute(select(accounts).order_by(accounts.c.client_id, accounts.c.number)):
+            fmt = lambda minor: Money.from_minor(minor, r.currency).text()  # noqa: E731
+            typer.echo(f"{r.client_id or '(bank)':<8} {r.number:<20} {r.currency} booked {fmt(r.booked):>16} "
+                       f"held {fmt(r.held):>14} available {fmt(r.booked - r.held):>16}  {r.name}")
+
+
+@config_app.command("policy")
+def config_policy(client: str, threshold: str, approvals: int,
+                  account: Annotated[str, typer.Option(help="default: every account of the client")] = "",
+                  currency: Annotated[str, typer.Option(help="for client-wide tiers")] = "CNY",
+                  home: Home = Path(".")) -> None:
+    """Payments at or above THRESHOLD need APPROVALS distinct approvers (0 removes the tier)."""
+    from gateway import directory
+    _, engine = migrated(home)
+    try:
+        with engine.begin() as conn:
+            directory.set_approval_policy(conn, client, account, threshold, approvals, now(), currency)
+    except _refused() as err:
+        fail(str(err))
+    typer.echo(f"{client} {account or '(all accounts)'} >= {threshold}: {approvals} approval(s)")

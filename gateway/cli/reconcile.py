@@ -1,0 +1,68 @@
+"""`reconcile`: a statement against the ERP's open items (reconcile/) and, with --home, against this
+gateway's own payments, read here and handed to reconcile/, which knows nothing of the server."""
+from __future__ import annotations
+
+import sys
+from decimal import Decimal, InvalidOperation
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gateway.cli.common import fail
+
+
+def reconcile_command(
+        statement: Annotated[list[Path], typer.Option(help="statement file (repeat for consecutive files)")],
+        open_items: Annotated[Path, typer.Option(help="the ERP's open items, .csv or .json")],
+        format: Annotated[Optional[str], typer.Option(help="statement format; default: recognised")] = None,
+        out: Annotated[Optional[Path], typer.Option(help="report file: .json, .csv or .html (default: JSON "
+                                                         "on standard output)")] = None,
+        home: Annotated[Optional[Path], typer.Option(help="also match the payments of this gateway home")] = None,
+        date_window: Annotated[int, typer.Option(help="days between value and due date")] = 5,
+        fee_tolerance: Annotated[str, typer.Option(help="largest difference the text rule accepts")] = "50",
+        similarity: Annotated[float, typer.Option(help="how alike a misspelt reference must be, 0-1")] = 0.85,
+        max_group: Annotated[int, typer.Option(help="most items one entry may pay (and entries one item)")] = 5,
+        encoding: Annotated[str, typer.Option(help="of a CSV open-items file, e.g. gbk")] = "utf-8",
+        fail_on_unmatched: Annotated[bool, typer.Option(help="exit 1 if anything is left unmatched")] = False,
+) -> None:
+    """Match a statement against the ERP's open items (and the gateway's payments); docs/reconciliation.md."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from gateway.cli import gateway_payments
+    from reconcile.model import Tolerances
+    from reconcile.open_items import OpenItemsInvalid
+    from reconcile.render import FORMATS, render
+    from reconcile.report import build_report
+    from reconcile.statement_files import StatementFileInvalid
+    kind = "json" if out is None else {".json": "json", ".csv": "csv", ".html": "html", ".htm": "html"}.get(
+        out.suffix.lower())
+    if kind not in FORMATS:
+        fail(f"--out {out}: the report format follows the suffix: .json, .csv or .html")
+    try:
+        fee = Decimal(fee_tolerance)
+        tolerances = Tolerances(date_window, fee, similarity, max_group)
+    except (InvalidOperation, ValueError) as err:
+        fail(f"tolerances: {err}")
+    try:
+        report = build_report(statement, open_items, fmt=format, tolerances=tolerances, encoding=encoding,
+                              payments=None if home is None else partial(gateway_payments.load, home))
+    except (StatementFileInvalid, OpenItemsInvalid, FileNotFoundError) as err:
+        fail(str(err))
+    except SQLAlchemyError as err:
+        fail(f"--home {home}: the gateway database cannot be read: {err.__class__.__name__}")
+    data = render(report, kind)
+    if out is None:
+        sys.stdout.buffer.write(data)
+    else:
+        out.write_bytes(data)
+    unmatched = 0
+    for section in report.sections:
+        r = section.result
+        rules = ", ".join(f"{rule} {n}" for rule, n in r.counts().items()) or "none"
+        typer.echo(f"{section.title}: {len(r.matches)} matches ({rules}); unmatched {len(r.unmatched_lines)} "
+                   f"statement entries, {len(r.unmatched_items)} items", err=True)
+        unmatched += len(r.unmatched_lines) + len(r.unmatched_items)
+    raise typer.Exit(1 if fail_on_unmatched and unmatched else 0)
+

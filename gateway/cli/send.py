@@ -1,0 +1,61 @@
+"""The ERP team's commands: `send` a signed request by hand, and list the `adapters` for their files."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from lxml import etree
+
+from gateway.cli.common import fail
+
+
+def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty MessageId/Created are filled in")],
+         operator: Annotated[str, typer.Option(help="the operator whose key signs")],
+         key: Annotated[Path, typer.Option(help="the operator's private key (PEM)")],
+         cert: Annotated[Optional[Path], typer.Option(help="default: KEY with .cert.pem")] = None,
+         client: Annotated[Optional[str], typer.Option(help="default: Header/Client of FILE")] = None,
+         url: str = "http://127.0.0.1:8080",
+         gateway_cert: Annotated[Optional[Path], typer.Option(help="pinned gateway certificate")] = None) -> None:
+    """Sign FILE, post it, verify the answer's signature and print the answer."""
+    import httpx
+
+    from gateway.protocol import client as dl
+    from gateway.protocol.xmlsafe import q, text
+    cert = cert or Path(str(key).replace(".key.pem", ".cert.pem"))
+    root = etree.fromstring(file.read_bytes(), etree.XMLParser(resolve_entities=False, no_network=True))
+    client = client or text(root.find(f"{q('Header')}/{q('Client')}"))
+    if not client:
+        fail("no client: give --client or fill Header/Client in the file")
+    if gateway_cert is None and Path("certs/gateway.cert.pem").exists():
+        gateway_cert = Path("certs/gateway.cert.pem")
+    if gateway_cert is not None:
+        pinned = gateway_cert.read_bytes()
+    else:
+        typer.echo("warning: no --gateway-cert; trusting the certificate the gateway serves", err=True)
+        pinned = httpx.get(f"{url.rstrip('/')}/v1/certificate").content
+    c = dl.Client(url, client, operator, key.read_bytes(), cert.read_bytes(), pinned)
+    answer = c.post(c.sign_document(root))
+    pretty = etree.tostring(etree.fromstring(answer.raw), pretty_print=True, encoding="unicode")
+    typer.echo(pretty)
+    typer.echo(f"HTTP {answer.status} {answer.code}: {answer.detail} (signature verified)", err=True)
+    raise typer.Exit(0 if answer.code == "OK" else 1)
+
+
+def list_adapters() -> None:
+    """List the ERP adapters and the formats each reads and writes (fails loudly on a broken one)."""
+    from adapters.registry import AdapterError, adapters
+    try:
+        found = adapters()
+    except AdapterError as err:
+        fail(str(err))
+    for a in found.values():
+        typer.echo(f"{a.name}: {a.description}")
+        for kind, formats in (("reads payments", a.payment_readers), ("writes statements", a.statement_writers),
+                              ("reads statements", a.statement_readers), ("writes statuses", a.status_writers)):
+            if formats:
+                typer.echo(f"  {kind}: {', '.join(formats)}")
+        typer.echo(f"  limits: {a.limits.max_transactions} transactions a file, amounts in {a.limits.amount_unit} "
+                   f"units, encodings {', '.join(a.limits.encodings)}")
+    if not found:
+        typer.echo("no adapters installed")
