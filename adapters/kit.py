@@ -15,7 +15,8 @@ Plain functions, each raising AssertionError with a readable message (or unittes
 
 `checks()` assembles all of them for a set of adapters (default: every registered one) and golden root;
 `pytest_params()` wraps them for `@pytest.mark.parametrize`; formats a suite names in `nondeterministic`
-({format: why}) have their determinism checks marked as expected failures, visibly, instead of passing. Golden layout, tests/golden/<adapter>/<case>/:
+({format: why}) have their determinism checks marked as expected failures, visibly, instead of passing.
+Golden layout, tests/adapters/golden/<adapter>/<case>/:
 
     payments.<fmt> + expected.json      a payment file and the domain objects (or the DocumentInvalid) it gives
     statement.json + statement.<fmt>    a Statement with its AccountFacts, and the bytes a writer must produce
@@ -264,7 +265,7 @@ def _refused(case_dir: Path) -> bool:
 
 def _missing(name: str, fmt: str, required: bool) -> None:
     if required:
-        raise AssertionError(f"{name}: no golden case for {fmt} (add tests/golden/{name}/<case>/)")
+        raise AssertionError(f"{name}: no golden case for {fmt} (add tests/adapters/golden/{name}/<case>/)")
     raise unittest.SkipTest(f"{name}: no golden case for {fmt}")
 
 

@@ -1,8 +1,8 @@
 """The accept decisions: whether a payment is accepted, in which state and why, or the error that refuses it.
 
 Plain functions over the facts that gateway/payments.py gathers under the accounts' locks, so that every
-branch is tested without a database (tests/test_acceptance.py). The checks run in a fixed order and the
-first refusal wins, which the tests pin: the operator's grant on the debtor account, the creditor account
+branch is tested without a database (tests/gateway/test_acceptance.py). The checks run in a fixed order and
+the first refusal wins, which the tests pin: the operator's grant on the debtor account, the creditor account
 if it is one of this bank's, the rules, the daily limit, the funds.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The gateway's crash points (gateway/protocol/crashpoints.py): `DIRECTLINK_CRASH_AT=<name>` makes a real
-process SIGKILL itself there; tests/test_simulation.py installs a hook on `point` instead."""
+process SIGKILL itself there; tests/scenarios/test_simulation.py installs a hook on `point` instead."""
 from __future__ import annotations
 
 from gateway.protocol.crashpoints import CrashPoints

@@ -67,7 +67,7 @@ def _demo_directory() -> dict[str, list[dict]]:
 
 
 def directory_toml(tables: Mapping[str, Iterable[Mapping[str, object]]]) -> str:
-    """A directory file's text (what `directory.apply_file` reads) from its tables, e.g.
+    """A directory file's text (what `directory_file.apply` reads) from its tables, e.g.
     {"clients": [{"id": "DEMO", "name": ...}], "accounts": [...], "grants": [...]}: each row an
     array-of-tables entry, in the order given."""
     return "".join(f"\n[[{name}]]\n" + "".join(f"{key} = {toml_value(value)}\n" for key, value in row.items())

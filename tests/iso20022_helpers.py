@@ -1,4 +1,4 @@
-"""Judges, fixture files and gateway plumbing for tests/test_adapter_iso20022.py, independent of the
+"""Judges, fixture files and gateway plumbing for tests/adapters/test_adapter_iso20022.py, independent of the
 adapters under test.
 
 Judges: the official XSDs (schemas/iso20022), compiled here with lxml directly, not through the adapters'

@@ -1,7 +1,10 @@
-"""Real gateway processes for tests: `directlink serve` started, awaited and always stopped."""
+"""Real processes for tests: `directlink serve` started, awaited and always stopped; a `directlink` command;
+and xmlsec1, the independent judge of signatures."""
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -12,6 +15,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 CLI = [sys.executable, "-c", "from gateway.cli import main; main()"]
+XMLSEC1 = shutil.which("xmlsec1") or "/usr/bin/xmlsec1"
 
 
 def env_with(**extra: str) -> dict[str, str]:
@@ -19,6 +23,21 @@ def env_with(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIRECTLINK_")}
     env.update(extra)
     return env
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run `directlink ARGS...` (this interpreter's installed entry point) without DIRECTLINK_* overrides."""
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env_with(),
+                          cwd=cwd)
+
+
+def xmlsec_valid(document: bytes, cert_file: Path, workdir: Path) -> bool:
+    """`xmlsec1 --verify` with the given certificate's public key: exit code 0 means a valid signature."""
+    f = workdir / f"doc-{secrets.token_hex(6)}.xml"
+    f.write_bytes(document)
+    done = subprocess.run([XMLSEC1, "--verify", "--pubkey-cert-pem", str(cert_file), str(f)],
+                          capture_output=True, timeout=30)
+    return done.returncode == 0
 
 
 def free_port() -> int:

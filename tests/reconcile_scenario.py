@@ -1,5 +1,5 @@
 """A known month of one account: receipts from several payers, our payments, and what must stay unmatched,
-with the rule each match must be made by (tests/test_reconcile.py and tests/test_statement_readers.py)."""
+with the rule each match must be made by (tests/reconcile/test_reconcile.py and tests/adapters/test_statement_readers.py)."""
 from __future__ import annotations
 
 import datetime as dt

@@ -127,7 +127,7 @@ class Signer:
     It writes the one profile of spec section 3 itself (enveloped, exclusive c14n, SHA-256, URI=""), with
     lxml's canonicalisation and the cryptography package: signxml took 0.6 ms a document for tree work
     around a 25 us ECDSA signature. What it writes is verified by signxml (every answer the tests read, every
-    request the tests send) and by xmlsec1 (tests/test_e2e_independent.py)."""
+    request the tests send) and by xmlsec1 (tests/scenarios/test_e2e_independent.py)."""
 
     def __init__(self, key_pem: bytes, cert_pem: bytes, passphrase: bytes | None = None):
         key = serialization.load_pem_private_key(key_pem, password=passphrase)

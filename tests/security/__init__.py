@@ -1,6 +1,6 @@
 """The attack suite: the test catalogue of security.md (section 8), one module per catalogue section.
 
-tests/test_bad_input.py covers the basic code of each rule; these modules cover the attack shapes around them,
+tests/gateway/test_bad_input.py covers the basic code of each rule; these modules cover the attack shapes around them,
 each written to catch a regression of one rule.
 
 - test_signature_wrapping.py    A. SIG-01..05, 07, 08, 13: the eight XML signature wrapping variants
@@ -14,7 +14,7 @@ each written to catch a regression of one rule.
 - test_identity.py              A. SIG-05, 17, 18, F. AUT-01/02, C. RPL-06: another client's operator, case
                                 folding, responses posted back, the signed Header changed after signing
 - test_xml_parsing.py           B. XML-01..11: entities, DTDs, XInclude, PIs, depth, width, encodings, schema
-                                differentials; and the regressions reduced from tests/test_fuzz.py
+                                differentials; and the regressions reduced from tests/scenarios/test_fuzz.py
 
 attack_kit.py holds what they share (posting, the checks every attack gets, request builders, the hand-made
 signature), conftest.py their fixtures (`listener`, `beta`). The folder is a package so that its conftest.py

@@ -1,7 +1,7 @@
 """Catalogue section B, XML parsing (security.md 1.5, 1.6 and 8 B): XML-01..04 entity bombs, external entities
 and DTDs, XML-05 XInclude, XML-06 processing instructions and schemaLocation, XML-07 depth, XML-09 width,
 XML-10 encodings, XML-11 schema differentials (duplicates, foreign namespaces, xsi tricks); last, the
-regressions reduced from tests/test_fuzz.py.
+regressions reduced from tests/scenarios/test_fuzz.py.
 """
 from __future__ import annotations
 
@@ -373,7 +373,7 @@ def test_gb18030_request_is_accepted(maker, http, home, gateway):
     assert payment_rows(gateway.engine)[0].creditor_name == name
 
 
-# ---- regressions reduced from tests/test_fuzz.py ---------------------------------------------------------
+# ---- regressions reduced from tests/scenarios/test_fuzz.py ---------------------------------------------------------
 
 @pytest.mark.parametrize("as_of", ["1899-12-31", "0001-01-01"])
 def test_balance_as_of_an_old_date_is_answered_within_the_schema(maker, http, home, gateway, as_of):

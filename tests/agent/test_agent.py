@@ -20,7 +20,7 @@ from conftest import OPERATING, PAYROLL
 from gateway.setup import apply_directory, init_home
 from iso20022_helpers import DEBTOR_IBAN
 from processes import CLI, ROOT, Servers, env_with, free_port
-from test_adapter_kingdee import bill
+from kingdee_files import bill
 
 pytestmark = pytest.mark.slow
 
@@ -292,7 +292,6 @@ def test_a_payment_no_longer_visible_does_not_stop_the_others_being_reported(erp
     import datetime as dt
     from gateway.directory import set_grant
     from gateway.storage.engine import make_engine
-    from test_adapter_kingdee import bill
     from agent_helpers import EXTERNAL_ACCOUNT, EXTERNAL_CNAPS
     seen, hidden = (bill(f"KD-{token()}-{tag}", "30.00", fpayeracct=debtor, fpayeename="外部供应商",
                          fpayeeacct=EXTERNAL_ACCOUNT, frecbanknumber=EXTERNAL_CNAPS)

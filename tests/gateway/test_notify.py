@@ -30,10 +30,8 @@ from gateway.notify.outbox import DEAD, DELIVERED, PENDING
 from gateway.payments import load
 from gateway.storage.tables import audit_log, outbox_events, payments
 from gateway.protocol.xmlsafe import q, text
-from processes import CLI, Servers, env_with, free_port
+from processes import CLI, Servers, cli, env_with, free_port, xmlsec_valid
 from schemas import SCHEMA_DIR
-from test_cli import cli
-from test_e2e_independent import xmlsec_valid
 
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 EXTERNAL = dict(scheme="CNAPS", bank_code="102290012345")

@@ -1,4 +1,4 @@
-"""A real gateway process and a simulated ERP drop folder for tests/test_agent.py.
+"""A real gateway process and a simulated ERP drop folder for tests/agent/test_agent.py.
 
 The gateway is `directlink serve` on SQLite (one backend is enough for the agent, which only talks HTTP);
 the ERP writes pain.001 with sepaxml and Kingdee JSON, and reads what lands in its inbox with the
@@ -29,7 +29,7 @@ from gateway.protocol.xmlsafe import q, text
 from iso20022_helpers import (CREDITOR_IBAN, DEBTOR_IBAN, FOREIGN_BIC, FOREIGN_IBAN, OWN_BIC,
                               assert_xsd_valid, sepa_file, tx_statuses)
 from processes import CLI, ROOT, env_with
-from test_adapter_kingdee import as_json, batch, bill
+from kingdee_files import as_json, batch, bill
 
 KILLED = -9
 EXTERNAL_ACCOUNT, EXTERNAL_CNAPS = "31001234567890", "102290012345"

@@ -18,19 +18,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 
 from conftest import database_before
-from processes import CLI, Servers, env_with
+from processes import Servers, cli
 
 NS = "urn:directlink:v1"
 OPERATING, SUPPLIER = "6222000000000001", "6222000000009001"
 OPERATORS = ("maker", "checker", "viewer")
 
 pytestmark = pytest.mark.slow
-
-
-def cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run `directlink ARGS...` (this interpreter's installed entry point) without DIRECTLINK_* overrides."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env_with(),
-                          cwd=cwd)
 
 
 def request_file(directory: Path, name: str, operator: str, operation: str) -> Path:

@@ -14,7 +14,7 @@ spec says must happen), and after every step money must be conserved. At the end
 faults until nothing changes, and the final invariants are checked (see `check_final`).
 
 A failure names its seed and database and lists the last operations; replay it with
-    pytest "tests/test_simulation.py::test_simulation[<sqlite|postgresql>-<seed>]"
+    pytest "tests/scenarios/test_simulation.py::test_simulation[<sqlite|postgresql>-<seed>]"
 Background jobs are switched off so that a seed replays the same operations. SIMULATION_SEEDS=N runs seeds
 0..N-1 (default 5, about 35 s for both databases).
 """
@@ -682,7 +682,7 @@ def test_simulation(no_background_jobs, seed, gateway, maker, checker, clock, mo
         sim.check_final()
     except AssertionError as err:
         trail = "\n".join(sim.trail[-40:])
-        replay = f"pytest 'tests/test_simulation.py::test_simulation[{sim.dialect}-{seed}]'"
+        replay = f"pytest 'tests/scenarios/test_simulation.py::test_simulation[{sim.dialect}-{seed}]'"
         raise AssertionError(f"{err}\n(replay: {replay})\nlast operations:\n{trail}") from None
     with gateway.engine.connect() as conn:
         states = Counter(conn.execute(select(payments.c.state)).scalars())

@@ -9,8 +9,6 @@ import datetime as dt
 import hashlib
 import re
 import secrets
-import shutil
-import subprocess
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -26,13 +24,12 @@ from lxml import etree
 from lxml.builder import ElementMaker
 from signxml import XMLSigner, methods
 
-from processes import CLI, Servers, env_with
+from processes import Servers, cli, xmlsec_valid
 
 NS = "urn:directlink:v1"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 XS = "http://www.w3.org/2001/XMLSchema"
-XMLSEC1 = shutil.which("xmlsec1") or "/usr/bin/xmlsec1"
 OPERATING, PAYROLL, SUPPLIER = "6222000000000001", "6222000000000002", "6222000000009001"
 CST = dt.timezone(dt.timedelta(hours=8))
 E = ElementMaker(namespace=NS, nsmap={None: NS})
@@ -48,11 +45,6 @@ def txt(el, path: str) -> str | None:
     """Text of the first descendant at a '/'-separated path of local names (None when absent)."""
     found = el.find("/".join(q(p) for p in path.split("/")))
     return None if found is None else (found.text or "")
-
-
-def cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run the `directlink` command line (the installed entry point, in this interpreter)."""
-    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, env=env_with())
 
 
 def new_key_and_cert(kind: str, cn: str) -> tuple[bytes, bytes]:
@@ -82,15 +74,6 @@ def sign(root, key_pem: bytes, cert_pem: bytes, algorithm: str = "rsa-sha256") -
                        c14n_algorithm=EXC_C14N)
     signed = signer.sign(root, key=key_pem, cert=cert_pem)
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
-
-
-def xmlsec_valid(document: bytes, cert_file: Path, workdir: Path) -> bool:
-    """`xmlsec1 --verify` with the given certificate's public key: exit code 0 means a valid signature."""
-    f = workdir / f"doc-{secrets.token_hex(6)}.xml"
-    f.write_bytes(document)
-    done = subprocess.run([XMLSEC1, "--verify", "--pubkey-cert-pem", str(cert_file), str(f)],
-                          capture_output=True, timeout=30)
-    return done.returncode == 0
 
 
 def payment(ref: str, amount: str, creditor: str, account: str, scheme: str = "INTERNAL", code: str = "",

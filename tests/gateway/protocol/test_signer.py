@@ -13,7 +13,7 @@ from gateway import keys
 
 from gateway.protocol import messages, signing
 from domain.codes import ResultCode
-from test_e2e_independent import xmlsec_valid
+from processes import xmlsec_valid
 
 NS = "urn:directlink:v1"
 E = f"{{{NS}}}"
