@@ -15,8 +15,8 @@ from operator import attrgetter
 @dataclass(slots=True)
 class PaymentRecord:
     """The fields in the order of the table's columns (tests/gateway/test_payment_record.py checks it), so
-    that a row of `select(payments)` is read into one by position: that costs a twentieth of reading it by name from the
-    row's mapping, and a file of 10,000 retried payments reads one each. Not frozen: the batch that creates
+    that a row of `select(payments)` is read into one by position: that costs a twentieth of reading it by
+    name from the row's mapping, and a file of 10,000 retried payments reads one each. Not frozen: the batch that creates
     a payment moves it to SETTLED once its settlement within the bank is written (payments._Batch.flush)."""
 
     id: str
