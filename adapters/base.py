@@ -11,8 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from domain.errors import PaymentRejected
-from domain.models import PaymentInstruction, PaymentStatus, Statement
+from domain.models import PaymentStatus, Statement, SubmittedPayment
 
 
 class RenderError(ValueError):
@@ -30,21 +29,11 @@ class DocumentInvalid(Exception):
 
 
 @dataclass(frozen=True)
-class Transaction:
-    """One payment read from a file: its instruction, or why it cannot be one, and where it stands."""
-
-    where: str                              # e.g. "PmtInf[1]/CdtTrfTxInf[3]" or "/payments/2"
-    client_ref: str                         # the idempotency key (the file's EndToEndId or own reference)
-    instruction: PaymentInstruction | None
-    problem: PaymentRejected | None = None
-
-
-@dataclass(frozen=True)
 class PaymentFile:
     """An ERP payment file in domain terms, in file order."""
 
     message_id: str                         # the file's own id (GrpHdr/MsgId, batch number): the BatchId
-    transactions: tuple[Transaction, ...]
+    transactions: tuple[SubmittedPayment, ...]   # each with its `where`
     created: dt.datetime | None = None
 
 
@@ -102,7 +91,7 @@ class Adapter:
         return (*self.payment_readers, *self.statement_writers, *self.status_writers, *readers_only)
 
 
-def check_unique_references(transactions: Iterable[Transaction]) -> None:
+def check_unique_references(transactions: Iterable[SubmittedPayment]) -> None:
     """Raise DocumentInvalid when two transactions of one file share a reference (DU04 duplicate E2E)."""
     seen: dict[str, str] = {}
     for t in transactions:

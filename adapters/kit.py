@@ -39,7 +39,7 @@ from decimal import Decimal
 from functools import partial
 from pathlib import Path
 
-from adapters.base import Adapter, DocumentInvalid, PaymentFile, Transaction
+from adapters.base import Adapter, DocumentInvalid, PaymentFile
 from adapters.kit_samples import (
     sample_batches,
     sample_statements,
@@ -49,7 +49,7 @@ from adapters.kit_samples import (
     to_jsonable,
 )
 from domain.errors import GatewayError, PaymentRejected
-from domain.models import PaymentInstruction, Statement
+from domain.models import PaymentInstruction, Statement, SubmittedPayment
 
 GOLDEN_KINDS = {"payments": "payment_readers", "statement": "statement_writers", "statuses": "status_writers"}
 HOSTILE_INPUTS: dict[str, bytes] = {
@@ -114,7 +114,7 @@ def check_batch_shape(batch: object) -> None:
     assert isinstance(batch.message_id, str) and batch.message_id, "message_id (the BatchId) must be non-empty"
     assert isinstance(batch.transactions, tuple), "transactions must be a tuple"
     for t in batch.transactions:
-        assert isinstance(t, Transaction) and t.where and t.client_ref, f"bad transaction {t!r}"
+        assert isinstance(t, SubmittedPayment) and t.where and t.client_ref, f"bad transaction {t!r}"
         assert (t.instruction is None) != (t.problem is None), f"{t.where}: exactly one of instruction/problem"
         if t.instruction is not None:
             assert isinstance(t.instruction, PaymentInstruction) and t.instruction.client_ref == t.client_ref

@@ -15,10 +15,18 @@ import typing
 from collections.abc import Mapping
 from decimal import Decimal
 
-from adapters.base import AccountFacts, PaymentFile, StatusReport, Transaction
+from adapters.base import AccountFacts, PaymentFile, StatusReport
 from domain.codes import PaymentState, ReasonCode
 from domain.errors import PaymentRejected
-from domain.models import BankCode, Party, PaymentStatus, Statement, StatementEntry, build_instruction
+from domain.models import (
+    BankCode,
+    Party,
+    PaymentStatus,
+    Statement,
+    StatementEntry,
+    SubmittedPayment,
+    build_instruction,
+)
 from domain.money import Money
 
 UTC = dt.UTC
@@ -32,7 +40,8 @@ OWN, SUPPLIER, ABROAD = "6222000000000001", "6222000000009001", "DE8937040044053
 def to_jsonable(obj: object) -> object:
     """Any domain object (dataclasses, Money, enums, dates, PaymentRejected) as plain JSON values."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_jsonable(getattr(obj, f.name)) for f in dataclasses.fields(obj)
+                if "set_by" not in f.metadata}   # what the gateway adds is no adapter's to pin
     if isinstance(obj, PaymentRejected):
         return {"reason": obj.reason.value, "detail": obj.detail}
     if isinstance(obj, enum.Enum):
@@ -88,7 +97,7 @@ def status_report_from_json(data: Mapping) -> StatusReport:
 # ---- payment batches (for adapters with a payment writer hook) -----------------------------------------
 
 def _ins(ref: str, amount: str, currency: str, name: str, account: str, scheme: str, code: str = "", **kw):
-    return Transaction(f"kit/{ref}", ref, build_instruction(
+    return SubmittedPayment(ref, where=f"kit/{ref}", instruction=build_instruction(
         client_ref=ref, debtor_account=OWN, amount=amount, currency=currency, creditor_name=name,
         creditor_account=account, bank_scheme=scheme, bank_code=code, bank_name=kw.pop("bank_name", None),
         purpose=kw.pop("purpose", "货款"), **kw))

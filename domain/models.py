@@ -157,6 +157,21 @@ def build_instruction(
 
 
 @dataclass(frozen=True, slots=True)
+class SubmittedPayment:
+    """One payment as an ERP submitted it, in a PaymentOrder or in a payment file: its instruction, or why it
+    cannot be one (a problem refuses this payment only; the others go on). `where` names its place in a file
+    (e.g. "PmtInf[1]/CdtTrfTxInf[3]" or "/payments/2") so that the ERP team can fix it; `order_digest` is
+    what an approver signs (spec section 5), known once the payment is in its signed form."""
+
+    client_ref: str                         # the idempotency key (a file's EndToEndId or own reference)
+    instruction: PaymentInstruction | None
+    problem: PaymentRejected | None = None
+    where: str = ""
+    # Set by the gateway, never by an adapter (the golden files of adapters/kit.py leave it out).
+    order_digest: str = field(default="", metadata={"set_by": "gateway"})
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentStatus:
     """What the gateway reports about one payment (PaymentStatus on the wire)."""
 

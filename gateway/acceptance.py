@@ -12,13 +12,12 @@ from dataclasses import dataclass
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import PaymentRejected
-from domain.models import PaymentInstruction
+from domain.models import PaymentInstruction, SubmittedPayment
 from domain.rules import Hit, Outcome, RuleRejected, outcome_of
 from gateway import rules
 from gateway.directory import AccountGrant, ApprovalTiers
 from gateway.ledger import Locked
 from gateway.payment_record import PaymentRecord
-from gateway.protocol.messages import ParsedPayment
 
 
 # Facts and Decision are not frozen: one of each is built per payment, and a frozen dataclass takes more
@@ -51,7 +50,7 @@ class Decision:
     why: str
 
 
-def retried(stored: PaymentRecord, p: ParsedPayment, visible: bool) -> PaymentRecord:
+def retried(stored: PaymentRecord, p: SubmittedPayment, visible: bool) -> PaymentRecord:
     """A payment whose ClientRef is stored already: the stored one if it is the same payment, answered as a
     retry. `visible`: the operator holds some grant on its debtor account."""
     if stored.content_hash != p.instruction.content_hash():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import replace
 
 from lxml import etree
 from sqlalchemy import Connection, select
@@ -12,7 +13,7 @@ from adapters import registry
 from adapters.base import AccountFacts, DocumentInvalid, PaymentFile, StatusReport, check_unique_references
 from domain.codes import ReasonCode, ResultCode
 from domain.errors import GatewayError
-from domain.models import PaymentStatus, Statement
+from domain.models import PaymentStatus, Statement, SubmittedPayment
 from gateway.protocol import messages
 from gateway.storage.tables import accounts, clients
 
@@ -36,7 +37,7 @@ def document_bytes(doc: etree._Element) -> bytes:
         raise _invalid("Document", "encoding=\"base64\" but the content is not base64") from exc
 
 
-def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[messages.ParsedPayment]]:
+def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[SubmittedPayment]]:
     """Read an ERP payment file into the same per-payment form a PaymentOrder has; file-level faults refuse all."""
     fmt = doc.get("format")
     reader, limits = registry.payment_reader(fmt)
@@ -60,10 +61,10 @@ def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[messages.P
             raise _invalid(t.where, t.problem.detail)
         if t.instruction is None:
             problem = t.problem.__class__(t.problem.reason, f"{t.where}: {t.problem.detail}")
-            parsed.append(messages.ParsedPayment(t.client_ref, "", None, problem))
+            parsed.append(replace(t, problem=problem))
             continue
-        digest = messages.order_digest(messages.render_payment(t.instruction))
-        parsed.append(messages.ParsedPayment(t.client_ref, digest, t.instruction, None))
+        # What an approver signs is the payment in its PaymentOrder form, whichever file it came in.
+        parsed.append(replace(t, order_digest=messages.order_digest(messages.render_payment(t.instruction))))
     return payment_file, parsed
 
 

@@ -11,16 +11,24 @@ from sqlalchemy import Connection, Row, bindparam, insert, select
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import NotFound, PaymentRejected
-from domain.models import PaymentInstruction, PaymentStatus, is_own_bank
+from domain.models import PaymentInstruction, PaymentStatus, SubmittedPayment, is_own_bank
 from domain.money import Money
 from domain.names import key as name_key
 from domain.rules import RuleRejected
-from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rules, transitions
+from gateway import (
+    audit,
+    businessday,
+    config_cache,
+    directory,
+    flows,
+    ledger,
+    maker_totals,
+    rules,
+    transitions,
+)
 from gateway.acceptance import Facts, decide, retried
 from gateway.payment_record import PaymentRecord
-from gateway.protocol.messages import ParsedPayment
 from gateway.storage.tables import accounts, payments
-
 
 
 @dataclass(frozen=True)
@@ -72,7 +80,7 @@ def is_internal(ctx: PayContext, instruction: PaymentInstruction) -> bool:
     return is_own_bank(bank.scheme, bank.code, ctx.own_cnaps_prefix)
 
 
-def submit(ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]) -> list[PaymentStatus]:
+def submit(ctx: PayContext, batch_id: str | None, parsed: list[SubmittedPayment]) -> list[PaymentStatus]:
     """Accept each payment on its own; return one status per payment, in order.
 
     Set-wise: every check that can refuse a payment runs before anything of it is written, on facts read
@@ -107,7 +115,7 @@ PAYEE_RULES = {"duplicate", "payee_daily_cap"}   # the rules that count a payee'
 class _Batch:
     """One request's payments: decided one by one in order, on facts kept in memory, written together."""
 
-    def __init__(self, ctx: PayContext, batch_id: str | None, parsed: list[ParsedPayment]):
+    def __init__(self, ctx: PayContext, batch_id: str | None, parsed: list[SubmittedPayment]):
         self.ctx, self.batch_id = ctx, batch_id
         self.results: list[PaymentStatus | PaymentRecord] = []   # a payment's record: its status once written
         instructions = [p.instruction for p in parsed if p.instruction]
@@ -157,7 +165,7 @@ class _Batch:
         self.to_settle: list[PaymentRecord] = []
         self.pending = flows.Pending()           # every payment accepted, for the running totals
 
-    def add(self, p: ParsedPayment) -> None:
+    def add(self, p: SubmittedPayment) -> None:
         if p.problem is not None:
             self.results.append(rejected(p.client_ref, p.problem))
             return
@@ -170,7 +178,7 @@ class _Batch:
                              to_state=PaymentState.REJECTED, detail=f"ClientRef {p.client_ref}: {problem.detail}")
             self.results.append(rejected(p.client_ref, problem))
 
-    def _accept(self, p: ParsedPayment) -> PaymentRecord:
+    def _accept(self, p: SubmittedPayment) -> PaymentRecord:
         ctx, ins = self.ctx, p.instruction
         stored = self.known.get(ins.client_ref)
         if stored is not None:

@@ -32,12 +32,12 @@ from decimal import Decimal
 
 from lxml import etree
 
-from adapters.base import DocumentInvalid, Limits, PaymentFile, Transaction, check_unique_references
+from adapters.base import DocumentInvalid, Limits, PaymentFile, check_unique_references
 from adapters.iso20022 import xsd
 from adapters.iso20022.ident import is_own_bic
 from domain.codes import ReasonCode
 from domain.errors import PaymentRejected, XmlRejected
-from domain.models import PaymentInstruction, build_instruction
+from domain.models import PaymentInstruction, SubmittedPayment, build_instruction
 from domain.money import parse_amount
 from gateway.protocol import xmlsafe
 
@@ -280,7 +280,7 @@ def _remittance(tx: _Tree) -> tuple[str, str | None]:
     return purpose, (text[:140].rstrip() if len(text) > 60 else None)
 
 
-def _transaction(tx: _Tree, block: _BlockContext, where: str) -> Transaction:
+def _transaction(tx: _Tree, block: _BlockContext, where: str) -> SubmittedPayment:
     e2e = tx.text("PmtId/EndToEndId")
     _check_ref(e2e, f"{where}/PmtId/EndToEndId", "EndToEndId")
     if e2e == NO_REFERENCE:
@@ -288,9 +288,9 @@ def _transaction(tx: _Tree, block: _BlockContext, where: str) -> Transaction:
                                                            "give each payment its own EndToEndId")
     where = f"{where} (EndToEndId {e2e})"
     try:
-        return Transaction(where, e2e, _instruction(tx, block, e2e))
+        return SubmittedPayment(e2e, _instruction(tx, block, e2e), where=where)
     except PaymentRejected as problem:
-        return Transaction(where, e2e, None, problem)
+        return SubmittedPayment(e2e, None, problem, where=where)
 
 
 def _instruction(tx: _Tree, block: _BlockContext, e2e: str) -> PaymentInstruction:

@@ -17,9 +17,9 @@ from decimal import Decimal
 
 from lxml import etree
 
-from adapters.base import DocumentInvalid, PaymentFile, Transaction
+from adapters.base import DocumentInvalid, PaymentFile
 from domain.errors import GatewayError, PaymentRejected
-from domain.models import build_instruction
+from domain.models import SubmittedPayment, build_instruction
 from gateway.protocol import xmlsafe
 
 FORM_ID = "bei_bankpaybill"
@@ -85,8 +85,8 @@ def read_batch(head: Mapping, bills: object, at: Locate) -> PaymentFile:
     return PaymentFile(batch_id, transactions, created)
 
 
-def _bill(bill: object, i: int, at: Locate) -> tuple[Transaction, Decimal]:
-    """One bill: its Transaction (instruction, or the business reason it cannot be one) and its amount."""
+def _bill(bill: object, i: int, at: Locate) -> tuple[SubmittedPayment, Decimal]:
+    """One bill: its payment (instruction, or the business reason it cannot be one) and its amount."""
     if not isinstance(bill, Mapping):
         raise DocumentInvalid(at(i, None), "is not an object of fields")
     _no_duplicates(bill, i, at)
@@ -109,9 +109,9 @@ def _bill(bill: object, i: int, at: Locate) -> tuple[Transaction, Decimal]:
     )
     args["bank_scheme"], args["bank_code"] = _bank(bill, i, at)
     try:
-        return Transaction(at(i, None), ref, build_instruction(**args)), Decimal(amount)
+        return SubmittedPayment(ref, build_instruction(**args), where=at(i, None)), Decimal(amount)
     except PaymentRejected as problem:   # a business fault of this bill only; its siblings go on
-        return Transaction(at(i, None), ref, None, problem), Decimal(amount)
+        return SubmittedPayment(ref, None, problem, where=at(i, None)), Decimal(amount)
 
 
 def _bank(bill: Mapping, i: int, at: Locate) -> tuple[str, str]:

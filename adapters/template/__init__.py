@@ -13,7 +13,7 @@ Errors, the one rule to get right:
   * DocumentInvalid(where, detail): the FILE is wrong (cannot be decoded, wrong header, a row with the
     wrong number of cells, a bad date, a repeated reference). The gateway refuses the whole file.
   * PaymentRejected(reason, detail): ONE PAYMENT is wrong (bad account, amount, bank code). Return it in
-    Transaction.problem; the other payments of the file go on. build_instruction raises these for you.
+    SubmittedPayment.problem; the other payments of the file go on. build_instruction raises these for you.
   * Anything else (KeyError, ValueError...) is a bug: the ERP gets INTERNAL. The kit feeds garbage to
     every reader to catch them.
 """
@@ -30,11 +30,10 @@ from adapters.base import (
     DocumentInvalid,
     Limits,
     PaymentFile,
-    Transaction,
     check_unique_references,
 )
 from domain.errors import PaymentRejected
-from domain.models import BankCode, Party, Statement, StatementEntry, build_instruction
+from domain.models import BankCode, Party, Statement, StatementEntry, SubmittedPayment, build_instruction
 from domain.money import Money
 
 COLUMNS = ("client_ref", "end_to_end_id", "debtor_account", "amount", "currency", "creditor_name", "creditor_account",
@@ -72,7 +71,7 @@ def _date(value: str, where: str) -> dt.date | None:
         raise DocumentInvalid(where, f"{value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _transaction(cells: dict[str, str], where: str) -> Transaction:
+def _transaction(cells: dict[str, str], where: str) -> SubmittedPayment:
     for column in COLUMNS:
         if not cells[column] and column not in OPTIONAL:     # a missing field is the file's fault
             raise DocumentInvalid(f"{where}/{column}", "is empty")
@@ -89,8 +88,8 @@ def _transaction(cells: dict[str, str], where: str) -> Transaction:
             remark=cells["remark"] or None, requested_date=_date(cells["requested_date"], f"{where}/requested_date"),
             urgency=cells["urgency"] or "NORMAL")
     except PaymentRejected as problem:               # this payment only; its siblings go on
-        return Transaction(where, ref, None, problem)
-    return Transaction(where, ref, instruction)
+        return SubmittedPayment(ref, None, problem, where=where)
+    return SubmittedPayment(ref, instruction, where=where)
 
 
 def read_payments(data: bytes) -> PaymentFile:

@@ -22,6 +22,7 @@ from domain.models import (
     PaymentInstruction,
     PaymentStatus,
     Statement,
+    SubmittedPayment,
     build_instruction,
 )
 from domain.money import Money, parse_amount
@@ -99,17 +100,7 @@ def _day(value: str) -> dt.date:
 
 # ---- requests ---------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ParsedPayment:
-    """One Payment element: its instruction, or the reason it cannot be one, and its OrderDigest."""
-
-    client_ref: str
-    order_digest: str
-    instruction: PaymentInstruction | None
-    problem: PaymentRejected | None
-
-
-def parse_payment(el: etree._Element) -> ParsedPayment:
+def parse_payment(el: etree._Element) -> SubmittedPayment:
     """Turn one Payment element into an instruction; per-payment problems are returned, not raised."""
     digest = order_digest(el)   # over the Payment element as signed
     client_ref = _req(el, "ClientRef")
@@ -134,11 +125,11 @@ def parse_payment(el: etree._Element) -> ParsedPayment:
             urgency=_opt(el, "Urgency") or "NORMAL",
         )
     except PaymentRejected as problem:
-        return ParsedPayment(client_ref, digest, None, problem)
-    return ParsedPayment(client_ref, digest, instruction, None)
+        return SubmittedPayment(client_ref, None, problem, order_digest=digest)
+    return SubmittedPayment(client_ref, instruction, order_digest=digest)
 
 
-def parse_payment_order(el: etree._Element) -> tuple[str | None, list[ParsedPayment]]:
+def parse_payment_order(el: etree._Element) -> tuple[str | None, list[SubmittedPayment]]:
     return _opt(el, "BatchId"), [parse_payment(p) for p in el.iterfind(q("Payment"))]
 
 

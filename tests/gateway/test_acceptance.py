@@ -6,20 +6,20 @@ import dataclasses
 import datetime as dt
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import PaymentRejected
-from domain.models import build_instruction
+from domain.models import SubmittedPayment, build_instruction
 from domain.rules import Hit, Outcome, RuleRejected
 from gateway.acceptance import Decision, Facts, decide, retried
 from gateway.directory import AccountGrant, ApprovalTiers
 from gateway.ledger import Locked
 from gateway.payment_record import PaymentRecord
-from gateway.protocol.messages import ParsedPayment
 
 DEBTOR, PAYEE = "6222000000000001", "6222000000000002"
-NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 HOLD = Hit("new_payee", Outcome.HOLD, ReasonCode.RULE_NEW_PAYEE, "first payment to this payee")
 REJECT = Hit("block_list", Outcome.REJECT, ReasonCode.RULE_BLOCKED_COUNTERPARTY, "payee is on the block list")
 
@@ -201,9 +201,9 @@ def stored(ins) -> PaymentRecord:
 def test_a_retry_is_answered_with_the_stored_payment_to_whoever_may_see_its_account():
     ins = instruction()
     record = stored(ins)
-    assert retried(record, ParsedPayment("R-1", "d", ins, None), visible=True) is record
+    assert retried(record, SubmittedPayment("R-1", ins, order_digest="d"), visible=True) is record
     with pytest.raises(PaymentRejected) as caught:
-        retried(record, ParsedPayment("R-1", "d", ins, None), visible=False)
+        retried(record, SubmittedPayment("R-1", ins, order_digest="d"), visible=False)
     assert (caught.value.reason, caught.value.detail) == (ReasonCode.ACCOUNT_INVALID,
                                                           f"unknown debtor account {DEBTOR}")
 
@@ -212,6 +212,6 @@ def test_a_clientref_reused_for_another_payment_is_a_duplicate_even_unseen():
     changed = instruction("100.01")
     for visible in (True, False):
         with pytest.raises(PaymentRejected) as caught:
-            retried(stored(instruction()), ParsedPayment("R-1", "d", changed, None), visible=visible)
+            retried(stored(instruction()), SubmittedPayment("R-1", changed, order_digest="d"), visible=visible)
         assert (caught.value.reason, caught.value.detail) == (
             ReasonCode.DUPLICATE_REFERENCE, "ClientRef R-1 was used before for a different payment")
