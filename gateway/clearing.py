@@ -148,7 +148,7 @@ class Clearing:
         try:
             with transaction(self.engine) as uow:
                 row = load(uow.conn, payment_id)
-                # Postings (account locks) first, then the state change (audit head): the usual lock order.
+                # Postings (account locks) first, then the state change (the client lock): the usual lock order.
                 clearing = ledger.ensure_internal_account(uow.conn, row.currency, "CLEARING", now)
                 booked = ledger.post(uow, f"R{payment_id}"[:35], [
                     ledger.Leg(clearing, ledger.DBIT, row.amount, f"Return of {payment_id}", payment_id=row.id),

@@ -58,7 +58,7 @@ def approve(ctx: PayContext, payment_id: str, digest: str, decision: str, commen
     if Grant.APPROVE not in grant.grants:
         raise PermissionDenied(f"operator {ctx.operator} holds no 'approve' grant on {row.debtor_account}")
     internal = is_internal_row(row, ctx.own_cnaps_prefix)
-    if internal:   # accounts before the audit head, the order every other path takes
+    if internal:   # accounts before the client lock, the order every other path takes
         ledger.lock_accounts(ctx.conn, {row.debtor_account, row.creditor_account})
     if row.state != PaymentState.PENDING_APPROVAL:
         return status_of(row)   # decided already (or a retry of the decision that decided it)
