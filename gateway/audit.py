@@ -5,13 +5,14 @@ Each record's hash covers the previous record's hash and all of its own fields, 
 reordering any record breaks the chain, and the head row catches a cut tail. There is one chain per
 client (plus `system` and `unverified`), each head row locked by its appends: records chain in commit order
 without making different clients wait for each other.
+
+Records are appended through the transaction's unit of work (gateway/storage/unit_of_work.py), which locks
+the heads, and writes the records (gateway/storage/chain_rows.py) when it flushes.
 """
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -20,13 +21,11 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
-from sqlalchemy import (Connection, Engine, LargeBinary, Table, bindparam, cast, delete, event, func, insert,
-                        select, union_all, update)
+from sqlalchemy import Connection, delete, func, select, update
 
-from gateway.storage import json_rows, totals
 from gateway.storage.tables import audit_head, audit_log
+from gateway.storage.unit_of_work import UnitOfWork
 
-GENESIS = "0" * 64
 SYSTEM, UNVERIFIED = "system", "unverified"
 _FIELDS = ("chain", "seq", "at", "kind", "client_id", "operator_id", "message_id", "code", "detail",
            "request_digest", "payment_id", "from_state", "to_state", "cert_fingerprint", "request", "response")
@@ -46,251 +45,18 @@ def record_hash(prev_hash: str, record: dict) -> str:
     return hashlib.sha256((prev_hash + blob).encode("utf-8")).hexdigest()
 
 
-# Built once: every request appends at least one record, and building a statement costs more than running
-# it on SQLite (the parameters are bound at execution).
-_HEAD = select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.chain == bindparam("head_chain")) \
-    .with_for_update()
-_RECORD = insert(audit_log)
-_ADVANCE = update(audit_head).where(audit_head.c.chain == bindparam("head_chain")) \
-    .values(seq=bindparam("new_seq"), hash=bindparam("new_hash"))
-
-# The heads of the chains this transaction has locked, as its own appends left them: a request appends
-# several records to one chain (its payments' changes, then the request itself), and the head need not be
-# read again for each. Kept with the connection and forgotten whenever a transaction begins or ends and
-# whenever a savepoint rolls back (the head row goes back with it, and on PostgreSQL so does its lock).
-_HEADS = "directlink_audit_heads"
-# Under deferred(): the records appended and not yet written, the writes to send with them (along(),
-# along_rows(): on PostgreSQL), and how many of each there were as each open savepoint began (a savepoint that
-# rolls back takes those given within it along).
-_PENDING, _ALONG, _MARKS = "directlink_audit_pending", "directlink_audit_along", "directlink_audit_marks"
+def append(uow: UnitOfWork, *, chain: str, at: dt.datetime, kind: str, code: str, **fields) -> None:
+    """Append one record to a chain, in the unit of work's transaction (it commits or vanishes with it)."""
+    append_many(uow, chain, [dict(at=at, kind=kind, code=code, **fields)])
 
 
-def _state(conn) -> dict:
-    """The connection's info, where the above are kept; none for a connection lost in the middle of a
-    transaction (its info went with it, and reading it would raise instead of the error that lost it)."""
-    return {} if conn.invalidated else conn.info
-
-
-def _forget_heads(conn, *_args) -> None:
-    _state(conn).pop(_HEADS, None)
-
-
-def _committing(conn) -> None:
-    if conn.info.get(_PENDING):
-        raise RuntimeError("audit records appended under audit.deferred() were not written before the commit")
-    _forget_heads(conn)
-
-
-def _savepoint(conn, _name) -> None:
-    if _PENDING in conn.info:
-        conn.info[_MARKS].append((len(conn.info[_PENDING]), len(conn.info[_ALONG])))
-
-
-def _savepoint_released(conn, _name, _context) -> None:
-    if _PENDING in conn.info:
-        conn.info[_MARKS].pop()
-
-
-def _savepoint_rolled_back(conn, _name, _context) -> None:
-    _forget_heads(conn)
-    if _PENDING in conn.info:
-        pending = conn.info[_PENDING]
-        records, writes = conn.info[_MARKS].pop()
-        del pending[records:]
-        del conn.info[_ALONG][writes:]
-        # A chain with records still pending was locked before the savepoint (its lock stays): its head is
-        # where they leave it. Any other is read and locked again at its next append.
-        heads = conn.info.setdefault(_HEADS, {})
-        for row in pending:
-            heads[row["chain"]] = (row["seq"], row["hash"])
-
-
-for _moment, _listener in (("begin", _forget_heads), ("commit", _committing), ("rollback", _forget_heads),
-                           ("savepoint", _savepoint), ("release_savepoint", _savepoint_released),
-                           ("rollback_savepoint", _savepoint_rolled_back)):
-    event.listen(Engine, _moment, _listener)
-
-
-def lock_chain(conn: Connection, chain: str) -> tuple[int, str]:
-    """Lock a chain's head until the transaction ends and return it, (seq, hash), as this transaction's
-    appends have left it. Every transaction that writes a client's payments holds that client's head from
-    before its first write (gateway/payments.py), so whoever holds it sees all of them committed, none in
-    flight."""
-    if chain not in conn.info.get(_HEADS, ()):
-        # (The first statement may begin the transaction, which forgets the heads: they are taken after it.)
-        head = conn.execute(_HEAD, {"head_chain": chain}).first()
-        if head is None:
-            conn.execute(insert(audit_head).values(chain=chain, seq=0, hash=GENESIS, base_seq=0, base_hash=GENESIS))
-            head = conn.execute(_HEAD, {"head_chain": chain}).one()
-        conn.info.setdefault(_HEADS, {})[chain] = (head.seq, head.hash)
-    return conn.info[_HEADS][chain]
-
-
-def lock_chain_reading(conn: Connection, chain: str, read, params: dict):
-    """lock_chain(), and a scalar `read` (with its `params`) in the same statement: a round trip less, for a
-    read that must follow a lock the caller holds already and that nobody can change while the caller holds
-    it (the maker's use of an account's daily limit, under the account's lock: gateway/payments.py). The
-    read sees what was committed when the statement began, which waiting for the head does not change."""
-    if chain in conn.info.get(_HEADS, ()):
-        return conn.execute(select(read), params).scalar()
-    head = conn.execute(_head_reading(read), {**params, "head_chain": chain}).first()
-    if head is None:
-        lock_chain(conn, chain)
-        return conn.execute(select(read), params).scalar()
-    conn.info.setdefault(_HEADS, {})[chain] = (head.seq, head.hash)
-    return head.read
-
-
-@functools.lru_cache(maxsize=8)
-def _head_reading(read):
-    return select(audit_head.c.seq, audit_head.c.hash, read.label("read")) \
-        .where(audit_head.c.chain == bindparam("head_chain")).with_for_update(of=audit_head)
-
-
-def append(conn: Connection, *, chain: str, at: dt.datetime, kind: str, code: str, **fields) -> None:
-    """Append one record to a chain, inside the caller's transaction (it commits or vanishes with it)."""
-    append_many(conn, chain, [dict(at=at, kind=kind, code=code, **fields)])
-
-
-@contextlib.contextmanager
-def deferred(conn: Connection):
-    """Write the records appended inside the block together as it ends: one insert and one move of each
-    chain's head, instead of one of each per append (a payment request appends its payments' records, then
-    its own). The records chain, and the heads are locked, as each append happens; nothing inside may read
-    the records back, and the block must end before the transaction commits (a commit with records still
-    pending raises). A savepoint rolled back within takes its records along. Nested, it is the outer one."""
-    if _PENDING in conn.info:
-        yield
-        return
-    conn.info[_PENDING], conn.info[_ALONG], conn.info[_MARKS] = [], [], []
-    try:
-        yield
-        rows, writes = conn.info[_PENDING], conn.info[_ALONG]
-    finally:
-        for name in (_PENDING, _ALONG, _MARKS):
-            _state(conn).pop(name, None)
-    _write(conn, rows, _gathered(writes, conn.dialect))
-
-
-def along(conn: Connection, statement, params: dict) -> None:
-    """Run a write (an INSERT or UPDATE of another table, no RETURNING, its parameters named as no other's)
-    with the records of the enclosing deferred() block: on PostgreSQL in their very statement, a round trip
-    less (a request's stored answer goes so); elsewhere, or outside such a block, at once. Nothing may read
-    what it writes before the block ends. A savepoint rolled back after it was given takes it along."""
-    if _PENDING not in conn.info or conn.dialect.name != "postgresql":
-        conn.execute(statement, params)
-        return
-    given = {name for _, earlier, table in conn.info[_ALONG] if table is None for name in earlier}
-    if given & params.keys():
-        raise RuntimeError(f"audit.along(): parameters {sorted(given & params.keys())} were given in this block")
-    conn.info[_ALONG].append((statement, params, None))
-
-
-def along_rows(conn: Connection, table: Table, rows: list[dict], adding: tuple[str, ...] = ()) -> None:
-    """Insert rows of a table (every column but an autoincrementing key named in each) as along() runs a
-    write; with `adding`, a row already there under the same key gets these columns added instead (a key
-    may come once a block: one statement cannot change a row twice). Rows given for one table in one block
-    go in one statement, in the order given."""
-    if not rows:
-        return
-    if _PENDING not in conn.info or conn.dialect.name != "postgresql":
-        conn.execute(totals.adding(table, conn.dialect.name, *adding) if adding else _inserting(table), rows)
-        return
-    conn.info[_ALONG].append((json_rows.inserting(table, adding), rows, table))
-
-
-_inserting = functools.cache(insert)   # one statement a table: its cache key is worked out once
-
-
-def _gathered(writes: list[tuple], dialect) -> list[tuple]:
-    """The writes given to along() and along_rows() as (statement, parameters), the rows of one statement
-    together, in the order each statement was first given."""
-    rows_of: dict = {}
-    gathered = []
-    for statement, payload, table in writes:
-        if table is None:
-            gathered.append((statement, payload))
-        elif statement in rows_of:
-            rows_of[statement][1].extend(payload)
-        else:
-            rows_of[statement] = (table, list(payload))
-            gathered.append((statement, None))
-    return [(s, p if p is not None else {json_rows.param_name(rows_of[s][0]):
-                                         json_rows.encode(rows_of[s][0], rows_of[s][1], dialect)})
-            for s, p in gathered]
-
-
-def _write(conn: Connection, rows: list[dict], writes: list[tuple] = ()) -> None:
-    last = {row["chain"]: row for row in rows}
-    if len(last) == 1 and len(rows) <= _AT_ONCE and conn.dialect.name == "postgresql":
-        # One round trip on PostgreSQL (a request's records all go to its client's chain): the head moves in
-        # the statement that inserts the records, and every request ends with this while it holds its locks.
-        (chain, end), = last.items()
-        params = {"head_chain": chain, "new_seq": end["seq"], "new_hash": end["hash"]}
-        for _, their in writes:
-            if their.keys() & params.keys():
-                raise RuntimeError(f"writes sent along share parameters: {sorted(their.keys() & params.keys())}")
-            params.update(their)
-        statements = tuple(s for s, _ in writes)
-        if len(rows) <= _TYPED:
-            params.update({f"{name}_{i}": row[name] for i, row in enumerate(rows) for name in _COLUMNS})
-            conn.execute(_typed_records_moving_head(len(rows), statements), params)
-        else:
-            params[json_rows.param_name(audit_log)] = json_rows.encode(audit_log, rows, conn.dialect)
-            conn.execute(_json_records_moving_head(statements), params)
-        return
-    for statement, params in writes:
-        conn.execute(statement, params)
-    if not rows:
-        return
-    conn.execute(_RECORD, rows)
-    conn.execute(_ADVANCE, [{"head_chain": c, "new_seq": r["seq"], "new_hash": r["hash"]} for c, r in last.items()])
-
-
-_COLUMNS = (*_FIELDS, "prev_hash", "hash")
-_AT_ONCE = 20   # records a request commonly appends (its own and its payments'); a large batch takes two statements
-# Up to two records go one field a parameter, more as one JSON parameter. psycopg converts a statement of more
-# than 50 parameters anew every time it runs: 0.27 ms for a payment's three records with the request's answer,
-# 0.02 ms once cached. Two records and the answer stay under 50, and there the parameters are the cheaper
-# (a request's one record with its bodies: 0.06 ms less of the gateway's CPU, 0.2 ms less of the server's).
-_TYPED = 2
-
-
-def _with(statement, writes: tuple):
-    """The head's move, and the writes given to along() and along_rows(), as data-modifying CTEs of the
-    records' insert (PostgreSQL runs each exactly once, whether or not the statement reads it)."""
-    statement = statement.add_cte(_ADVANCE.cte("moved"))
-    for i, write in enumerate(writes):
-        statement = statement.add_cte(write.cte(f"along_{i}"))
-    return statement
-
-
-# Cached by the writes sent along too: a request's kind and outcome make a few dozen shapes at most.
-@functools.lru_cache(maxsize=64)
-def _typed_records_moving_head(n: int, writes: tuple = ()):
-    """n records as a SELECT of parameters (SQLAlchemy caches the compiled form of this shape, not of a
-    multi-row VALUES). Every parameter is typed in the SQL (the driver's casts, and an explicit one for the
-    bytes, whose NULL would otherwise be text in a UNION); none to a length, which would cut a value short
-    silently where an insert refuses it."""
-    def param(name: str, i: int):
-        typed = bindparam(f"{name}_{i}", type_=audit_log.c[name].type)
-        return cast(typed, LargeBinary) if isinstance(typed.type, LargeBinary) else typed
-    rows = [select(*[param(name, i) for name in _COLUMNS]) for i in range(n)]
-    return _with(insert(audit_log).from_select(_COLUMNS, rows[0] if n == 1 else union_all(*rows)), writes)
-
-
-@functools.lru_cache(maxsize=64)
-def _json_records_moving_head(writes: tuple = ()):
-    """Any number of records as one JSON parameter (gateway/storage/json_rows.py): one statement text."""
-    return _with(json_rows.inserting(audit_log), writes)
-
-
-def append_many(conn: Connection, chain: str, records: list[dict]) -> None:
-    """Append records (each with at, kind, code and other fields) to a chain in this order: one insert for
-    all of them and one move of the head (or, under deferred(), at the block's end)."""
+def append_many(uow: UnitOfWork, chain: str, records: list[dict]) -> None:
+    """Append records (each with at, kind, code and other fields) to a chain in this order, chained on its
+    head as the unit of work locked it; they are written when it flushes (one insert for all of them and
+    one move of the head), and nothing may read them back before."""
     if not records:
         return
-    seq, prev = lock_chain(conn, chain)
+    seq, prev = uow.head(chain)
     rows = []
     for fields in records:
         if fields.keys() - _FIELDS:   # a misspelt field would otherwise vanish silently, from the row and the hash
@@ -301,11 +67,7 @@ def append_many(conn: Connection, chain: str, records: list[dict]) -> None:
         record["prev_hash"] = prev
         rows.append(record)
         seq, prev = record["seq"], record["hash"]
-    conn.info[_HEADS][chain] = (seq, prev)
-    if _PENDING in conn.info:
-        conn.info[_PENDING].extend(rows)
-    else:
-        _write(conn, rows)
+    uow.add_records(chain, rows)
 
 
 @dataclass(frozen=True)
@@ -429,7 +191,8 @@ def purge(conn: Connection, older_than: dt.datetime) -> int:
         # The purge itself is on the record (in the system chain, appended after this loop's locks).
         purged.append(f"{head.chain}: records {head.base_seq + 1}-{last} ({count}) older than "
                       f"{older_than.isoformat()}; the chain now starts after hash {last_hash}")
-    for line in purged:
-        append(conn, chain=SYSTEM, at=dt.datetime.now(dt.timezone.utc), kind="config", code="AUDIT_PURGED",
-               detail=line)
+    with UnitOfWork(conn) as uow:
+        for line in purged:
+            append(uow, chain=SYSTEM, at=dt.datetime.now(dt.timezone.utc), kind="config", code="AUDIT_PURGED",
+                   detail=line)
     return removed

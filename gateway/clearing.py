@@ -19,12 +19,14 @@ from sqlalchemy.exc import DBAPIError
 
 from domain.codes import PaymentState as S, ReasonCode
 from gateway import crash, ledger, transitions
+from gateway.notify import outbox
 from gateway.payment_record import PaymentRecord
 from gateway.payments import is_internal_row, load, settle_internal
 from gateway.settings import Settings
 from gateway.sim_clearing import SETTLED, Outcome, SimulatedClearing
 from gateway.storage.engine import read_only
 from gateway.storage.tables import payments
+from gateway.storage.unit_of_work import UnitOfWork, transaction
 
 log = logging.getLogger("directlink.clearing")
 ACTOR = "gateway/clearing"
@@ -67,10 +69,10 @@ class Clearing:
         """A future-dated transfer inside this bank, booked on its day."""
         now = self.clock()
         try:
-            with self.engine.begin() as conn:
-                row = load(conn, payment_id)
-                ledger.lock_accounts(conn, {row.debtor_account, row.creditor_account})
-                settle_internal(conn, load(conn, payment_id), now, self.settings.zone, ACTOR)
+            with transaction(self.engine) as uow:
+                row = load(uow.conn, payment_id)
+                ledger.lock_accounts(uow.conn, {row.debtor_account, row.creditor_account})
+                settle_internal(uow, load(uow.conn, payment_id), now, self.settings.zone, ACTOR)
             return "settled_internal"
         except transitions.StateConflict:
             return None
@@ -78,9 +80,9 @@ class Clearing:
     def _send(self, payment_id: str, before: S) -> str | None:
         now = self.clock()
         try:
-            with self.engine.begin() as conn:
-                row = load(conn, payment_id)
-                transitions.move(conn, payment_id=payment_id, client=row.client_id, before=before,
+            with transaction(self.engine) as uow:
+                row = load(uow.conn, payment_id)
+                transitions.move(uow, payment_id=payment_id, client=row.client_id, before=before,
                                  after=S.PROCESSING, actor=ACTOR, now=now, why=f"sent for clearing (attempt "
                                                                                   f"{row.attempts + 1})",
                                  sent_at=now, attempts=row.attempts + 1)
@@ -97,20 +99,20 @@ class Clearing:
         """Book clearing's answer; no answer makes the payment UNKNOWN."""
         now = self.clock()
         try:
-            with self.engine.begin() as conn:
-                row = load(conn, payment_id)
+            with transaction(self.engine) as uow:
+                row = load(uow.conn, payment_id)
                 if answer is None:
-                    transitions.move(conn, payment_id=payment_id, client=row.client_id, before=before,
+                    transitions.move(uow, payment_id=payment_id, client=row.client_id, before=before,
                                      after=S.UNKNOWN, actor=ACTOR, now=now,
                                      why="no answer from clearing: ask, never resend under a new reference")
                     return "unknown"
-                ledger.release(conn, payment_id, now)
+                ledger.release(uow.conn, payment_id, now)
                 if answer.result == SETTLED:
-                    self._post_settlement(conn, row, now)
-                    transitions.move(conn, payment_id=payment_id, client=row.client_id, before=before,
+                    self._post_settlement(uow, row, now)
+                    transitions.move(uow, payment_id=payment_id, client=row.client_id, before=before,
                                      after=S.SETTLED, actor=ACTOR, now=now, why="settled by clearing")
                     return "settled"
-                transitions.move(conn, payment_id=payment_id, client=row.client_id, before=before,
+                transitions.move(uow, payment_id=payment_id, client=row.client_id, before=before,
                                  after=S.FAILED, actor=ACTOR, now=now, reason=ReasonCode.CLEARING_FAILED,
                                  why=answer.reason or "refused by clearing")
                 return "failed"
@@ -145,11 +147,11 @@ class Clearing:
     def _return(self, payment_id: str, reason: str) -> str | None:
         now = self.clock()
         try:
-            with self.engine.begin() as conn:
-                row = load(conn, payment_id)
-                # Postings (account locks) first, then the state change (audit head): the usual lock order.
-                clearing = ledger.ensure_internal_account(conn, row.currency, "CLEARING", now)
-                ledger.post(conn, f"R{payment_id}"[:35], [
+            with transaction(self.engine) as uow:
+                row = load(uow.conn, payment_id)
+                # Postings (account locks) first, then the state change (the client lock): the usual lock order.
+                clearing = ledger.ensure_internal_account(uow.conn, row.currency, "CLEARING", now)
+                booked = ledger.post(uow, f"R{payment_id}"[:35], [
                     ledger.Leg(clearing, ledger.DBIT, row.amount, f"Return of {payment_id}", payment_id=row.id),
                     ledger.Leg(row.debtor_account, ledger.CRDT, row.amount, f"Return: {reason}"[:140],
                                counterparty_name=row.creditor_name, counterparty_account=row.creditor_account,
@@ -157,22 +159,24 @@ class Clearing:
                                counterparty_code=row.creditor_bank_code, client_ref=row.client_ref,
                                end_to_end_id=row.end_to_end_id, payment_id=row.id, reversal=True),
                 ], now, now.astimezone(self.settings.zone).date())
-                transitions.move(conn, payment_id=payment_id, client=row.client_id, before=S.SETTLED,
+                outbox.posted(uow.conn, booked, now)
+                transitions.move(uow, payment_id=payment_id, client=row.client_id, before=S.SETTLED,
                                  after=S.RETURNED, actor=ACTOR, now=now, reason=ReasonCode.CLEARING_RETURNED,
                                  why=reason)
             return "returned"
         except transitions.StateConflict:
             return None
 
-    def _post_settlement(self, conn, row: PaymentRecord, now: dt.datetime) -> None:
+    def _post_settlement(self, uow: UnitOfWork, row: PaymentRecord, now: dt.datetime) -> None:
         """Money leaves the customer's account for the bank's clearing book."""
-        clearing = ledger.ensure_internal_account(conn, row.currency, "CLEARING", now)
-        ledger.post(conn, row.id, [
+        clearing = ledger.ensure_internal_account(uow.conn, row.currency, "CLEARING", now)
+        booked = ledger.post(uow, row.id, [
             ledger.Leg(row.debtor_account, ledger.DBIT, row.amount, row.purpose,
                        counterparty_name=row.creditor_name, counterparty_account=row.creditor_account,
                        counterparty_scheme=row.creditor_bank_scheme, counterparty_code=row.creditor_bank_code,
                        client_ref=row.client_ref, end_to_end_id=row.end_to_end_id, payment_id=row.id),
             ledger.Leg(clearing, ledger.CRDT, row.amount, f"Clearing of {row.id}", payment_id=row.id),
         ], now, now.astimezone(self.settings.zone).date())
+        outbox.posted(uow.conn, booked, now)
 
 

@@ -16,8 +16,10 @@ from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from domain.codes import Grant
 from domain.money import Money, check_currency, parse_amount
 from gateway import audit, ledger
+from gateway.notify import outbox
 from gateway.protocol.signing import fingerprint
 from gateway.storage.tables import accounts, approval_policies, certificates, clients, grants, operators
+from gateway.storage.unit_of_work import UnitOfWork
 
 _CERT_CACHE: dict[str, x509.Certificate] = {}  # by fingerprint: a certificate's content never changes
 
@@ -84,7 +86,10 @@ def operator_grants(conn: Connection, client: str, operator: str) -> dict[str, A
 
 
 def audit_change(conn: Connection, now: dt.datetime, what: str, detail: str) -> None:
-    audit.append(conn, chain=audit.SYSTEM, at=now, kind="config", code=what, detail=detail)
+    """Audit a configuration change made in the caller's transaction (each with a unit of work of its own:
+    these come from the CLI, one or a few a transaction)."""
+    with UnitOfWork(conn) as uow:
+        audit.append(uow, chain=audit.SYSTEM, at=now, kind="config", code=what, detail=detail)
 
 
 def upsert_client(conn: Connection, client_id: str, name: str, now: dt.datetime) -> None:
@@ -112,10 +117,12 @@ def open_account(conn: Connection, number: str, client_id: str, name: str, curre
     if opening:
         amount = parse_amount(opening, currency).minor
         source = ledger.ensure_internal_account(conn, currency, "OPENING", now)
-        ledger.post(conn, f"OPEN-{number}"[:35], [
-            ledger.Leg(number, ledger.CRDT, amount, "Opening balance", counterparty_name="Opening balance"),
-            ledger.Leg(source, ledger.DBIT, amount, f"Opening balance of {number}"),
-        ], now, today)
+        with UnitOfWork(conn) as uow:
+            booked = ledger.post(uow, f"OPEN-{number}"[:35], [
+                ledger.Leg(number, ledger.CRDT, amount, "Opening balance", counterparty_name="Opening balance"),
+                ledger.Leg(source, ledger.DBIT, amount, f"Opening balance of {number}"),
+            ], now, today)
+            outbox.posted(conn, booked, now)
     audit_change(conn, now, "ACCOUNT_OPENED", f"{number} {client_id} {currency} opening={opening or 0}")
     return True
 

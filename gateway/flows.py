@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, text, true
 
 from domain import rules as dr
-from gateway import audit
 from gateway.storage.tables import GONE_STATES, payment_flows, payments
 from gateway.storage.totals import first_whole, unit_of
+from gateway.storage.unit_of_work import UnitOfWork
 
 _MINUTE = dt.timedelta(minutes=1)
 
@@ -67,12 +67,12 @@ class Pending:
 HORIZON = dt.timedelta(days=8)
 
 
-def record(conn: Connection, client: str, at: dt.datetime, pending: Pending) -> None:
+def record(uow: UnitOfWork, client: str, at: dt.datetime, pending: Pending) -> None:
     """Count this request's payments (all created at `at`), in the request's transaction."""
     if not pending.count:
         return
     minute = minute_of(at)
-    audit.along_rows(conn, payment_flows, [   # with the request's last statement
+    uow.along_rows(payment_flows, [   # with the request's last statement
         dict(side=side, client_id=client, account=account, minute=minute, currency=currency,
              payments=pending.count[key], amount=pending.amount[key])
         for key in sorted(pending.count) for side, account, currency in [key]], adding=("payments", "amount"))

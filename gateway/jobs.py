@@ -16,6 +16,7 @@ from gateway.clearing import Clearing
 from gateway.notify.delivery import Delivery
 from gateway.pipeline import Gateway
 from gateway.storage.tables import certificates, job_runs, messages
+from gateway.storage.unit_of_work import transaction
 
 log = logging.getLogger("directlink.jobs")
 RUNNER = f"{socket.gethostname()}:{os.getpid()}"
@@ -58,8 +59,8 @@ def warn_expiring(gateway: Gateway) -> list[str]:
     now = gateway.clock()
     horizon = now + dt.timedelta(days=gateway.settings.cert_warning_days)
     found = []
-    with gateway.engine.begin() as conn:
-        soon = conn.execute(select(certificates).where(certificates.c.revoked_at.is_(None),
+    with transaction(gateway.engine) as uow:
+        soon = uow.conn.execute(select(certificates).where(certificates.c.revoked_at.is_(None),
                                                        certificates.c.not_after > now,
                                                        certificates.c.not_after <= horizon)).all()
         for c in soon:
@@ -69,7 +70,7 @@ def warn_expiring(gateway: Gateway) -> list[str]:
             found.append(f"the gateway's own certificate expires {own:%Y-%m-%d}: run `directlink keys rotate`")
         for line in found:
             log.warning("%s", line)
-            audit.append(conn, chain=audit.SYSTEM, at=now, kind="config", code="CERT_EXPIRING", detail=line)
+            audit.append(uow, chain=audit.SYSTEM, at=now, kind="config", code="CERT_EXPIRING", detail=line)
     return found
 
 

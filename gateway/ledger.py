@@ -13,9 +13,8 @@ from types import SimpleNamespace
 
 from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, or_, select, update
 
-from gateway import audit
-from gateway.notify import outbox
 from gateway.storage.tables import accounts, entries, holds
+from gateway.storage.unit_of_work import UnitOfWork
 
 CRDT, DBIT = "CRDT", "DBIT"
 
@@ -120,21 +119,23 @@ def lock_accounts(conn: Connection, numbers: set[str]) -> dict[str, Locked]:
     return {r.number: Locked(*r) for r in conn.execute(_LOCK, {"numbers": sorted(numbers)})}
 
 
-def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, value_date: dt.date,
-         locked: bool = False, owned: list | None = None) -> None:
+def post(uow: UnitOfWork, journal: str, legs: list[Leg], now: dt.datetime, value_date: dt.date,
+         locked: bool = False) -> list[tuple[Leg, SimpleNamespace]]:
     """Book balanced legs: update each balance and append a statement entry with its BalanceAfter, one
-    statement for all the balances; the entries go in with the request's last statement (audit.along_rows).
+    statement for all the balances; the entries go in with the unit of work's last statement (along_rows).
+    Returns the legs booked, (leg, entry) each, `entry` the statement entry as it will be written: the
+    caller tells the accounts' subscribers (notify.outbox.posted), in the same transaction.
 
     `locked`: the caller holds the accounts' locks already (lock_accounts); if not, and the legs touch more
     than one account, they are locked here first, in the fixed order (one UPDATE of several rows would
-    take their locks in whatever order the database reads them). `owned`: the accounts' owners and their
-    subscriptions as notify.outbox.owners() read them, if the caller read them before taking the locks."""
+    take their locks in whatever order the database reads them)."""
+    conn = uow.conn
     if sum(_delta(leg) for leg in legs) != 0:
         raise ValueError(f"posting {journal} does not balance")
     if any(leg.amount <= 0 for leg in legs):
         raise ValueError("a leg's amount must be positive")
     if not legs:
-        return
+        return []
     by_account: dict[str, list[Leg]] = {}
     for leg in sorted(legs, key=lambda leg: leg.account):
         by_account.setdefault(leg.account, []).append(leg)
@@ -170,16 +171,15 @@ def post(conn: Connection, journal: str, legs: list[Leg], now: dt.datetime, valu
                 client_ref=leg.client_ref, end_to_end_id=leg.end_to_end_id, narrative=leg.narrative,
                 reversal=leg.reversal, payment_id=leg.payment_id))
             booked_legs.append((leg, SimpleNamespace(**entry)))
-    audit.along_rows(conn, entries, rows)
-    # Incoming credits for the ERPs that subscribed, in this transaction (gateway/notify/outbox.py).
-    outbox.posted(conn, booked_legs, now, owned)
+    uow.along_rows(entries, rows)
+    return booked_legs
 
 
 def _delta(leg: Leg) -> int:
     return leg.amount if leg.direction == CRDT else -leg.amount
 
 
-def place_holds(conn: Connection, placed: list[tuple[str, str, int]], now: dt.datetime,
+def place_holds(uow: UnitOfWork, placed: list[tuple[str, str, int]], now: dt.datetime,
                 released: frozenset[str] = frozenset()) -> None:
     """Hold funds for payments, (payment id, account, amount): one insert for the holds, one update per
     account. The caller has locked the accounts and found them able to carry the holds; the update checks
@@ -190,7 +190,7 @@ def place_holds(conn: Connection, placed: list[tuple[str, str, int]], now: dt.da
     other. An account whose holds are all released so is not updated: the caller posts those payments next,
     and each posting checks the funds (post), as the update would have.
 
-    The holds go in with the request's last statement (audit.along_rows): nothing reads them back before."""
+    The holds go in with the unit of work's last statement (along_rows): nothing reads them back before."""
     if not placed:
         return
     needed: dict[str, list[int]] = {}   # account -> [all of its holds, the ones that stay]
@@ -201,10 +201,10 @@ def place_holds(conn: Connection, placed: list[tuple[str, str, int]], now: dt.da
     for account, (total, kept) in sorted(needed.items()):
         if not kept:   # all released in this instant: their postings check the funds
             continue
-        if conn.execute(_HOLD_FUNDS, {"hold_account": account, "hold_amount": total, "kept": kept}).rowcount != 1:
+        if uow.conn.execute(_HOLD_FUNDS, {"hold_account": account, "hold_amount": total, "kept": kept}).rowcount != 1:
             raise RuntimeError(f"holds of {total} do not fit the available balance of {account}")
-    audit.along_rows(conn, holds, [dict(payment_id=p, account=a, amount=m, placed_at=now,
-                                        released_at=now if p in released else None) for p, a, m in placed])
+    uow.along_rows(holds, [dict(payment_id=p, account=a, amount=m, placed_at=now,
+                                released_at=now if p in released else None) for p, a, m in placed])
 
 
 def release(conn: Connection, payment_id: str, now: dt.datetime) -> int:

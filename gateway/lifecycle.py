@@ -46,7 +46,7 @@ def cancel(ctx: PayContext, payment_id: str, comment: str | None) -> PaymentStat
     if state not in CANCELLABLE:
         return _refused(row, ReasonCode.NOT_CANCELLABLE, f"payment is {state.value}; it can no longer be cancelled")
     ledger.release(ctx.conn, payment_id, ctx.now)
-    transitions.move(ctx.conn, payment_id=payment_id, client=ctx.client, before=state,
+    transitions.move(ctx.uow, payment_id=payment_id, client=ctx.client, before=state,
                      after=PaymentState.CANCELLED, actor=ctx.actor, now=ctx.now,
                      why=f"cancelled by {ctx.operator}: {comment or 'no comment'}")
     return status_of(load(ctx.conn, payment_id))
@@ -60,7 +60,7 @@ def approve(ctx: PayContext, payment_id: str, digest: str, decision: str, commen
     if Grant.APPROVE not in grant.grants:
         raise PermissionDenied(f"operator {ctx.operator} holds no 'approve' grant on {row.debtor_account}")
     internal = is_internal_row(row, ctx.own_cnaps_prefix)
-    if internal:   # accounts before the audit head, the order every other path takes
+    if internal:   # accounts before the client lock, the order every other path takes
         ledger.lock_accounts(ctx.conn, {row.debtor_account, row.creditor_account})
     if row.state != PaymentState.PENDING_APPROVAL:
         return status_of(row)   # decided already (or a retry of the decision that decided it)
@@ -80,7 +80,7 @@ def approve(ctx: PayContext, payment_id: str, digest: str, decision: str, commen
                                                       decision=decision, at=ctx.now, comment=comment))
     if decision == "REJECT":
         ledger.release(ctx.conn, payment_id, ctx.now)
-        transitions.move(ctx.conn, payment_id=payment_id, client=ctx.client, before=PaymentState.PENDING_APPROVAL,
+        transitions.move(ctx.uow, payment_id=payment_id, client=ctx.client, before=PaymentState.PENDING_APPROVAL,
                          after=PaymentState.REJECTED, actor=ctx.actor, now=ctx.now,
                          reason=ReasonCode.APPROVAL_REJECTED,
                          why=f"rejected by {ctx.operator}: {comment or 'no comment'}")
@@ -88,10 +88,10 @@ def approve(ctx: PayContext, payment_id: str, digest: str, decision: str, commen
     given = row.approvals_given + 1
     ctx.conn.execute(update(payments).where(payments.c.id == payment_id).values(approvals_given=given))
     if given >= row.approvals_required:
-        transitions.move(ctx.conn, payment_id=payment_id, client=ctx.client, before=PaymentState.PENDING_APPROVAL,
+        transitions.move(ctx.uow, payment_id=payment_id, client=ctx.client, before=PaymentState.PENDING_APPROVAL,
                          after=PaymentState.ACCEPTED, actor=ctx.actor, now=ctx.now,
                          why=f"approved ({given} of {row.approvals_required})",
                          reason_code=None, reason_text=None)   # a rule's hold reason is answered
         if internal and row.requested_date <= ctx.today:
-            settle_internal(ctx.conn, load(ctx.conn, payment_id), ctx.now, ctx.zone, ctx.actor)
+            settle_internal(ctx.uow, load(ctx.conn, payment_id), ctx.now, ctx.zone, ctx.actor)
     return status_of(load(ctx.conn, payment_id))

@@ -25,10 +25,10 @@ from collections import Counter
 from sqlalchemy import Connection, bindparam, delete, func, select, text
 
 from domain.states import RELEASED
-from gateway import audit
 from gateway.flows import written_in
 from gateway.storage.tables import GONE_STATES, maker_totals, payments
 from gateway.storage.totals import first_whole, unit_of
+from gateway.storage.unit_of_work import UnitOfWork
 
 QUARTER = dt.timedelta(minutes=15)
 # A business day lies within the last 26 hours in any zone (a 25-hour day on leaving summer time); older
@@ -41,13 +41,13 @@ def quarter_of(at: dt.datetime) -> int:
     return unit_of(at, QUARTER)
 
 
-def record(conn: Connection, client: str, maker: str, at: dt.datetime, by_account: Counter) -> None:
+def record(uow: UnitOfWork, client: str, maker: str, at: dt.datetime, by_account: Counter) -> None:
     """Count this request's payments (all made by `maker` at `at`): debtor account -> amount, minor units."""
     quarter = quarter_of(at)
     rows = [dict(client_id=client, maker=maker, account=a, quarter=quarter, amount=by_account[a])
             for a in sorted(by_account) if by_account[a]]
     if rows:
-        audit.along_rows(conn, maker_totals, rows, adding=("amount",))   # with the request's last statement
+        uow.along_rows(maker_totals, rows, adding=("amount",))   # with the request's last statement
 
 
 def prune(conn: Connection, now: dt.datetime) -> int:
@@ -83,7 +83,7 @@ def used_today(conn: Connection, client: str, maker: str, account: str, day_star
 
 def used_today_read(client: str, maker: str, account: str, day_start: dt.datetime) -> tuple:
     """used_today() as a scalar read and its parameters, for a statement that reads it beside something else
-    (audit.lock_chain_reading). Nothing changes these totals without the account's lock: every payment from
+    (UnitOfWork.lock_client_reading). Nothing changes these totals without the account's lock: every payment from
     it is created, and every one taken back releases its hold, under that lock."""
     statement, params = _used(client, maker, account, day_start)
     return _AS_SCALAR[statement], params

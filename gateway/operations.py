@@ -20,19 +20,25 @@ from gateway.protocol import messages
 from gateway.config_cache import Config
 from gateway.directory import AccountGrant
 from gateway.settings import Settings
+from gateway.storage.unit_of_work import UnitOfWork
 from gateway.protocol.xmlsafe import q, text
 
 
 @dataclass
 class Context:
-    """What every operation knows: who asks (from the verified signature), when, and the open transaction."""
+    """What every operation knows: who asks (from the verified signature), when, and the open transaction
+    with its unit of work (what the operation writes through it goes out at the request's end)."""
 
-    conn: Connection
+    uow: UnitOfWork
     settings: Settings
     client: str
     operator: str
     now: dt.datetime
     config: Config   # grants, tiers, subscriptions, rules: as of the request's configuration version
+
+    @property
+    def conn(self) -> Connection:
+        return self.uow.conn
 
     @cached_property
     def grants(self) -> dict[str, AccountGrant]:
@@ -48,7 +54,7 @@ class Context:
         return grant
 
     def pay_context(self) -> payments.PayContext:
-        return payments.PayContext(self.conn, self.client, self.operator, self.grants, self.now,
+        return payments.PayContext(self.uow, self.client, self.operator, self.grants, self.now,
                                    self.settings.zone, self.settings.own_cnaps_prefix, self.config)
 
 
@@ -84,7 +90,7 @@ def _submit(ctx: Context, el: etree._Element, batch_id: str | None, parsed) -> e
     if not messages.is_dry_run(el):
         results = payments.submit(ctx.pay_context(), batch_id, parsed)
         return messages.render_payment_report(batch_id, results, ctx.settings.zone)
-    trial = ctx.conn.begin_nested()
+    trial = ctx.uow.savepoint()
     try:
         results = payments.submit(ctx.pay_context(), batch_id, parsed)
     finally:

@@ -15,25 +15,17 @@ from domain.models import PaymentInstruction, PaymentStatus, SubmittedPayment, i
 from domain.money import Money
 from domain.names import key as name_key
 from domain.rules import RuleRejected
-from gateway import (
-    audit,
-    businessday,
-    config_cache,
-    directory,
-    flows,
-    ledger,
-    maker_totals,
-    rules,
-    transitions,
-)
+from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rules, transitions
 from gateway.acceptance import Facts, decide, retried
+from gateway.notify import outbox
 from gateway.payment_record import PaymentRecord
 from gateway.storage.tables import accounts, payments
+from gateway.storage.unit_of_work import UnitOfWork
 
 
 @dataclass(frozen=True)
 class PayContext:
-    conn: Connection
+    uow: UnitOfWork   # the request's: its transaction, and what goes out at its end
     client: str
     operator: str
     grants: dict[str, directory.AccountGrant]
@@ -41,6 +33,10 @@ class PayContext:
     zone: dt.tzinfo
     own_cnaps_prefix: str
     config: config_cache.Config
+
+    @property
+    def conn(self) -> Connection:
+        return self.uow.conn
 
     @property
     def actor(self) -> str:
@@ -97,8 +93,8 @@ def submit(ctx: PayContext, batch_id: str | None, parsed: list[SubmittedPayment]
     for p in parsed:
         batch.add(p)
     batch.flush(last=True)
-    maker_totals.record(ctx.conn, ctx.client, ctx.operator, ctx.now, batch.pending.by_debtor())
-    flows.record(ctx.conn, ctx.client, ctx.now, batch.pending)   # last: its row locks are taken in one sorted sweep
+    maker_totals.record(ctx.uow, ctx.client, ctx.operator, ctx.now, batch.pending.by_debtor())
+    flows.record(ctx.uow, ctx.client, ctx.now, batch.pending)   # last: its row locks are taken in one sorted sweep
     return [status_of(r) if not isinstance(r, PaymentStatus) else r for r in batch.results]
 
 
@@ -139,20 +135,20 @@ class _Batch:
         self.used_today: dict[str, int] = {}     # debtor account -> the maker's payments today, this batch's too
         # The maker's use of a daily limit is read under the debtor account's lock (_used_today). Where
         # the batch pays from one account with a daily limit, the common case, it is read in the statement
-        # that locks the client's audit head, which every request takes anyway: a round trip less under the locks.
+        # that takes the client lock, which every request takes anyway: a round trip less under the locks.
         limited = {i.debtor_account for i in instructions if i.debtor_account in self.accounts
                    and (grant := ctx.grants.get(i.debtor_account)) is not None and grant.daily_limit is not None}
         if len(limited) == 1:
             account, = limited
             read = maker_totals.used_today_read(ctx.client, ctx.operator, account, ctx.day_start())
-            self.used_today[account] = audit.lock_chain_reading(ctx.conn, ctx.client, *read)
+            self.used_today[account] = ctx.uow.lock_client_reading(ctx.client, *read)
         # Rules that count a payee's payments over all of the client's accounts (a duplicate, the payee's
-        # daily cap) must see a concurrent payment from another account: they read under the client's audit
-        # head, which every writer of the client's payments holds from before its first write to its commit
-        # (flush). The head is read here instead of at the first append (above, with the daily limit's use).
+        # daily cap) must see a concurrent payment from another account: they read under the client lock,
+        # which every writer of the client's payments holds from before its first write to its commit
+        # (flush). It is taken here instead of at the first append (above, with the daily limit's use).
         if any(p.enabled and name in PAYEE_RULES for active, _ in self.rules.values() for name, p in active.items()):
-            audit.lock_chain(ctx.conn, ctx.client)
-        # The payments go in with the request's last statement (audit.along_rows) unless something in the
+            ctx.uow.lock_client(ctx.client)
+        # The payments go in with the request's last statement (UnitOfWork.along_rows) unless something in the
         # request reads them back before: the fund-flow rules, which count the payments before each from the
         # database (after the batch's last flush none does), or a subscribed client's numbered events, whose
         # rows refer to them.
@@ -173,7 +169,7 @@ class _Batch:
             self.results.append(self._accept(p))
         except PaymentRejected as problem:
             if isinstance(problem, RuleRejected):   # the decision is audited though nothing was stored
-                audit.append(self.ctx.conn, chain=self.ctx.client, at=self.ctx.now, kind="rule",
+                audit.append(self.ctx.uow, chain=self.ctx.client, at=self.ctx.now, kind="rule",
                              code=problem.reason.value, client_id=self.ctx.client, operator_id=self.ctx.operator,
                              to_state=PaymentState.REJECTED, detail=f"ClientRef {p.client_ref}: {problem.detail}")
             self.results.append(rejected(p.client_ref, problem))
@@ -252,21 +248,21 @@ class _Batch:
         if not self.rows:
             return
         ctx = self.ctx
-        audit.lock_chain(ctx.conn, ctx.client)   # before the first write of a payment (see __init__)
+        ctx.uow.lock_client(ctx.client)   # before the first write of a payment (see __init__)
         settled = {r.id for r in self.to_settle}
         # Stored SETTLED; the row in memory stays ACCEPTED until its creation (as ACCEPTED) is recorded below.
         for values in self.rows:
             if values["id"] in settled:
                 values["state"] = PaymentState.SETTLED.value
         if self.later or (last and not self.subscribed):
-            audit.along_rows(ctx.conn, payments, self.rows)
+            ctx.uow.along_rows(payments, self.rows)
         else:
             ctx.conn.execute(_INSERT, self.rows)
         # A payment settled here has its hold released by the settlement in this very transaction.
-        ledger.place_holds(ctx.conn, self.holds, ctx.now, released=frozenset(settled))
+        ledger.place_holds(ctx.uow, self.holds, ctx.now, released=frozenset(settled))
         for row in self.to_settle:
-            _post_internal(ctx.conn, row, ctx.now, ctx.zone, self.accounts[row.debtor_account].name, self.owned)
-        transitions.created(ctx.conn, client=ctx.client, actor=ctx.actor, now=ctx.now, new=self.created,
+            _post_internal(ctx.uow, row, ctx.now, ctx.zone, self.accounts[row.debtor_account].name, self.owned)
+        transitions.created(ctx.uow, client=ctx.client, actor=ctx.actor, now=ctx.now, new=self.created,
                             subscribed=self.subscribed, settled=self.to_settle)
         for row in self.to_settle:
             row.state = PaymentState.SETTLED.value   # as stored
@@ -281,23 +277,22 @@ def load(conn: Connection, payment_id: str) -> PaymentRecord:
     return PaymentRecord.from_row(conn.execute(_LOAD, {"payment_id": payment_id}).one())
 
 
-def settle_internal(conn: Connection, row: PaymentRecord, now: dt.datetime, zone: dt.tzinfo,
-                    actor: str) -> None:
+def settle_internal(uow: UnitOfWork, row: PaymentRecord, now: dt.datetime, zone: dt.tzinfo, actor: str) -> None:
     """Book an accepted transfer between two accounts of this bank: release the hold, post both legs.
 
     The caller holds the two accounts' locks already (taken before any other lock: no deadlocks)."""
-    debtor_name = conn.execute(select(accounts.c.name).where(accounts.c.number == row.debtor_account)).scalar()
-    ledger.release(conn, row.id, now)
-    _post_internal(conn, row, now, zone, debtor_name)
-    transitions.move(conn, payment_id=row.id, client=row.client_id, before=PaymentState.ACCEPTED,
+    debtor_name = uow.conn.execute(select(accounts.c.name).where(accounts.c.number == row.debtor_account)).scalar()
+    ledger.release(uow.conn, row.id, now)
+    _post_internal(uow, row, now, zone, debtor_name)
+    transitions.move(uow, payment_id=row.id, client=row.client_id, before=PaymentState.ACCEPTED,
                      after=PaymentState.SETTLED, actor=actor, why=transitions.SETTLED_WITHIN_BANK, now=now)
 
 
-def _post_internal(conn: Connection, row: PaymentRecord, now: dt.datetime, zone: dt.tzinfo,
-                   debtor_name: str | None, owned: list | None = None) -> None:
-    """The two legs of a transfer within the bank; the caller holds both accounts' locks (`owned`: see
-    ledger.post)."""
-    ledger.post(conn, row.id, [
+def _post_internal(uow: UnitOfWork, row: PaymentRecord, now: dt.datetime, zone: dt.tzinfo, debtor_name: str | None,
+                   owned: list | None = None) -> None:
+    """The two legs of a transfer within the bank, and the payee's notification; the caller holds both
+    accounts' locks (`owned`: see notify.outbox.posted)."""
+    booked = ledger.post(uow, row.id, [
         ledger.Leg(row.debtor_account, ledger.DBIT, row.amount, row.purpose,
                    counterparty_name=row.creditor_name, counterparty_account=row.creditor_account,
                    counterparty_scheme=row.creditor_bank_scheme, counterparty_code=row.creditor_bank_code,
@@ -307,7 +302,8 @@ def _post_internal(conn: Connection, row: PaymentRecord, now: dt.datetime, zone:
                    counterparty_name=(debtor_name or "")[:70], counterparty_account=row.debtor_account,
                    counterparty_scheme="INTERNAL", counterparty_code="", end_to_end_id=row.end_to_end_id,
                    payment_id=row.id),
-    ], now, now.astimezone(zone).date(), locked=True, owned=owned)
+    ], now, now.astimezone(zone).date(), locked=True)
+    outbox.posted(uow.conn, booked, now, owned)
 
 
 def is_internal_row(row: PaymentRecord | Row, own_cnaps_prefix: str) -> bool:

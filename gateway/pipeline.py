@@ -29,6 +29,7 @@ from gateway.operations import OPERATIONS, Context
 from gateway.settings import Settings
 from gateway.storage.engine import read_only
 from gateway.storage.tables import certificates, messages as message_log
+from gateway.storage.unit_of_work import UnitOfWork, transaction
 
 log = logging.getLogger("directlink.pipeline")
 UNVERIFIED_BODY_KEPT = 64 * 1024
@@ -228,7 +229,10 @@ class Gateway:
         signer = signing.fingerprint(verified.certificate)
         key = {"claim_client": header.client, "claim_message": header.message_id}
         try:
-            with self._writer, self.engine.begin() as conn:
+            # The operation's audit records (a payment's creation, a rule's refusal) and the request's own are
+            # written together at the end, with the answer: fewer statements while the locks are held.
+            with self._writer, transaction(self.engine) as uow:
+                conn = uow.conn
                 found = conn.execute(_SEEN, {**key, "signer": signer, "claim_operator": header.operator,
                                              "now": now}).one()
                 if not found.signer_ok:
@@ -239,39 +243,38 @@ class Gateway:
                         return Reply(seen.http_status, seen.response, ResultCode.OK)  # the original answer again
                     detail = f"MessageId {header.message_id} was already used by client {header.client}"
                     reply = self._answer(ResultCode.REPLAY, detail, header.message_id, digest, now)
-                    self._audit_verified(conn, now, header, ResultCode.REPLAY, detail, digest, signer, body,
+                    self._audit_verified(uow, now, header, ResultCode.REPLAY, detail, digest, signer, body,
                                          reply.body)
                     return reply
                 op = messages.operation(verified.signed)
                 name = messages.local(op)
-                ctx = Context(conn, self.settings, header.client, header.operator, now,
+                ctx = Context(uow, self.settings, header.client, header.operator, now,
                               Config(self.config, found.config_version, conn))
-                # The operation's audit records (a payment's creation, a rule's refusal) and the request's own
-                # are written together at the end, with the answer: fewer statements while the locks are held.
-                with audit.deferred(conn):
-                    try:
-                        answer = OPERATIONS[name](ctx, op)
-                        code, detail = ResultCode.OK, "processed"
-                    except GatewayError as err:
-                        if name not in READ_ONLY:
-                            raise _Refused(err) from None
-                        answer, code, detail = None, err.code, err.detail   # nothing to undo
-                    reply = self._conclude(conn, header, name, code, detail, digest, signer, body, now, answer)
+                try:
+                    answer = OPERATIONS[name](ctx, op)
+                    code, detail = ResultCode.OK, "processed"
+                except GatewayError as err:
+                    if name not in READ_ONLY:
+                        raise _Refused(err) from None
+                    answer, code, detail = None, err.code, err.detail   # nothing to undo
+                reply = self._conclude(uow, header, name, code, detail, digest, signer, body, now, answer)
+                uow.flush()
                 crash.point(crash.REQUEST_BEFORE_COMMIT)
         except _Refused as refused:
             # A refused operation leaves nothing of itself behind: its transaction rolled back whole, its locks
             # with it, and the answer goes in a transaction of its own. (A savepoint around every operation
             # would cost each accepted one two round trips; refusals are the rare case.)
             code, detail = refused.error.code, refused.error.detail
-            with self._writer, self.engine.begin() as conn:
-                with audit.deferred(conn):
-                    reply = self._conclude(conn, header, name, code, detail, digest, signer, body, now)
+            with self._writer, transaction(self.engine) as uow:
+                reply = self._conclude(uow, header, name, code, detail, digest, signer, body, now)
+                uow.flush()
                 crash.point(crash.REQUEST_BEFORE_COMMIT)
         crash.point(crash.REQUEST_AFTER_COMMIT)
         return reply
 
-    def _conclude(self, conn, header: messages.Header, name: str, code: ResultCode, detail: str, digest: str,
-                  signer: str, body: bytes, now: dt.datetime, answer: etree._Element | None = None) -> Reply:
+    def _conclude(self, uow: UnitOfWork, header: messages.Header, name: str, code: ResultCode, detail: str,
+                  digest: str, signer: str, body: bytes, now: dt.datetime,
+                  answer: etree._Element | None = None) -> Reply:
         """Sign the answer and store it under the request's MessageId, with the request's audit record.
 
         The MessageId is claimed only here, at the end, by every request: a concurrent twin (the same
@@ -279,11 +282,11 @@ class Gateway:
         rolls back whole, and it runs again to answer from the winner (_execute). So exactly one of them
         commits, whatever each did meanwhile; a twin paying the same ClientRef fails on that key earlier."""
         reply = self._answer(code, detail, header.message_id, digest, now, answer)
-        # In the audit records' statement on PostgreSQL (audit.along): a round trip less.
-        audit.along(conn, _CLAIM, {"claim_client": header.client, "claim_message": header.message_id,
-                                   "claim_digest": digest, "claim_received": now,
-                                   "answer_status": reply.status, "answer_body": reply.body})
-        self._audit_verified(conn, now, header, code, f"{name}: {detail}", digest, signer, body, reply.body)
+        # In the audit records' statement on PostgreSQL (UnitOfWork.along): a round trip less.
+        uow.along(_CLAIM, {"claim_client": header.client, "claim_message": header.message_id,
+                           "claim_digest": digest, "claim_received": now,
+                           "answer_status": reply.status, "answer_body": reply.body})
+        self._audit_verified(uow, now, header, code, f"{name}: {detail}", digest, signer, body, reply.body)
         return reply
 
     # ---- answers and audit --------------------------------------------------------------------------------
@@ -320,8 +323,8 @@ class Gateway:
                           body: bytes, answer: bytes) -> None:
         """Audit a request refused before its signer was known (its own chain: nobody vouches for it)."""
         try:
-            with self.engine.begin() as conn:
-                audit.append(conn, chain=audit.UNVERIFIED, at=now, kind="request", code=code.value,
+            with transaction(self.engine) as uow:
+                audit.append(uow, chain=audit.UNVERIFIED, at=now, kind="request", code=code.value,
                              client_id=_clip(claim.client), operator_id=_clip(claim.operator),
                              message_id=_clip(claim.message_id), detail="unverified claim; " + detail[:2000],
                              request_digest=digest,
@@ -330,9 +333,9 @@ class Gateway:
         except Exception:  # noqa: BLE001 - an audit hiccup must not turn a rejection into a 500
             log.exception("could not audit a rejected request")
 
-    def _audit_verified(self, conn, now, header: messages.Header, code: ResultCode, detail: str, digest: str,
-                        signer: str, body: bytes, answer: bytes) -> None:
-        audit.append(conn, chain=header.client, at=now, kind="request", code=code.value, client_id=header.client,
+    def _audit_verified(self, uow: UnitOfWork, now, header: messages.Header, code: ResultCode, detail: str,
+                        digest: str, signer: str, body: bytes, answer: bytes) -> None:
+        audit.append(uow, chain=header.client, at=now, kind="request", code=code.value, client_id=header.client,
                      operator_id=header.operator, message_id=header.message_id, detail=detail[:2000],
                      request_digest=digest, cert_fingerprint=signer, request=body, response=answer)
 

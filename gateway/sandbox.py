@@ -19,7 +19,9 @@ from domain.errors import PaymentRejected
 from domain.models import BankCode, check_account, check_text, is_own_bank
 from domain.money import Money, check_currency, parse_amount
 from gateway import audit, ledger
+from gateway.notify import outbox
 from gateway.storage.tables import accounts
+from gateway.storage.unit_of_work import UnitOfWork
 
 _CNAPS = re.compile(r"[0-9]{12}", re.ASCII)
 
@@ -69,16 +71,19 @@ def credit(conn: Connection, *, account: str, amount: str, payer_name: str, paye
     journal = f"SBX{today:%Y%m%d}{secrets.token_hex(6).upper()}"
     source = ledger.ensure_internal_account(conn, currency, "CLEARING", now)
     ledger.lock_accounts(conn, {account, source})
-    ledger.post(conn, journal, [
-        ledger.Leg(source, ledger.DBIT, money.minor, f"Incoming transfer {journal} for {account}"),
-        ledger.Leg(account, ledger.CRDT, money.minor, narrative, counterparty_name=name,
-                   counterparty_account=payer_account, counterparty_scheme=bank and bank.scheme,
-                   counterparty_code=bank and bank.code, end_to_end_id=end_to_end_id),
-    ], now, value_date or today, locked=True)
-    after = conn.execute(select(accounts.c.booked, accounts.c.entry_seq).where(accounts.c.number == account)).one()
-    audit.append(conn, chain=row.client_id, at=now, kind="sandbox", code="SANDBOX_CREDIT",
-                 client_id=row.client_id,
-                 detail=f"{journal}: {money.text()} {currency} into {account} from {name} {payer_account} "
-                        f"{bank.code if bank else '(bank not given)'}, value {value_date or today}, "
-                        f"reference {narrative!r}")
+    with UnitOfWork(conn) as uow:
+        booked = ledger.post(uow, journal, [
+            ledger.Leg(source, ledger.DBIT, money.minor, f"Incoming transfer {journal} for {account}"),
+            ledger.Leg(account, ledger.CRDT, money.minor, narrative, counterparty_name=name,
+                       counterparty_account=payer_account, counterparty_scheme=bank and bank.scheme,
+                       counterparty_code=bank and bank.code, end_to_end_id=end_to_end_id),
+        ], now, value_date or today, locked=True)
+        outbox.posted(conn, booked, now)
+        after = conn.execute(select(accounts.c.booked, accounts.c.entry_seq)
+                             .where(accounts.c.number == account)).one()
+        audit.append(uow, chain=row.client_id, at=now, kind="sandbox", code="SANDBOX_CREDIT",
+                     client_id=row.client_id,
+                     detail=f"{journal}: {money.text()} {currency} into {account} from {name} {payer_account} "
+                            f"{bank.code if bank else '(bank not given)'}, value {value_date or today}, "
+                            f"reference {narrative!r}")
     return Credit(account, row.client_id, money, after.entry_seq, journal, after.booked)

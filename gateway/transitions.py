@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import bindparam, insert, update
 
 from domain.codes import PaymentState, ReasonCode
 from domain.states import allowed
@@ -13,6 +13,7 @@ from gateway.notify import outbox
 from gateway.notify.subscriptions import Subscription
 from gateway.payment_record import PaymentRecord
 from gateway.storage.tables import payment_events, payments
+from gateway.storage.unit_of_work import UnitOfWork
 
 
 SETTLED_WITHIN_BANK = "settled within the bank"
@@ -28,7 +29,7 @@ _EVENT = insert(payment_events)
 _EVENTS_NUMBERED = insert(payment_events).returning(payment_events.c.id, sort_by_parameter_order=True)
 
 
-def move(conn: Connection, *, payment_id: str, client: str, before: PaymentState | None, after: PaymentState,
+def move(uow: UnitOfWork, *, payment_id: str, client: str, before: PaymentState | None, after: PaymentState,
          actor: str, why: str, now: dt.datetime, reason: ReasonCode | None = None,
          subscribed: list[Subscription] | None = None, **columns) -> None:
     """Move a payment from `before` to `after` (None: it was just created in `after`).
@@ -36,6 +37,7 @@ def move(conn: Connection, *, payment_id: str, client: str, before: PaymentState
     `subscribed`: the client's active subscriptions, if the caller has read them already."""
     if not allowed(before, after):
         raise StateConflict(f"illegal transition {before} -> {after} for {payment_id}")
+    conn = uow.conn
     if before is not None:
         values = dict(state=after, updated_at=now, **columns)
         if reason is not None:
@@ -45,7 +47,7 @@ def move(conn: Connection, *, payment_id: str, client: str, before: PaymentState
             raise StateConflict(f"{payment_id} is no longer {before}")
     sequence = conn.execute(_EVENT, dict(payment_id=payment_id, at=now, from_state=before, to_state=after,
                                          actor=actor[:80], reason=why[:255])).inserted_primary_key[0]
-    audit.append(conn, chain=client, at=now, kind="payment", code=after.value, client_id=client,
+    audit.append(uow, chain=client, at=now, kind="payment", code=after.value, client_id=client,
                  operator_id=actor.rpartition("/")[2][:35], payment_id=payment_id, from_state=before,
                  to_state=after, detail=why)
     # The ERP's notification, if it subscribed: in this transaction, so it exists exactly if the change does.
@@ -53,7 +55,7 @@ def move(conn: Connection, *, payment_id: str, client: str, before: PaymentState
                          after=after, reason=reason and reason.value, why=why, now=now, subscribed=subscribed)
 
 
-def created(conn: Connection, *, client: str, actor: str, now: dt.datetime, new: list[tuple[PaymentRecord, str]],
+def created(uow: UnitOfWork, *, client: str, actor: str, now: dt.datetime, new: list[tuple[PaymentRecord, str]],
             subscribed: list[Subscription], settled: list[PaymentRecord] = ()) -> None:
     """Record the creation of payments just inserted, (row, why) each, exactly as move(before=None) records
     one: its event, its audit record and its notifications. One statement a kind for all of them.
@@ -70,14 +72,14 @@ def created(conn: Connection, *, client: str, actor: str, now: dt.datetime, new:
     if not events:
         return
     if subscribed:   # the notifications carry each event's number
-        sequences = list(conn.execute(_EVENTS_NUMBERED, events).scalars())
+        sequences = list(uow.conn.execute(_EVENTS_NUMBERED, events).scalars())
     else:   # nothing reads them back in this request: they go in with its last statement
-        audit.along_rows(conn, payment_events, events)
+        uow.along_rows(payment_events, events)
     operator = actor.rpartition("/")[2][:35]
-    audit.append_many(conn, client, [dict(at=now, kind="payment", code=after.value, client_id=client,
+    audit.append_many(uow, client, [dict(at=now, kind="payment", code=after.value, client_id=client,
                                           operator_id=operator, payment_id=row.id, from_state=before,
                                           to_state=after, detail=why) for row, before, after, why in changes])
     if subscribed:
-        outbox.payments_changed(conn, now=now, subscribed=subscribed,
+        outbox.payments_changed(uow.conn, now=now, subscribed=subscribed,
                                 changes=[(row, sequence, before, after, why)
                                          for (row, before, after, why), sequence in zip(changes, sequences)])

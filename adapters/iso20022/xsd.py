@@ -45,7 +45,7 @@ def schema(message: str) -> etree.XMLSchema:
 
 def readable_path(root: etree._Element, el: etree._Element) -> str:
     """'PmtInf[1]/CdtTrfTxInf[2]/Amt/InstdAmt': local names below the message element, with a 1-based index
-    on the blocks the gateway itself counts (as in Transaction.where) and wherever a name repeats, so an
+    on the blocks the gateway itself counts (as in SubmittedPayment.where) and wherever a name repeats, so an
     ERP team finds the spot without XPath tools."""
     parts = []
     node = el

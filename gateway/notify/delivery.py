@@ -33,6 +33,7 @@ from gateway.notify.outbox import DEAD, DELIVERED, PENDING
 from gateway.settings import Settings
 from gateway.protocol.signing import Signer
 from gateway.storage.tables import notify_subscriptions as subs, outbox_events as outbox
+from gateway.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("directlink.notify")
 ROUNDS = 4                    # a claim takes this many rounds of notify_concurrency POSTs
@@ -245,9 +246,10 @@ def replay(conn: Connection, ids: list[int] | None, now: dt.datetime) -> list[in
         wrong = [i for i in ids if i not in found or found[i].state != DEAD]
         if wrong:
             raise ValueError(f"not a dead letter: {', '.join(f'#{i}' for i in wrong)}")
-    for r in rows:
-        conn.execute(update(outbox).where(outbox.c.id == r.id, outbox.c.state == DEAD).values(
-            state=PENDING, attempts=0, due_at=now, lease=None))
-        audit.append(conn, chain=audit.SYSTEM, at=now, kind="config", code="NOTIFY_REPLAYED",
-                     client_id=r.client_id, detail=f"dead letter #{r.id} event {r.event_id} queued again")
+    with UnitOfWork(conn) as uow:
+        for r in rows:
+            conn.execute(update(outbox).where(outbox.c.id == r.id, outbox.c.state == DEAD).values(
+                state=PENDING, attempts=0, due_at=now, lease=None))
+            audit.append(uow, chain=audit.SYSTEM, at=now, kind="config", code="NOTIFY_REPLAYED",
+                         client_id=r.client_id, detail=f"dead letter #{r.id} event {r.event_id} queued again")
     return [r.id for r in rows]

@@ -1,8 +1,8 @@
 """The Notification document (schemas/notification.xsd): rendered once, when the event is written, and
 stored unsigned; delivery signs those same bytes with the gateway's current key.
 
-Times are written in UTC: events are written deep inside a transaction (transitions.move, ledger.post)
-where the bank's zone is not at hand, and an offset makes them just as unambiguous.
+Times are written in UTC: events are written deep inside a transaction (transitions.move, a posting's
+outbox.posted) where the bank's zone is not at hand, and an offset makes them just as unambiguous.
 """
 from __future__ import annotations
 

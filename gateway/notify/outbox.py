@@ -74,9 +74,9 @@ def owners(conn: Connection, numbers: set[str]) -> list:
 
 
 def posted(conn: Connection, legs: list[tuple], now: dt.datetime, owned: list | None = None) -> None:
-    """Called by ledger.post with (leg, entry) for every leg it booked, in its transaction, `entry` the
-    statement entry as written (it may not be written yet: see ledger.post); `owned` is what owners()
-    returned for (at least) these legs' accounts, if the caller read it already."""
+    """Called by whoever posted, with what ledger.post returned, (leg, entry) for every leg it booked, in its
+    transaction, `entry` the statement entry as written (it may not be written yet: see ledger.post);
+    `owned` is what owners() returned for (at least) these legs' accounts, if the caller read it already."""
     if not any(leg.direction == CRDT and not leg.reversal for leg, _ in legs):
         return
     # One read for the whole posting: each account's owner, with the owner's active subscriptions if any.

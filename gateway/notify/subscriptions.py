@@ -10,6 +10,7 @@ from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gateway import audit
 from gateway.storage.tables import accounts, clients, notify_subscriptions as subs
+from gateway.storage.unit_of_work import UnitOfWork
 
 PAYMENT, CREDIT = "payment", "credit"      # a payment changed state | money came into an account
 KINDS = (PAYMENT, CREDIT)
@@ -72,8 +73,9 @@ def _check_account(conn: Connection, client_id: str, account: str | None) -> str
 
 
 def _audit(conn: Connection, now: dt.datetime, code: str, sub: Subscription) -> None:
-    audit.append(conn, chain=audit.SYSTEM, at=now, kind="config", code=code, client_id=sub.client_id,
-                 detail=sub.describe())
+    with UnitOfWork(conn) as uow:
+        audit.append(uow, chain=audit.SYSTEM, at=now, kind="config", code=code, client_id=sub.client_id,
+                     detail=sub.describe())
 
 
 def subscribe(conn: Connection, client_id: str, url: str, kinds: str, account: str | None,

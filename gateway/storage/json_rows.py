@@ -5,9 +5,9 @@ Each row goes as an array of its values in the columns' order, not as an object:
 payment row were a third of its JSON, and 10,000 rows of 31 columns take 35 ms to encode and 85 ms to insert
 as arrays, where as objects they took 87 ms and 150 ms (jsonb_to_recordset).
 
-Used for the writes a request sends with its last statement (gateway/audit.py, along_rows): there each write
-must have parameter names of its own and may carry any number of rows, and psycopg converts a statement of
-more than 50 parameters anew every time it runs (0.27 ms for 63 of them, 0.02 ms once cached).
+Used for the writes a request sends with its last statement (gateway/storage/unit_of_work.py, along_rows):
+there each write must have parameter names of its own and may carry any number of rows, and psycopg converts
+a statement of more than 50 parameters anew every time it runs (0.27 ms for 63 of them, 0.02 ms once cached).
 """
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from lxml import etree
 
-from conftest import OPERATING, SUPPLIER, booked_total, snapshot
+from conftest import OPERATING, booked_total, snapshot
 from gateway.protocol import client as dl
 from gateway.protocol.xmlsafe import q, text
 from kingdee_files import as_json, as_xml, batch, bill

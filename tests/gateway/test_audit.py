@@ -12,7 +12,9 @@ from conftest import OPERATING, SUPPLIER
 from gateway import audit
 from gateway.protocol import client as dl
 from gateway.protocol.signing import fingerprint
+from gateway.storage import chain_rows
 from gateway.storage.tables import audit_head, audit_log
+from gateway.storage.unit_of_work import UnitOfWork
 
 
 def chain(gateway, name="DEMO"):
@@ -118,7 +120,7 @@ def rewrite_everything(gateway, seq_to_edit: int) -> None:
     with gateway.engine.begin() as conn:
         conn.execute(update(audit_log).where(audit_log.c.chain == "DEMO", audit_log.c.seq == seq_to_edit)
                      .values(detail="rewritten"))
-        prev = audit.GENESIS
+        prev = chain_rows.GENESIS
         for row in conn.execute(select(audit_log).where(audit_log.c.chain == "DEMO").order_by(audit_log.c.seq)):
             h = audit.record_hash(prev, row._asdict())
             conn.execute(update(audit_log).where(audit_log.c.id == row.id).values(prev_hash=prev, hash=h))
@@ -177,26 +179,26 @@ def test_cli_anchor_then_verify_against_it(home, maker, gateway, tmp_path):
     assert caught.returncode == 1 and "rewritten" in caught.stdout
 
 
-def test_deferred_appends_are_written_at_the_end_and_a_rolled_back_savepoint_takes_its_own(gateway, clock):
-    """audit.deferred(): the records of a savepoint that rolled back go with it, those before and after it
+def test_appends_are_written_at_the_end_and_a_rolled_back_savepoint_takes_its_own(gateway, clock):
+    """A unit of work: the records of a savepoint that rolled back go with it, those before and after it
     stay, in order, chained; a chain first locked inside the rolled-back savepoint starts again after it."""
     now = clock()
 
-    def add(conn, chain_name, code):
-        audit.append(conn, chain=chain_name, at=now, kind="config", code=code)
+    def add(uow, chain_name, code):
+        audit.append(uow, chain=chain_name, at=now, kind="config", code=code)
 
     with gateway.engine.begin() as conn:
         before = conn.execute(select(audit_log.c.chain)).all()
-        with audit.deferred(conn):
-            add(conn, "DEMO", "A")
-            with pytest.raises(ZeroDivisionError), conn.begin_nested():
-                add(conn, "DEMO", "B")
-                add(conn, "T2", "B2")
+        with UnitOfWork(conn) as uow:
+            add(uow, "DEMO", "A")
+            with pytest.raises(ZeroDivisionError), uow.savepoint():
+                add(uow, "DEMO", "B")
+                add(uow, "T2", "B2")
                 1 / 0
-            with conn.begin_nested():
-                add(conn, "DEMO", "C")
-            add(conn, "T2", "D2")
-            add(conn, "DEMO", "D")
+            with uow.savepoint():
+                add(uow, "DEMO", "C")
+            add(uow, "T2", "D2")
+            add(uow, "DEMO", "D")
             assert conn.execute(select(audit_log.c.chain)).all() == before   # nothing written yet
     demo = [r.code for r in chain(gateway)]
     assert demo[-3:] == ["A", "C", "D"] and "B" not in demo
@@ -204,17 +206,17 @@ def test_deferred_appends_are_written_at_the_end_and_a_rolled_back_savepoint_tak
     assert findings(gateway) == []
 
 
-def test_a_commit_with_deferred_records_still_pending_is_refused(gateway, clock):
+def test_a_commit_with_records_still_pending_is_refused(gateway, clock):
     with gateway.engine.connect() as conn:
-        with pytest.raises(RuntimeError, match="not written before the commit"), audit.deferred(conn):
-            audit.append(conn, chain="DEMO", at=clock(), kind="config", code="LOST")
+        with pytest.raises(RuntimeError, match="not written before the commit"), UnitOfWork(conn) as uow:
+            audit.append(uow, chain="DEMO", at=clock(), kind="config", code="LOST")
             conn.commit()
         conn.rollback()
     assert "LOST" not in [r.code for r in chain(gateway)]
 
 
-def test_a_payment_request_writes_its_deferred_records_in_order(maker, gateway):
-    """The pipeline defers its audit records to the request's end: the payment's creation and settlement, a
+def test_a_payment_request_writes_its_records_in_order(maker, gateway):
+    """The pipeline writes its audit records at the request's end: the payment's creation and settlement, a
     rule's refusal of the next payment, then the request itself, in that order, and the chain verifies."""
     from gateway import rulebook
     with gateway.engine.begin() as conn:
@@ -227,16 +229,16 @@ def test_a_payment_request_writes_its_deferred_records_in_order(maker, gateway):
     assert findings(gateway) == []
 
 
-@pytest.mark.parametrize("count", [1, 3, audit._AT_ONCE + 5])
+@pytest.mark.parametrize("count", [1, 3, chain_rows.AT_ONCE + 5])
 def test_records_written_together_keep_every_field_and_move_the_head(gateway, clock, count):
-    """A request's records go in with the head's move (one statement on PostgreSQL, for up to _AT_ONCE of
+    """A request's records go in with the head's move (one statement on PostgreSQL, for up to AT_ONCE of
     them; two beyond, and on SQLite): each field as given, bytes or none, and the head on the last."""
     now = clock()
     records = [dict(at=now, kind="config", code=f"W{i}", detail=f"第{i}条 ✓", request=bytes([i]) * i or None,
                     response=None if i % 2 else b"\x00answer", operator_id=f"op{i}") for i in range(count)]
-    with gateway.engine.begin() as conn, audit.deferred(conn):
+    with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
         for fields in records:
-            audit.append(conn, chain="W", **fields)
+            audit.append(uow, chain="W", **fields)
     stored = chain(gateway, "W")
     assert [(r.code, r.detail, r.request, r.response, r.operator_id, r.seq) for r in stored] == \
            [(f["code"], f["detail"], f["request"], f["response"], f["operator_id"], i + 1)
@@ -251,9 +253,9 @@ def test_records_of_several_chains_written_together_move_each_head(gateway, cloc
     """Appends to two chains, interleaved, in one block: each chain gets its own records in order and its
     head moves to its own last one."""
     now = clock()
-    with gateway.engine.begin() as conn, audit.deferred(conn):
+    with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
         for i in range(5):
-            audit.append(conn, chain="X1" if i % 2 else "X2", at=now, kind="config", code=f"C{i}")
+            audit.append(uow, chain="X1" if i % 2 else "X2", at=now, kind="config", code=f"C{i}")
     assert [r.code for r in chain(gateway, "X2")] == ["C0", "C2", "C4"]
     assert [r.code for r in chain(gateway, "X1")] == ["C1", "C3"]
     with gateway.engine.connect() as conn:
@@ -265,16 +267,16 @@ def test_records_of_several_chains_written_together_move_each_head(gateway, cloc
 @pytest.mark.parametrize("records", [2, 3])
 def test_records_keep_every_value_exactly_as_given(gateway, clock, records):
     """On PostgreSQL a request's records go one field a parameter up to two, as one JSON document beyond
-    (audit._records_json): either way every byte value, text with quotes, backslashes, control characters
+    (gateway/storage/chain_rows.py): either way every byte value, text with quotes, backslashes, control characters
     and CJK, a time with microseconds in another zone come back as given, and the chain verifies."""
     at = dt.datetime(2026, 11, 26, 20, 5, 6, 123456, tzinfo=dt.timezone(dt.timedelta(hours=8)))
     awkward = 'a "quoted" \\ back\\slash, tab\t, newline\n, \u00e9 and 银企直联 \u2028 \U0001f4b0'
     body = bytes(range(256)) * 3
-    with gateway.engine.begin() as conn, audit.deferred(conn):
-        audit.append(conn, chain="EXACT", at=at, kind="request", code="OK", detail=awkward, request=body,
+    with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+        audit.append(uow, chain="EXACT", at=at, kind="request", code="OK", detail=awkward, request=body,
                      response=b"", message_id="M-1")
         for i in range(1, records):
-            audit.append(conn, chain="EXACT", at=clock(), kind="config", code=f"MORE{i}", detail=None)
+            audit.append(uow, chain="EXACT", at=clock(), kind="config", code=f"MORE{i}", detail=None)
     first, *others = chain(gateway, "EXACT")
     assert (first.detail, bytes(first.request), bytes(first.response), first.at) == (awkward, body, b"", at)
     assert [(r.seq, r.code, r.detail, r.request) for r in others] == [(i + 1, f"MORE{i}", None, None)
@@ -289,8 +291,8 @@ def test_a_value_too_long_for_its_column_is_never_cut_short(gateway, clock):
     from sqlalchemy.exc import DataError
     long_id = "X" * 50   # operator_id holds 35
     try:
-        with gateway.engine.begin() as conn, audit.deferred(conn):
-            audit.append(conn, chain="L", at=clock(), kind="config", code="LONG", operator_id=long_id)
+        with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+            audit.append(uow, chain="L", at=clock(), kind="config", code="LONG", operator_id=long_id)
     except DataError:
         assert gateway.engine.dialect.name == "postgresql"
         assert chain(gateway, "L") == []
@@ -300,7 +302,7 @@ def test_a_value_too_long_for_its_column_is_never_cut_short(gateway, clock):
 
 
 def test_writes_along_the_records_land_with_them_unless_their_savepoint_rolls_back(gateway, clock):
-    """audit.along() and along_rows(): the writes go in with the block's records (in their statement on
+    """UnitOfWork.along() and along_rows(): the writes go in with the unit's records (in their statement on
     PostgreSQL), rows given for one table in several calls all land, in order, a row with the key of one
     there gets its amounts added, and what was given inside a savepoint that rolls back goes with it."""
     from gateway.storage.tables import job_runs, maker_totals
@@ -320,23 +322,23 @@ def test_writes_along_the_records_land_with_them_unless_their_savepoint_rolls_ba
             return conn.execute(select(maker_totals.c.account, maker_totals.c.amount)
                                 .order_by(maker_totals.c.account)).all()
 
-    with gateway.engine.begin() as conn, audit.deferred(conn):
-        audit.append(conn, chain="AL", at=now, kind="config", code="KEPT")
-        audit.along(conn, mark, {"when": now})
-        audit.along(conn, other, {"other_when": now})
-        audit.along_rows(conn, maker_totals, [{**total, "amount": 5}], adding=("amount",))
-        audit.along_rows(conn, maker_totals, [{**total, "account": "B", "amount": 1}], adding=("amount",))
+    with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+        audit.append(uow, chain="AL", at=now, kind="config", code="KEPT")
+        uow.along(mark, {"when": now})
+        uow.along(other, {"other_when": now})
+        uow.along_rows(maker_totals, [{**total, "amount": 5}], adding=("amount",))
+        uow.along_rows(maker_totals, [{**total, "account": "B", "amount": 1}], adding=("amount",))
         if conn.dialect.name == "postgresql":   # one statement: each write's parameters must be its own
-            with pytest.raises(RuntimeError, match="given in this block"):
-                audit.along(conn, mark, {"when": now})
+            with pytest.raises(RuntimeError, match="given in this unit"):
+                uow.along(mark, {"when": now})
     assert runs() == ["along-other", "along-test"] and [r.code for r in chain(gateway, "AL")] == ["KEPT"]
     assert totals() == [("A", 5), ("B", 1)]
-    with gateway.engine.begin() as conn, audit.deferred(conn):
-        audit.append(conn, chain="AL", at=now, kind="config", code="KEPT2")
-        audit.along_rows(conn, maker_totals, [{**total, "amount": 10}], adding=("amount",))
-        with pytest.raises(ZeroDivisionError), conn.begin_nested():
-            audit.along(conn, mark, {"when": now + dt.timedelta(hours=1)})
-            audit.along_rows(conn, maker_totals, [{**total, "amount": 100}], adding=("amount",))
+    with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+        audit.append(uow, chain="AL", at=now, kind="config", code="KEPT2")
+        uow.along_rows(maker_totals, [{**total, "amount": 10}], adding=("amount",))
+        with pytest.raises(ZeroDivisionError), uow.savepoint():
+            uow.along(mark, {"when": now + dt.timedelta(hours=1)})
+            uow.along_rows(maker_totals, [{**total, "amount": 100}], adding=("amount",))
             1 / 0
     assert len(runs()) == 2 and [r.code for r in chain(gateway, "AL")] == ["KEPT", "KEPT2"]
     assert totals() == [("A", 15), ("B", 1)]
@@ -344,22 +346,22 @@ def test_writes_along_the_records_land_with_them_unless_their_savepoint_rolls_ba
 
 
 def test_a_read_beside_the_heads_lock_gives_the_value_and_the_head(gateway, clock):
-    """audit.lock_chain_reading: the scalar read in the statement that locks the head, on a chain with no
-    head yet (made), one locked already in the transaction (read alone), and after an append."""
+    """UnitOfWork.lock_client_reading: the scalar read in the statement that locks the client's head, on a
+    chain with no head yet (made), one locked already in the transaction (read alone), and after an append."""
     from sqlalchemy import func, literal
     from gateway.storage.tables import job_runs
     read = select(func.count()).where(job_runs.c.job == bindparam("job")).scalar_subquery()
-    with gateway.engine.begin() as conn, audit.deferred(conn):
-        assert audit.lock_chain_reading(conn, "READ", read, {"job": "none"}) == 0
-        assert audit.lock_chain(conn, "READ") == (0, audit.GENESIS)
-        audit.append(conn, chain="READ", at=clock(), kind="config", code="ONE")
-        assert audit.lock_chain_reading(conn, "READ", read, {"job": "none"}) == 0   # locked already: read alone
+    with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+        assert uow.lock_client_reading("READ", read, {"job": "none"}) == 0
+        assert uow.head("READ") == (0, chain_rows.GENESIS)
+        audit.append(uow, chain="READ", at=clock(), kind="config", code="ONE")
+        assert uow.lock_client_reading("READ", read, {"job": "none"}) == 0   # locked already: read alone
     with gateway.engine.begin() as conn:
         conn.execute(insert(job_runs).values(job="counted", due=clock(), runner="r", started_at=clock()))
-    with gateway.engine.begin() as conn:
-        assert audit.lock_chain_reading(conn, "READ", read, {"job": "counted"}) == 1
-        assert audit.lock_chain(conn, "READ")[0] == 1
-        assert audit.lock_chain_reading(conn, "READ", select(literal(7)).scalar_subquery(), {}) == 7
+    with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+        assert uow.lock_client_reading("READ", read, {"job": "counted"}) == 1
+        assert uow.head("READ")[0] == 1
+        assert uow.lock_client_reading("READ", select(literal(7)).scalar_subquery(), {}) == 7
     assert findings(gateway) == []
 
 
@@ -369,9 +371,9 @@ def test_rows_sent_along_must_name_every_column(gateway, clock):
     from sqlalchemy.exc import IntegrityError
     from gateway.storage.tables import maker_totals
     expected = KeyError if gateway.engine.dialect.name == "postgresql" else IntegrityError
-    with pytest.raises(expected), gateway.engine.begin() as conn, audit.deferred(conn):
-        audit.append(conn, chain="AL", at=clock(), kind="config", code="X")
-        audit.along_rows(conn, maker_totals, [dict(client_id="C", maker="M", account="A", quarter=7)])
+    with pytest.raises(expected), gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+        audit.append(uow, chain="AL", at=clock(), kind="config", code="X")
+        uow.along_rows(maker_totals, [dict(client_id="C", maker="M", account="A", quarter=7)])
     with gateway.engine.connect() as conn:
         assert conn.execute(select(maker_totals)).all() == []
     assert chain(gateway, "AL") == []

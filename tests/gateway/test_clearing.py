@@ -15,6 +15,7 @@ from gateway.protocol import client as dl
 from gateway.clearing import Clearing
 from gateway.settings import ClearingFaults
 from gateway.storage.tables import entries, payment_events, sim_clearing
+from gateway.storage.unit_of_work import transaction
 from test_payments import balance, statuses
 
 
@@ -99,8 +100,8 @@ def test_return_books_a_reversing_credit(maker, gateway):
 def test_processing_without_answer_times_out_to_unknown(maker, gateway, clock):
     pid = external(maker, "TO-1")
     job = clearing(gateway)
-    with gateway.engine.begin() as conn:   # as if a crash struck right after marking it PROCESSING
-        transitions.move(conn, payment_id=pid, client="DEMO", before=S.ACCEPTED, after=S.PROCESSING,
+    with transaction(gateway.engine) as uow:   # as if a crash struck right after marking it PROCESSING
+        transitions.move(uow, payment_id=pid, client="DEMO", before=S.ACCEPTED, after=S.PROCESSING,
                          actor="test", why="crash simulated", now=clock(), sent_at=clock(), attempts=1)
     assert job.run_once() == {}                     # not yet timed out
     clock.offset = dt.timedelta(seconds=gateway.settings.clearing_timeout_seconds + 1)

@@ -15,6 +15,7 @@ from conftest import OPERATING, PAYROLL, database_before
 from gateway import flows, rulebook
 from gateway.protocol import client as dl, signing
 from gateway.storage.tables import GONE_STATES, payment_flows, payments
+from gateway.storage.unit_of_work import transaction
 from gateway.protocol.xmlsafe import q, text
 from domain.codes import PaymentState
 from domain.rules import LIVE
@@ -130,11 +131,11 @@ def test_windows_start_on_whole_minutes_and_the_request_counts_its_own_unless_re
 def test_the_daily_job_drops_only_totals_no_window_reaches(gateway):
     from gateway import jobs
     now = gateway.clock()
-    with gateway.engine.begin() as conn:
+    with transaction(gateway.engine) as uow:
         for at in (now - flows.HORIZON - dt.timedelta(minutes=2), now - flows.HORIZON + dt.timedelta(minutes=2), now):
             pending = flows.Pending()
             pending.add(OPERATING, "31001234567890", "CNY", 100)
-            flows.record(conn, "DEMO", at, pending)
+            flows.record(uow, "DEMO", at, pending)
     assert jobs.purge_flows(gateway) == 2    # the oldest minute, on both sides
     with gateway.engine.connect() as conn:
         kept = sorted(conn.execute(select(payment_flows.c.minute).where(payment_flows.c.side == "D")).scalars())

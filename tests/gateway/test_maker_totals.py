@@ -17,6 +17,7 @@ from domain.states import RELEASED
 from gateway import maker_totals
 from gateway.protocol import client as dl
 from gateway.storage.tables import maker_totals as totals_table, payments
+from gateway.storage.unit_of_work import UnitOfWork, transaction
 from gateway.protocol.xmlsafe import q, text
 
 QUARTER = dt.timedelta(minutes=15)
@@ -52,7 +53,8 @@ def test_the_running_total_is_the_sum_of_the_days_payments(gateway, seed):
             maker, account = rnd.choice(["maker", "checker"]), rnd.choice([OPERATING, PAYROLL])
             amount = rnd.randrange(1, 10**6)
             conn.execute(insert(payments), a_payment(i, maker, account, amount, rnd.choice(states), at))
-            maker_totals.record(conn, "DEMO", maker, at, {account: amount})
+            with UnitOfWork(conn) as uow:   # one row changed once a unit of work
+                maker_totals.record(uow, "DEMO", maker, at, {account: amount})
     # Days in zones that begin them on the hour, on a half or three-quarter hour, and off the quarter hours;
     # and instants anywhere.
     offsets = [dt.timedelta(hours=8), dt.timedelta(hours=5, minutes=45), dt.timedelta(hours=-3, minutes=-30),
@@ -112,9 +114,9 @@ def test_a_cancelled_payment_frees_its_amount_and_a_settled_one_does_not(maker, 
 def test_the_daily_job_drops_totals_before_yesterday(gateway):
     from gateway import jobs
     now = gateway.clock()
-    with gateway.engine.begin() as conn:
+    with transaction(gateway.engine) as uow:
         for at in (now - maker_totals.HORIZON - QUARTER, now - maker_totals.HORIZON + QUARTER, now):
-            maker_totals.record(conn, "DEMO", "maker", at, {OPERATING: 100})
+            maker_totals.record(uow, "DEMO", "maker", at, {OPERATING: 100})
     assert jobs.purge_flows(gateway) == 1
     with gateway.engine.connect() as conn:
         kept = sorted(conn.execute(select(totals_table.c.quarter)).scalars())

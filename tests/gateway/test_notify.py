@@ -29,6 +29,7 @@ from gateway.notify.delivery import Delivery, backoff, dead_letters, replay, res
 from gateway.notify.outbox import DEAD, DELIVERED, PENDING
 from gateway.payments import load
 from gateway.storage.tables import audit_log, outbox_events, payments
+from gateway.storage.unit_of_work import UnitOfWork
 from gateway.protocol.xmlsafe import q, text
 from processes import CLI, Servers, cli, env_with, free_port, xmlsec_valid
 from schemas import SCHEMA_DIR
@@ -249,8 +250,8 @@ def test_a_rolled_back_change_leaves_no_event(gateway, maker):
         pass
 
     with pytest.raises(Boom):
-        with gateway.engine.begin() as conn:
-            transitions.move(conn, payment_id=pid, client="DEMO", before=S.ACCEPTED, after=S.PROCESSING,
+        with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+            transitions.move(uow, payment_id=pid, client="DEMO", before=S.ACCEPTED, after=S.PROCESSING,
                              actor="test", why="sent", now=gateway.clock())
             assert len(conn.execute(select(outbox_events)).all()) == 2   # written in this transaction ...
             raise Boom

@@ -13,6 +13,7 @@ from conftest import OPERATING, SUPPLIER
 from gateway import audit, ledger
 from gateway.protocol import client as dl
 from gateway.storage.tables import entries
+from gateway.storage.unit_of_work import UnitOfWork
 from gateway.protocol.xmlsafe import q, text
 
 
@@ -149,8 +150,9 @@ def test_booking_time_never_goes_backwards_along_entry_ids(gateway, clock):
     with gateway.engine.begin() as conn:
         gl = ledger.internal_account("CNY", "OPENING")
         for at in (late, early):
-            ledger.post(conn, "T", [ledger.Leg(OPERATING, "CRDT", 100, "x"), ledger.Leg(gl, "DBIT", 100, "x")],
-                        at, at.date())
+            with UnitOfWork(conn) as uow:   # each posting's entries written before the next
+                ledger.post(uow, "T", [ledger.Leg(OPERATING, "CRDT", 100, "x"), ledger.Leg(gl, "DBIT", 100, "x")],
+                            at, at.date())
     with gateway.engine.connect() as conn:
         stamps = conn.execute(select(entries.c.booked_at).where(entries.c.account == OPERATING)
                               .order_by(entries.c.seq)).scalars().all()
@@ -158,19 +160,19 @@ def test_booking_time_never_goes_backwards_along_entry_ids(gateway, clock):
 
 
 def test_booking_time_never_goes_backwards_when_a_request_writes_its_entries_at_its_end(gateway, clock):
-    """In a request the entries go in with its last statement (audit.along_rows on PostgreSQL): a second
+    """In a request the entries go in with its last statement (UnitOfWork.along_rows on PostgreSQL): a second
     posting on an account finds the first one's entries not written yet, and reads the last entry written
     before them, as the first posting did. Both are stamped no earlier than it."""
     late = clock()
     early = late - dt.timedelta(seconds=5)
     gl = ledger.internal_account("CNY", "OPENING")
     legs = [ledger.Leg(OPERATING, "CRDT", 100, "x"), ledger.Leg(gl, "DBIT", 100, "x")]
-    with gateway.engine.begin() as conn:
-        ledger.post(conn, "LATE", legs, late, late.date())
-    with gateway.engine.begin() as conn, audit.deferred(conn):
-        audit.append(conn, chain="BOOKING", at=early, kind="config", code="X")
+    with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+        ledger.post(uow, "LATE", legs, late, late.date())
+    with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+        audit.append(uow, chain="BOOKING", at=early, kind="config", code="X")
         for journal in ("EARLY-1", "EARLY-2"):
-            ledger.post(conn, journal, legs, early, early.date())
+            ledger.post(uow, journal, legs, early, early.date())
     with gateway.engine.connect() as conn:
         rows = conn.execute(select(entries.c.journal, entries.c.booked_at).where(entries.c.account == OPERATING)
                             .order_by(entries.c.seq)).all()
@@ -185,9 +187,10 @@ def test_a_posting_with_several_legs_on_one_account_numbers_and_balances_each_en
     gl = ledger.internal_account("CNY", "OPENING")
     with gateway.engine.begin() as conn:
         before = {a: ledger.balance(conn, a)[0] for a in (OPERATING, SUPPLIER)}
-        ledger.post(conn, "MULTI", [ledger.Leg(OPERATING, "CRDT", 500, "in"), ledger.Leg(SUPPLIER, "CRDT", 200, "x"),
-                                    ledger.Leg(OPERATING, "DBIT", 120, "out"), ledger.Leg(gl, "DBIT", 580, "x")],
-                    now, now.date())
+        with UnitOfWork(conn) as uow:
+            ledger.post(uow, "MULTI", [ledger.Leg(OPERATING, "CRDT", 500, "in"), ledger.Leg(SUPPLIER, "CRDT", 200, "x"),
+                                       ledger.Leg(OPERATING, "DBIT", 120, "out"), ledger.Leg(gl, "DBIT", 580, "x")],
+                        now, now.date())
     with gateway.engine.connect() as conn:
         rows = conn.execute(select(entries.c.seq, entries.c.amount, entries.c.balance_after)
                             .where(entries.c.account == OPERATING, entries.c.journal == "MULTI")
@@ -208,12 +211,14 @@ def test_a_posting_that_would_take_an_account_below_its_holds_is_refused(gateway
     with gateway.engine.connect() as conn:
         booked, available = ledger.balance(conn, OPERATING)
         assert booked - available == 30000000
-        with pytest.raises(RuntimeError, match="below what they hold"):
-            ledger.post(conn, "OVER", [ledger.Leg(OPERATING, "DBIT", available + 1, "x"),
-                                   ledger.Leg(gl, "CRDT", available + 1, "x")], now, now.date())
+        with pytest.raises(RuntimeError, match="below what they hold"), UnitOfWork(conn) as uow:
+            ledger.post(uow, "OVER", [ledger.Leg(OPERATING, "DBIT", available + 1, "x"),
+                                      ledger.Leg(gl, "CRDT", available + 1, "x")], now, now.date())
         conn.rollback()
-        ledger.post(conn, "EXACT", [ledger.Leg(OPERATING, "DBIT", available, "x"), ledger.Leg(gl, "CRDT", available, "x")],
-                    now, now.date())   # exactly what is free of holds: allowed
+        with UnitOfWork(conn) as uow:
+            ledger.post(uow, "EXACT", [ledger.Leg(OPERATING, "DBIT", available, "x"),
+                                       ledger.Leg(gl, "CRDT", available, "x")],
+                        now, now.date())   # exactly what is free of holds: allowed
         assert ledger.balance(conn, OPERATING) == (booked - available, 0)
         conn.rollback()
 
@@ -224,8 +229,8 @@ def test_holds_that_do_not_fit_the_available_balance_are_refused(gateway, clock)
     now = clock()
     with gateway.engine.connect() as conn:
         available = ledger.balance(conn, OPERATING)[1]
-        with pytest.raises(RuntimeError, match="do not fit"):
-            ledger.place_holds(conn, [("P-NONE", OPERATING, available + 1)], now)
+        with pytest.raises(RuntimeError, match="do not fit"), UnitOfWork(conn) as uow:
+            ledger.place_holds(uow, [("P-NONE", OPERATING, available + 1)], now)
         conn.rollback()
         assert ledger.balance(conn, OPERATING)[1] == available
 
@@ -234,8 +239,8 @@ def test_a_posting_to_an_unknown_account_books_nothing(gateway, clock):
     now = clock()
     with gateway.engine.connect() as conn:
         booked = ledger.balance(conn, OPERATING)[0]
-        with pytest.raises(ValueError, match="unknown accounts"):
-            ledger.post(conn, "BAD", [ledger.Leg(OPERATING, "CRDT", 5, "x"), ledger.Leg("NOSUCH", "DBIT", 5, "x")],
+        with pytest.raises(ValueError, match="unknown accounts"), UnitOfWork(conn) as uow:
+            ledger.post(uow, "BAD", [ledger.Leg(OPERATING, "CRDT", 5, "x"), ledger.Leg("NOSUCH", "DBIT", 5, "x")],
                         now, now.date())
         conn.rollback()
         assert ledger.balance(conn, OPERATING)[0] == booked
