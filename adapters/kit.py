@@ -4,7 +4,7 @@ Plain functions, each raising AssertionError with a readable message (or unittes
 
     check_declaration(adapter)                          names, text formats and limits are coherent
     check_reader_robust(adapter, fmt, extra_inputs)     garbage and truncated files raise DocumentInvalid
-                                                        (or a GatewayError), never KeyError/ValueError/...
+                                                        (or a DirectLinkError), never KeyError/ValueError/...
     check_payment_golden(adapter, fmt, case_dir)        payments.<fmt> reads to exactly expected.json
     check_round_trip(adapter, fmt, writer, batch)       read(write(batch)) == batch (with a writer hook)
     check_statement_writer(adapter, fmt, st, facts)     renders and the gateway can embed it; with a reader
@@ -48,7 +48,7 @@ from adapters.kit_samples import (
     status_report_from_json,
     to_jsonable,
 )
-from domain.errors import GatewayError, PaymentRejected
+from domain.errors import DirectLinkError, PaymentRejected
 from domain.models import PaymentInstruction, Statement, SubmittedPayment
 
 GOLDEN_KINDS = {"payments": "payment_readers", "statement": "statement_writers", "statuses": "status_writers"}
@@ -102,7 +102,7 @@ def read_outcome(adapter: Adapter, fmt: str, data: bytes) -> dict:
         batch = adapter.payment_readers[fmt](data)
     except DocumentInvalid as err:
         return {"error": {"where": err.where, "detail": err.detail}}
-    except GatewayError as err:
+    except DirectLinkError as err:
         return {"error": {"code": err.code.value, "detail": err.detail}}
     check_batch_shape(batch)
     return to_jsonable(batch)
@@ -174,7 +174,7 @@ def check_round_trip(adapter: Adapter, fmt: str, writer: Callable[[PaymentFile],
 def _round_trip_case(adapter: Adapter, fmt: str, writer: Callable, case_dir: Path) -> None:
     try:
         batch = adapter.payment_readers[fmt]((case_dir / f"payments.{fmt}").read_bytes())
-    except (DocumentInvalid, GatewayError):
+    except (DocumentInvalid, DirectLinkError):
         raise unittest.SkipTest("a refused file has nothing to round-trip") from None
     check_round_trip(adapter, fmt, writer, batch)
 

@@ -24,7 +24,7 @@ from sqlalchemy import insert
 
 from domain import names
 from bench.request_path import pg_schema_url
-from gateway import rulebook, rules
+from gateway import rulebook, rule_facts
 from gateway.protocol import client as dl
 from gateway.storage import tables
 from gateway.app import build_gateway
@@ -109,10 +109,10 @@ def block_list_lookup_us(gw, n: int = 2000) -> float:
                             bank_scheme="CNAPS", bank_code=PAYEE_BANK, bank_name=None, purpose="x", remark=None,
                             requested_date=None, urgency="NORMAL")
     with gw.engine.connect() as conn:
-        rules.listed(conn, "DEMO", ins)
+        rule_facts.listed(conn, "DEMO", ins)
         start = time.perf_counter()
         for _ in range(n):
-            rules.listed(conn, "DEMO", ins)
+            rule_facts.listed(conn, "DEMO", ins)
         return (time.perf_counter() - start) / n * 1e6
 
 

@@ -1,6 +1,6 @@
 """The typed error tree. Each error carries its protocol code, never an HTTP status.
 
-Message-level errors (GatewayError) end the whole request with a signed rejection.
+Message-level errors (DirectLinkError) end the whole request with a signed rejection.
 Payment-level problems (PaymentRejected) reject one payment of a batch and leave the others alone.
 """
 from __future__ import annotations
@@ -8,8 +8,10 @@ from __future__ import annotations
 from domain.codes import ReasonCode, ResultCode
 
 
-class GatewayError(Exception):
-    """A request the gateway refuses as a whole; `code` is its protocol result code."""
+class DirectLinkError(Exception):
+    """The base of the error tree: a refusal with its protocol result code (`code`) and a detail for people.
+    Raised anywhere below the server (domain checks, the wire layer, adapters); the server answers it with
+    that code (gateway/protocol/errors.py maps the code to an HTTP status)."""
 
     code: ResultCode = ResultCode.INTERNAL
 
@@ -20,43 +22,43 @@ class GatewayError(Exception):
             self.code = code
 
 
-class XmlRejected(GatewayError):
+class XmlRejected(DirectLinkError):
     """The bytes are not acceptable XML (malformed, forbidden construct, encoding, size, schema)."""
 
     code = ResultCode.XML_MALFORMED
 
 
-class SignatureRejected(GatewayError):
+class SignatureRejected(DirectLinkError):
     """Signature missing, invalid or using a forbidden algorithm."""
 
     code = ResultCode.SIG_INVALID
 
 
-class CertificateRejected(GatewayError):
+class CertificateRejected(DirectLinkError):
     """The signing certificate is unknown, expired, not yet valid or revoked."""
 
     code = ResultCode.CERT_UNKNOWN
 
 
-class FreshnessRejected(GatewayError):
+class FreshnessRejected(DirectLinkError):
     """Replayed MessageId or a Created timestamp outside the window."""
 
     code = ResultCode.REPLAY
 
 
-class PermissionDenied(GatewayError):
+class PermissionDenied(DirectLinkError):
     code = ResultCode.PERMISSION_DENIED
 
 
-class NotFound(GatewayError):
+class NotFound(DirectLinkError):
     code = ResultCode.NOT_FOUND
 
 
-class UnsupportedVersion(GatewayError):
+class UnsupportedVersion(DirectLinkError):
     code = ResultCode.UNSUPPORTED_VERSION
 
 
-class UnsupportedFormat(GatewayError):
+class UnsupportedFormat(DirectLinkError):
     code = ResultCode.UNSUPPORTED_FORMAT
 
 

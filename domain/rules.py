@@ -1,6 +1,6 @@
 """Ex-ante fund-flow rules: pure decisions about one payment, given the facts around it.
 
-Every payment passes these between validation and acceptance (gateway/rules.py gathers the facts from the
+Every payment passes these between validation and acceptance (gateway/rule_facts.py gathers the facts from the
 database; nothing here does I/O). A rule either says nothing or fires with an outcome: HOLD (the payment
 waits in PENDING_APPROVAL with the rule's reason code) or REJECT (the payment is refused with it). The
 payment gets the most severe outcome of all fired rules, and every fired rule is reported with why, so an
@@ -203,7 +203,7 @@ class Earlier:
 
 @dataclass(frozen=True)
 class Listed:
-    """A block-list entry that designates the payee (matched by gateway/rules.py with domain/names.py)."""
+    """A block-list entry that designates the payee (matched by gateway/rule_facts.py with domain/names.py)."""
     list_name: str
     name: str | None
     account: str | None
@@ -212,7 +212,7 @@ class Listed:
 
 @dataclass(frozen=True)
 class Facts:
-    """What the rules know about one payment. gateway/rules.py reads each from the database, already
+    """What the rules know about one payment. gateway/rule_facts.py reads each from the database, already
     narrowed by SQL (the payment's transaction, its accounts locked), and only those the active rules need."""
 
     instruction: PaymentInstruction

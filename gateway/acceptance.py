@@ -14,7 +14,7 @@ from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import PaymentRejected
 from domain.models import PaymentInstruction, SubmittedPayment
 from domain.rules import Hit, Outcome, RuleRejected, outcome_of
-from gateway import rules
+from gateway import rule_facts
 from gateway.directory import AccountGrant, ApprovalTiers
 from gateway.ledger import Locked
 from gateway.payment_record import PaymentRecord
@@ -83,7 +83,7 @@ def decide(ins: PaymentInstruction, facts: Facts) -> Decision:
                               f"available balance of {ins.debtor_account} is less than {ins.amount.text()}")
     why = f"waits for {required} approval(s), funds held" if required else "accepted, funds held"
     if held:
-        why = f"held by rules ({rules.summary(hits)}); {why}"
+        why = f"held by rules ({rule_facts.summary(hits)}); {why}"
     state = PaymentState.PENDING_APPROVAL if required else PaymentState.ACCEPTED
     return Decision(state, required, hits, held, why)
 

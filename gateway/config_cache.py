@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from gateway import directory, rules
+from gateway import directory, rule_facts
 from gateway.notify import outbox
 from gateway.notify.subscriptions import Subscription, active_for
 from gateway.storage.tables import config_version
@@ -83,7 +83,7 @@ class Config:
 
     def rules(self, client: str, account: str) -> tuple:
         return self.cache.get(self.version, ("rules", client, account),
-                              lambda: rules.configuration(self.conn, client, account))
+                              lambda: rule_facts.configuration(self.conn, client, account))
 
     def owners(self, numbers: set[str]) -> list:
         """outbox.owners() of these accounts, kept per account: an account's owner and currency, and the

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, select
 from adapters import registry
 from adapters.base import AccountFacts, DocumentInvalid, PaymentFile, StatusReport, check_unique_references
 from domain.codes import ReasonCode, ResultCode
-from domain.errors import GatewayError
+from domain.errors import DirectLinkError
 from domain.models import PaymentStatus, Statement, SubmittedPayment
 from gateway.protocol import messages
 from gateway.storage.tables import accounts, clients
@@ -20,8 +20,8 @@ from gateway.storage.tables import accounts, clients
 _NOT_ACCEPTED = (ReasonCode.CURRENCY_NOT_ALLOWED,)   # in a file, refuses the whole file (issue: "nothing of it")
 
 
-def _invalid(where: str, detail: str) -> GatewayError:
-    return GatewayError(f"{where}: {detail}; nothing in the file was accepted", code=ResultCode.DOCUMENT_INVALID)
+def _invalid(where: str, detail: str) -> DirectLinkError:
+    return DirectLinkError(f"{where}: {detail}; nothing in the file was accepted", code=ResultCode.DOCUMENT_INVALID)
 
 
 def document_bytes(doc: etree._Element) -> bytes:
@@ -51,7 +51,7 @@ def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[SubmittedP
         check_unique_references(payment_file.transactions)
     except DocumentInvalid as err:
         raise _invalid(err.where, err.detail) from err
-    except GatewayError as err:
+    except DirectLinkError as err:
         # The hardened parser's codes (XML_*) describe our request, not the ERP's file inside it: for the
         # file they mean the same as any other fault of the file.
         raise _invalid("file", f"{err.code}: {err.detail}") from err
@@ -92,6 +92,6 @@ def _written(fmt: str, writer, *args) -> bytes:
     try:
         return writer(*args)
     except ValueError as err:   # incl. RenderError: the format cannot say this; a stable code, not a 500
-        raise GatewayError(f"cannot be written as {fmt}: {err}", code=ResultCode.UNSUPPORTED_FORMAT) from err
+        raise DirectLinkError(f"cannot be written as {fmt}: {err}", code=ResultCode.UNSUPPORTED_FORMAT) from err
 
 

@@ -22,11 +22,11 @@ import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, bindparam, delete, func, literal_column, select, text, true
+from sqlalchemy import Connection, bindparam, delete, func, select, text, true
 
 from domain import rules as dr
 from gateway.storage.tables import GONE_STATES, payment_flows, payments
-from gateway.storage.totals import first_whole, unit_of
+from gateway.storage.totals import first_whole, unit_of, window_total, written_in
 from gateway.storage.unit_of_work import UnitOfWork
 
 _MINUTE = dt.timedelta(minutes=1)
@@ -83,15 +83,9 @@ def prune(conn: Connection, now: dt.datetime) -> int:
     return conn.execute(delete(payment_flows).where(payment_flows.c.minute < minute_of(now - HORIZON))).rowcount
 
 
-# ---- reading a window (scalar subqueries, folded into the rules' facts query in gateway/rules.py) ----------
+# ---- reading a window (scalar subqueries, folded into the rules' facts query in gateway/rule_facts.py) ----------
 
 _f, _p = payment_flows.c, payments.c
-
-
-def written_in(states) -> list:
-    """A fixed list of states written into the SQL text. A plain in_() of values is an "expanding"
-    parameter, and a statement with one has its text rendered anew at every execution."""
-    return [literal_column(f"'{s.value}'") for s in sorted(states)]
 
 
 _LIVE = written_in(dr.LIVE)
@@ -117,7 +111,8 @@ def _debtor_parts():
 def debtor_totals():
     """Live payments from :debtor (of :client) created since :d_since, as a one-row FROM clause with columns
     `n` (how many) and `a` (their amount): counted whole minutes, minus the gone among them, plus the
-    part-minute before the first whole one."""
+    part-minute before the first whole one (totals.window_total's arithmetic, for two columns read in one
+    pass)."""
     counted, gone, part = (q.subquery() for q in _debtor_parts())
     return select((counted.c.n - gone.c.n + part.c.n).label("n"), (counted.c.a - gone.c.a + part.c.a).label("a")
                   ).select_from(counted.join(gone, true()).join(part, true())).subquery("debtor_totals")
@@ -134,7 +129,7 @@ def payee_total():
     gone = select(_sum(_p.amount, "a")).where(mine, _p.created_at >= bindparam("c_whole"), _GONE)
     part = select(_sum(_p.amount, "a")).where(mine, _p.created_at >= bindparam("c_since"),
                                           _p.created_at < bindparam("c_whole"), _p.state.in_(_LIVE))
-    return counted.scalar_subquery() - gone.scalar_subquery() + part.scalar_subquery()
+    return window_total(counted, gone, part)
 
 
 def window(prefix: str, since: dt.datetime, at: dt.datetime) -> tuple[dict, bool]:

@@ -25,9 +25,8 @@ from collections import Counter
 from sqlalchemy import Connection, bindparam, delete, func, select, text
 
 from domain.states import RELEASED
-from gateway.flows import written_in
 from gateway.storage.tables import GONE_STATES, maker_totals, payments
-from gateway.storage.totals import first_whole, unit_of
+from gateway.storage.totals import first_whole, unit_of, window_total, written_in
 from gateway.storage.unit_of_work import UnitOfWork
 
 QUARTER = dt.timedelta(minutes=15)
@@ -68,10 +67,10 @@ _released = select(func.coalesce(func.sum(_p.amount), 0)).where(
     _mine, _p.created_at >= bindparam("whole"), text(GONE_STATES), _p.state.in_(_RELEASED))
 _part = select(func.coalesce(func.sum(_p.amount), 0)).where(
     _mine, _p.created_at >= bindparam("day_start"), _p.created_at < bindparam("whole"), _p.state.not_in(_RELEASED))
-_USED = select(_counted.scalar_subquery() - _released.scalar_subquery())
+_USED = select(window_total(_counted, _released))
 # Only for a day that does not begin on a quarter hour: the part read adds nothing to the others, and a planner
 # with few statistics may walk more of an index for it than for the rest together.
-_USED_OFF_QUARTER = select(_counted.scalar_subquery() - _released.scalar_subquery() + _part.scalar_subquery())
+_USED_OFF_QUARTER = select(window_total(_counted, _released, _part))
 _AS_SCALAR = {statement: statement.scalar_subquery() for statement in (_USED, _USED_OFF_QUARTER)}
 
 

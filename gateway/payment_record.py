@@ -49,7 +49,7 @@ class PaymentRecord:
     sent_at: dt.datetime | None
     attempts: int
     creditor_key: str | None
-    rule_hits: str | None               # JSON (gateway.rules.hits_json)
+    rule_hits: str | None               # JSON (gateway.rule_facts.hits_json)
 
     @classmethod
     def from_row(cls, row: Sequence) -> PaymentRecord:

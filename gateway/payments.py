@@ -15,7 +15,7 @@ from domain.models import PaymentInstruction, PaymentStatus, SubmittedPayment, i
 from domain.money import Money
 from domain.names import key as name_key
 from domain.rules import RuleRejected
-from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rules, transitions
+from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rule_facts, transitions
 from gateway.acceptance import Facts, decide, retried
 from gateway.notify import outbox
 from gateway.payment_record import PaymentRecord
@@ -62,7 +62,7 @@ def status_of(row: PaymentRecord | Row) -> PaymentStatus:
         reason=ReasonCode(row.reason_code) if row.reason_code else None, reason_text=row.reason_text,
         approvals_required=row.approvals_required, approvals_given=row.approvals_given,
         order_digest=row.order_digest, updated=row.updated_at, amount=Money.from_minor(row.amount, row.currency),
-        end_to_end_id=row.end_to_end_id, debtor_account=row.debtor_account, rules=rules.hits_from_json(row.rule_hits))
+        end_to_end_id=row.end_to_end_id, debtor_account=row.debtor_account, rules=rule_facts.hits_from_json(row.rule_hits))
 
 
 def rejected(client_ref: str, problem: PaymentRejected) -> PaymentStatus:
@@ -200,9 +200,9 @@ class _Batch:
             urgency=ins.urgency, state=decision.state.value, order_digest=p.order_digest,
             approvals_required=decision.approvals_required, approvals_given=0, content_hash=ins.content_hash(),
             maker=ctx.operator, created_at=ctx.now, updated_at=ctx.now, sent_at=None, attempts=0,
-            creditor_key=name_key(ins.creditor.name), rule_hits=rules.hits_json(hits),
+            creditor_key=name_key(ins.creditor.name), rule_hits=rule_facts.hits_json(hits),
             reason_code=hits[0].code.value if held else None,
-            reason_text=rules.reason_text(hits)[:255] if held else None)
+            reason_text=rule_facts.reason_text(hits)[:255] if held else None)
         self.rows.append(row.values())   # the record stays the payment as stored: nothing reads it back
         self.created.append((row, decision.why))
         self.holds.append((row.id, ins.debtor_account, ins.amount.minor))
@@ -223,13 +223,13 @@ class _Batch:
 
     def _judge(self, ins: PaymentInstruction) -> list:
         ctx = self.ctx
-        active, found = rules.applicable(ctx.conn, ctx.client, ins, self.rules[ins.debtor_account])
+        active, found = rule_facts.applicable(ctx.conn, ctx.client, ins, self.rules[ins.debtor_account])
         if not active:
             return []
         # The rules read the payments before this one from the database (a burst, a duplicate, the payee's
         # total today): they must be written first.
         self.flush()
-        return rules.judge(ctx.conn, ctx.client, ins, active, found, ctx.now, ctx.zone, ctx.day_start(), self.pending,
+        return rule_facts.judge(ctx.conn, ctx.client, ins, active, found, ctx.now, ctx.zone, ctx.day_start(), self.pending,
                            self.available[ins.debtor_account])
 
     def _used_today(self, account: str) -> int:

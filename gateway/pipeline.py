@@ -18,7 +18,7 @@ from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from domain.codes import ResultCode
-from domain.errors import (CertificateRejected, FreshnessRejected, GatewayError, SignatureRejected,
+from domain.errors import (CertificateRejected, FreshnessRejected, DirectLinkError, SignatureRejected,
                            UnsupportedVersion, XmlRejected)
 from gateway import audit, crash, directory
 from gateway.protocol import messages, signing, xmlsafe
@@ -72,7 +72,7 @@ class Reply:
 class _Refused(Exception):
     """An operation that writes refused the request: raised out of its transaction, so that it rolls back."""
 
-    def __init__(self, error: GatewayError):
+    def __init__(self, error: DirectLinkError):
         super().__init__(error.detail)
         self.error = error
 
@@ -131,7 +131,7 @@ class Gateway:
             verified = self._authenticate(root, sig, claim, now, fresh)
             header = messages.header(verified.signed)
             self._check_fresh(header.created, now)
-        except GatewayError as err:
+        except DirectLinkError as err:
             reply = self._answer(err.code, err.detail, claim.message_id, digest, now)
             self._audit_unverified(now, claim, err.code, err.detail, digest, body, reply.body)
             return reply
@@ -190,7 +190,7 @@ class Gateway:
                                           f"{claim.client}/{claim.operator}")
         # Validity first (the certificate is public, nothing leaks): signxml would otherwise refuse an
         # expired one as a bad signature, and the client would not learn what to fix.
-        errors: list[GatewayError] = []
+        errors: list[DirectLinkError] = []
         for reg in registered:
             try:
                 _check_validity(reg, now)
@@ -253,7 +253,7 @@ class Gateway:
                 try:
                     answer = OPERATIONS[name](ctx, op)
                     code, detail = ResultCode.OK, "processed"
-                except GatewayError as err:
+                except DirectLinkError as err:
                     if name not in READ_ONLY:
                         raise _Refused(err) from None
                     answer, code, detail = None, err.code, err.detail   # nothing to undo

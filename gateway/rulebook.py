@@ -1,7 +1,7 @@
 """The rulebook: fund-flow rules, registered counterparties and block lists, as configured per client.
 
 Everything here is configuration, changed by `directlink rules ...` and `config/directory.toml`, validated
-(domain/rules.py) before it is stored and audited when it changes. gateway/rules.py reads it per payment.
+(domain/rules.py) before it is stored and audited when it changes. gateway/rule_facts.py reads it per payment.
 """
 from __future__ import annotations
 

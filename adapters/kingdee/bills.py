@@ -18,7 +18,7 @@ from decimal import Decimal
 from lxml import etree
 
 from adapters.base import DocumentInvalid, PaymentFile
-from domain.errors import GatewayError, PaymentRejected
+from domain.errors import DirectLinkError, PaymentRejected
 from domain.models import SubmittedPayment, build_instruction
 from gateway.protocol import xmlsafe
 
@@ -298,7 +298,7 @@ def read_xml(data: bytes) -> PaymentFile:
     """kingdee.xml: the same batch as XML; the XML declaration names the encoding (UTF-8, GBK, GB18030)."""
     try:
         root = xmlsafe.parse(data, MAX_FILE_BYTES)
-    except GatewayError as err:
+    except DirectLinkError as err:
         # The Request around it was fine; the ERP file inside is what is wrong, so DOCUMENT_INVALID.
         raise DocumentInvalid("/", f"{err.code}: {err.detail}") from err
     if root.tag != FORM_ID:

@@ -1,6 +1,6 @@
 """One read that runs on every payment, executed without SQLAlchemy's per-run machinery.
 
-The fund-flow rules' facts query (gateway/rules.py) binds some thirty parameters; SQLAlchemy spends about
+The fund-flow rules' facts query (gateway/rule_facts.py) binds some thirty parameters; SQLAlchemy spends about
 70 us a run preparing them and the result row, a third of the whole query on SQLite. Here the statement is
 still written with SQLAlchemy and compiled once per dialect; each run converts its parameters and result
 with the same type processors SQLAlchemy would use, and executes on the connection's own cursor, in the

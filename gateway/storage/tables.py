@@ -119,7 +119,7 @@ payments = Table(
     Column("creditor_key", String(420), nullable=True),   # domain.names.key(creditor_name), for the rules
     Column("rule_hits", Text, nullable=True),             # JSON list of the rules that fired (domain/rules.py)
     UniqueConstraint("client_id", "client_ref", name="uq_payments_client_ref"),  # idempotency, forever
-    # The rules stage's reads (gateway/rules.py); state, amount and currency ride along so that reading a
+    # The rules stage's reads (gateway/rule_facts.py); state, amount and currency ride along so that reading a
     # payee's newest amounts (the anomaly rule's history) never visits the table. These and the partial
     # indexes below lead with the account (or the payee's name key): only the ClientRef's own index leads
     # with client_id, which PostgreSQL without statistics would otherwise take any of (migration 0011).
@@ -363,7 +363,7 @@ counterparties = Table(
 )
 
 # Block lists (sanctions-style): one row per list, its entries below; client_id "" applies to every client.
-# A list's loaded_at changes with every load: what the per-process caches of gateway/rules.py check.
+# A list's loaded_at changes with every load: what the per-process caches of gateway/rule_facts.py check.
 block_lists = Table(
     "block_lists", metadata,
     Column("client_id", String(35), primary_key=True),

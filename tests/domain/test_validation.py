@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from domain.codes import ReasonCode
-from domain.errors import GatewayError, PaymentRejected
+from domain.errors import DirectLinkError, PaymentRejected
 from domain.models import BankCode, build_instruction, check_account, check_text
 from domain.money import check_currency, minor_units
 from gateway.protocol.messages import parse_datetime
@@ -83,7 +83,7 @@ def test_a_name_of_seventy_supplementary_characters_is_fine():
 def test_created_timestamps_parse_or_are_refused_with_a_code(text):
     try:
         parse_datetime(text)
-    except GatewayError:
+    except DirectLinkError:
         pass
 
 

@@ -123,10 +123,10 @@ def test_every_table_the_kept_configuration_reads_moves_the_version_on():
     import importlib
     from sqlalchemy import Table
     from sqlalchemy.sql.visitors import iterate
-    from gateway import rules
+    from gateway import rule_facts
     from gateway.notify import outbox, subscriptions
     watched = importlib.import_module("gateway.storage.migrations.versions.0010_config_version").WATCHED
-    loaders = [directory._GRANTS, directory._TIERS, subscriptions._ACTIVE, rules._CONFIGURATION, outbox._OWNERS]
+    loaders = [directory._GRANTS, directory._TIERS, subscriptions._ACTIVE, rule_facts._CONFIGURATION, outbox._OWNERS]
     read = {el.name for statement in loaders for el in iterate(statement) if isinstance(el, Table)}
     assert read == {"grants", "accounts", "approval_policies", "notify_subscriptions", "fund_rules", "block_lists"}
     assert read <= set(watched)

@@ -9,7 +9,7 @@
     arrives under a perfectly good signature.
 (b) gateway.protocol.xmlsafe.parse/validate and gateway.protocol.signing's signature_element, check_profile,
     keyinfo_certificate and verify are called directly with arbitrary bytes and trees: they may only raise
-    domain.errors.GatewayError subclasses.
+    domain.errors.DirectLinkError subclasses.
 
 Derandomized, no example database, bounded example counts: the same run on every CI machine (about 40 s
 for both databases). For a longer hunt: DIRECTLINK_FUZZ_SCALE=20 multiplies the example counts and
@@ -33,7 +33,7 @@ from sqlalchemy import select
 from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
 
 from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, operator_client, snapshot
-from domain.errors import GatewayError
+from domain.errors import DirectLinkError
 from domain.money import minor_units
 from gateway import keys
 from gateway.protocol import client as dl, signing, xmlsafe
@@ -231,7 +231,7 @@ class Oracle:
         assert resp.status_code == SPEC_STATUS[answer.code], (resp.status_code, answer.code, answer.detail)
         try:   # the answer conforms to the published Response XSD (clients validate against it)
             xmlsafe.validate(etree.fromstring(resp.content))
-        except GatewayError as err:
+        except DirectLinkError as err:
             pytest.fail(f"the gateway's answer fails the Response XSD: {err.detail}")
         after = snapshot(engine)
         assert booked_total(engine) == total, "money was created or destroyed"
@@ -433,10 +433,10 @@ def sample():
 
 
 def only_gateway_errors(call, *args):
-    """Run `call`; any exception must be a GatewayError subclass. Returns the result or None."""
+    """Run `call`; any exception must be a DirectLinkError subclass. Returns the result or None."""
     try:
         return call(*args)
-    except GatewayError:
+    except DirectLinkError:
         return None
     except Exception as exc:  # noqa: BLE001
         pytest.fail(f"{call.__module__}.{call.__name__} raised {type(exc).__name__}: {exc}")

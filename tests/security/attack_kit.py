@@ -25,7 +25,7 @@ from lxml import etree
 from sqlalchemy import select
 
 from conftest import OPERATING, SUPPLIER, snapshot
-from domain.errors import GatewayError, SignatureRejected
+from domain.errors import DirectLinkError, SignatureRejected
 from gateway import keys
 from gateway.protocol import client as dl, signing, xmlsafe
 from gateway.protocol.messages import E
@@ -66,7 +66,7 @@ def post(http, home, body: bytes) -> tuple[dl.Answer, float]:
     assert text(signed.find(f"{q('Header')}/{q('RequestDigest')}")) == signing.digest_b64(body)
     try:   # the answer conforms to the published Response XSD (clients validate against it)
         xmlsafe.validate(etree.fromstring(resp.content))
-    except GatewayError as err:
+    except DirectLinkError as err:
         pytest.fail(f"the gateway's answer fails the Response XSD: {err.detail}")
     return answer, elapsed
 

@@ -19,6 +19,7 @@ from domain.names import MIN_CONTAINED, account_key, key as name_key, name_match
 from gateway import flows
 from gateway.storage.hot import HotRead
 from gateway.storage.tables import block_lists, blocked_parties, counterparties, fund_rules, payments
+from gateway.storage.totals import written_in
 
 ALL_CLIENTS = ""            # block lists and rules with this client/account apply to all
 
@@ -86,7 +87,7 @@ def listed(conn: Connection, client: str, ins: PaymentInstruction, stamp: tuple 
     return tuple(found)
 
 
-_LIVE, _PAID = flows.written_in(dr.LIVE), flows.written_in(dr.PAID)
+_LIVE, _PAID = written_in(dr.LIVE), written_in(dr.PAID)
 ANOMALY_HISTORY = 100       # the newest paid amounts the anomaly rule takes the median of
 
 _p = payments.c
