@@ -30,9 +30,9 @@ from adapters import registry
 from bench.load import gateway
 from bench.request_path import make_home, pg_schema_url, signer
 from gateway.protocol import client as dl
-from gateway.setup import apply_directory, directory_toml
-from gateway.settings import Settings
 from gateway.protocol.xmlsafe import q
+from gateway.settings import Settings
+from gateway.setup import apply_directory, directory_toml
 
 FORMAT = "sap.pain.001.001.03"
 TARGET_SECONDS = 5.0

@@ -51,7 +51,7 @@ class Result:
         return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
     @staticmethod
-    def merged(results: list["Result"]) -> "Result":
+    def merged(results: list[Result]) -> Result:
         """Several runs as one: all their requests over all their time."""
         statuses: dict[int, int] = {}
         for r in results:
@@ -84,7 +84,7 @@ async def _run(urls: list[str], bodies: list[bytes], concurrency: int) -> Result
 
 
 def load(urls: str | list[str], bodies: list[bytes], concurrency: int = 16, warmup: int = 200,
-         servers: list["Server"] = ()) -> Result:
+         servers: list[Server] = ()) -> Result:
     """Warm up, then post every body once with `concurrency` clients (spread over the URLs); the CPU the
     machine, this process and `servers` used in the measured part goes with the result."""
     urls = [urls] if isinstance(urls, str) else urls
@@ -102,7 +102,7 @@ def have_wrk() -> bool:
 
 
 def load_wrk(urls: list[str], bodies: list[bytes], seconds: float, connections: int = 16,
-             warmup: int = 400, servers: list["Server"] = ()) -> Result:
+             warmup: int = 400, servers: list[Server] = ()) -> Result:
     """Post bodies for `seconds` with wrk, one wrk process of one thread for each URL (the connections
     shared among them) and each with a part of the bodies of its own, in order; the warm-up bodies first,
     for a second. The CPU used in the measured part goes with the result, as for load().

@@ -30,8 +30,8 @@ from pathlib import Path
 
 from bench.load import Result, gateway, have_wrk, load, load_wrk
 from bench.request_path import make_home, payment_bodies, pg_schema_url
-from gateway.protocol import client as dl
 from gateway.keys import write_key_pair
+from gateway.protocol import client as dl
 from gateway.settings import Settings
 from gateway.setup import apply_directory, directory_toml
 

@@ -22,14 +22,14 @@ from pathlib import Path
 
 from sqlalchemy import insert
 
-from domain import names
 from bench.request_path import pg_schema_url
-from gateway import rulebook, rule_facts
-from gateway.protocol import client as dl
-from gateway.storage import tables
+from domain import names
+from gateway import rule_facts, rulebook
 from gateway.app import build_gateway
+from gateway.protocol import client as dl
 from gateway.settings import Settings
 from gateway.setup import DEMO_ACCOUNTS, init_home
+from gateway.storage import tables
 
 PAYEE, PAYEE_ACCOUNT, PAYEE_BANK = "上海某某科技有限公司", "31001234567890", "102290012345"
 ALL_RULES = {
@@ -68,7 +68,7 @@ def handle(gw, body: bytes) -> float:
 
 
 def configure(gw, block_list: Path) -> None:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with gw.engine.begin() as conn:
         for rule, params in ALL_RULES.items():
             rulebook.set_rule(conn, "DEMO", DEMO_ACCOUNTS["operating"], rule, params, now)
@@ -82,7 +82,7 @@ def seed_history(gw, n: int = HISTORY) -> None:
     to the same payees from both accounts, written directly. Then what autovacuum keeps on a live PostgreSQL
     database: statistics (with a table analysed while nearly empty, it plans scans of the whole table) and
     the visibility map (index-only scans of old rows do not visit the table)."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     rows = []
     for i in range(n):
         name, account = payee(i)

@@ -30,7 +30,7 @@ def statement(n: int):
     from domain.models import BankCode, Party, Statement, StatementEntry
     from domain.money import Money
 
-    start = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.UTC)
     balance = opening = 5_000_000_00
     entries = []
     for i in range(1, n + 1):
@@ -72,7 +72,7 @@ def child(fmt: str, n: int) -> None:
     from adapters.base import AccountFacts
     st = statement(n)
     facts = AccountFacts(st.account, st.currency, "演示贸易有限公司", "DirectLink Demo Bank", "DLNKCNSHXXX",
-                         created=dt.datetime(2026, 11, 3, 0, 0, tzinfo=dt.timezone.utc))
+                         created=dt.datetime(2026, 11, 3, 0, 0, tzinfo=dt.UTC))
     before_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     write = _stream(fmt)
     size = chunks = 0

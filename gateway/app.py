@@ -16,10 +16,9 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import jobs
-
-from gateway.protocol import signing
 from gateway.limits import InFlight
 from gateway.pipeline import Gateway, Reply
+from gateway.protocol import signing
 from gateway.settings import Settings
 from gateway.storage.engine import make_engine, migrate
 from schemas import SCHEMA_DIR
@@ -97,7 +96,7 @@ def create_app(gateway: Gateway) -> ASGIApp:
             return await run_in_threadpool(gateway.too_large)
         try:
             return await in_worker(gateway.handle, body)
-        except Exception:  # noqa: BLE001 - a defect: nothing was committed, answer INTERNAL, never crash
+        except Exception:  # a defect: nothing was committed, answer INTERNAL, never crash
             log.exception("request failed")
             return gateway.internal_error(body)
 

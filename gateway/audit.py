@@ -39,7 +39,7 @@ def record_hash(prev_hash: str, record: dict) -> str:
         if isinstance(value, bytes | memoryview):
             value = hashlib.sha256(bytes(value)).hexdigest()
         elif isinstance(value, dt.datetime):
-            value = value.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+            value = value.astimezone(dt.UTC).isoformat(timespec="microseconds")
         canon[name] = value
     blob = json.dumps(canon, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256((prev_hash + blob).encode("utf-8")).hexdigest()
@@ -193,6 +193,6 @@ def purge(conn: Connection, older_than: dt.datetime) -> int:
                       f"{older_than.isoformat()}; the chain now starts after hash {last_hash}")
     with UnitOfWork(conn) as uow:
         for line in purged:
-            append(uow, chain=SYSTEM, at=dt.datetime.now(dt.timezone.utc), kind="config", code="AUDIT_PURGED",
+            append(uow, chain=SYSTEM, at=dt.datetime.now(dt.UTC), kind="config", code="AUDIT_PURGED",
                    detail=line)
     return removed

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-_FAR_PAST = dt.datetime(1, 1, 2, tzinfo=dt.timezone.utc)
-_FAR_FUTURE = dt.datetime(9999, 12, 30, tzinfo=dt.timezone.utc)
+_FAR_PAST = dt.datetime(1, 1, 2, tzinfo=dt.UTC)
+_FAR_FUTURE = dt.datetime(9999, 12, 30, tzinfo=dt.UTC)
 
 
 def start_of(day: dt.date, zone: dt.tzinfo) -> dt.datetime:
     """The instant a business day begins; dates at the ends of the calendar clamp instead of overflowing."""
     try:
-        return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.timezone.utc)
+        return dt.datetime.combine(day, dt.time(), tzinfo=zone).astimezone(dt.UTC)
     except OverflowError:
         return _FAR_PAST if day.year == 1 else _FAR_FUTURE
 

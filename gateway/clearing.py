@@ -17,7 +17,8 @@ from collections.abc import Callable
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 
-from domain.codes import PaymentState as S, ReasonCode
+from domain.codes import PaymentState as S
+from domain.codes import ReasonCode
 from gateway import crash, ledger, transitions
 from gateway.notify import outbox
 from gateway.payment_record import PaymentRecord
@@ -51,7 +52,7 @@ class Clearing:
         for pid in unknown:
             done[self._guarded(self._resolve, pid)] += 1
         for pid, reason in self.system.returns_due(self.clock(), (S.SETTLED.value,)):
-            done[self._guarded(lambda p: self._return(p, reason), pid)] += 1
+            done[self._guarded(lambda p, why=reason: self._return(p, why), pid)] += 1
         done.pop(None, None)
         if done:
             log.info("clearing pass: %s", dict(done))

@@ -13,8 +13,14 @@ from pathlib import Path
 from sqlalchemy import Connection
 
 from gateway import rulebook
-from gateway.directory import (open_account, register_certificate, set_approval_policy, set_grant,
-                               upsert_client, upsert_operator)
+from gateway.directory import (
+    open_account,
+    register_certificate,
+    set_approval_policy,
+    set_grant,
+    upsert_client,
+    upsert_operator,
+)
 
 
 def apply(conn: Connection, path: Path, now: dt.datetime, today: dt.date) -> dict[str, int]:

@@ -80,7 +80,7 @@ def claim(gateway: Gateway, job: str, interval: dt.timedelta) -> bool:
     The due time is the start of the current interval, so replicas whose timers fire a little apart
     still compete for the same row, and the primary key lets exactly one of them win."""
     now = gateway.clock()
-    epoch = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+    epoch = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
     due = epoch + ((now - epoch) // interval) * interval
     try:
         with gateway.engine.begin() as conn:
@@ -114,7 +114,7 @@ def start(gateway: Gateway) -> BackgroundScheduler:
         ("warn_expiring", dt.timedelta(days=1), lambda: warn_expiring(gateway)),
     ]
     for name, every, work in schedule:
-        first = dt.datetime.now(dt.timezone.utc) if name == "warn_expiring" else None
+        first = dt.datetime.now(dt.UTC) if name == "warn_expiring" else None
         scheduler.add_job(once_per_due_time(gateway, name, every, work), "interval",
                           seconds=every.total_seconds(), id=name, coalesce=True, max_instances=1,
                           **({"next_run_time": first} if first else {}))

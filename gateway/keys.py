@@ -23,7 +23,7 @@ def new_key(kind: str = "rsa"):
 def self_signed(key, common_name: str, organization: str, *, days: int = 730,
                 not_before: dt.datetime | None = None) -> x509.Certificate:
     """A self-signed signing certificate (digitalSignature + nonRepudiation) for `common_name`."""
-    start = not_before or dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())

@@ -10,18 +10,18 @@ from functools import cached_property
 from lxml import etree
 from sqlalchemy import Connection
 
-from domain.codes import Grant
 from adapters import registry
+from domain.codes import Grant
 from domain.errors import NotFound, PermissionDenied
 from domain.models import AccountInfo, Balance
 from domain.money import Money
 from gateway import businessday, cash, documents, ledger, lifecycle, payments, statements
-from gateway.protocol import messages
 from gateway.config_cache import Config
 from gateway.directory import AccountGrant
+from gateway.protocol import messages
+from gateway.protocol.xmlsafe import q, text
 from gateway.settings import Settings
 from gateway.storage.unit_of_work import UnitOfWork
-from gateway.protocol.xmlsafe import q, text
 
 
 @dataclass

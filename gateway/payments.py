@@ -15,7 +15,17 @@ from domain.models import PaymentInstruction, PaymentStatus, SubmittedPayment, i
 from domain.money import Money
 from domain.names import key as name_key
 from domain.rules import RuleRejected
-from gateway import audit, businessday, config_cache, directory, flows, ledger, maker_totals, rule_facts, transitions
+from gateway import (
+    audit,
+    businessday,
+    config_cache,
+    directory,
+    flows,
+    ledger,
+    maker_totals,
+    rule_facts,
+    transitions,
+)
 from gateway.acceptance import Facts, decide, retried
 from gateway.notify import outbox
 from gateway.payment_record import PaymentRecord

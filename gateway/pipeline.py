@@ -18,17 +18,24 @@ from sqlalchemy import Engine, and_, bindparam, func, insert, or_, select
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from domain.codes import ResultCode
-from domain.errors import (CertificateRejected, FreshnessRejected, DirectLinkError, SignatureRejected,
-                           UnsupportedVersion, XmlRejected)
+from domain.errors import (
+    CertificateRejected,
+    DirectLinkError,
+    FreshnessRejected,
+    SignatureRejected,
+    UnsupportedVersion,
+    XmlRejected,
+)
 from gateway import audit, crash, directory
-from gateway.protocol import messages, signing, xmlsafe
 from gateway.config_cache import VERSION, Config, ConfigCache
-from gateway.protocol.errors import RETRY_AFTER, http_status
 from gateway.limits import RateLimiter
 from gateway.operations import OPERATIONS, Context
+from gateway.protocol import messages, signing, xmlsafe
+from gateway.protocol.errors import RETRY_AFTER, http_status
 from gateway.settings import Settings
 from gateway.storage.engine import read_only
-from gateway.storage.tables import certificates, messages as message_log
+from gateway.storage.tables import certificates
+from gateway.storage.tables import messages as message_log
 from gateway.storage.unit_of_work import UnitOfWork, transaction
 
 log = logging.getLogger("directlink.pipeline")
@@ -58,7 +65,7 @@ _CLAIM = insert(message_log).values(
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -330,7 +337,7 @@ class Gateway:
                              request_digest=digest,
                              # keep small bodies whole; a flood of huge junk must not fill the disk
                              request=body if len(body) <= UNVERIFIED_BODY_KEPT else None, response=answer)
-        except Exception:  # noqa: BLE001 - an audit hiccup must not turn a rejection into a 500
+        except Exception:  # an audit hiccup must not turn a rejection into a 500
             log.exception("could not audit a rejected request")
 
     def _audit_verified(self, uow: UnitOfWork, now, header: messages.Header, code: ResultCode, detail: str,

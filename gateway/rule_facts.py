@@ -15,7 +15,8 @@ from sqlalchemy import Connection, String, bindparam, cast, exists, func, litera
 
 from domain import rules as dr
 from domain.models import PaymentInstruction
-from domain.names import MIN_CONTAINED, account_key, key as name_key, name_matches
+from domain.names import MIN_CONTAINED, account_key, name_matches
+from domain.names import key as name_key
 from gateway import flows
 from gateway.storage.hot import HotRead
 from gateway.storage.tables import block_lists, blocked_parties, counterparties, fund_rules, payments
@@ -197,7 +198,7 @@ def configuration(conn: Connection, client: str, account: str) -> tuple[dict[str
     rows = conn.execute(_CONFIGURATION, {"client": client, "account": account}).all()
     chosen: dict[str, dr.RuleParams] = {}
     # Sorted, the client-wide ("") rows come first and the account's own rows override them.
-    for _, where, rule, params in sorted(r for r in rows if r[0] == "rule"):
+    for _, _account, rule, params in sorted(r for r in rows if r[0] == "rule"):
         chosen[rule] = _parsed(rule, params)
     return chosen, tuple(sorted(tuple(r[1:]) for r in rows if r[0] == "list"))
 

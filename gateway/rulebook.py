@@ -16,9 +16,11 @@ from pathlib import Path
 from sqlalchemy import Connection, delete, insert, select
 
 from domain import rules as dr
-from domain.names import account_key, key as name_key
+from domain.names import account_key
+from domain.names import key as name_key
 from gateway import directory
 from gateway.storage.tables import accounts, block_lists, blocked_parties, clients, counterparties, fund_rules
+
 
 def set_rule(conn: Connection, client: str, account: str, rule: str, params: dict, now: dt.datetime) -> dr.RuleParams:
     """Declare (or replace) a rule for a client ("" account) or one of its accounts."""
@@ -107,7 +109,7 @@ def read_block_list(data: bytes, filename: str) -> list[ListEntry]:
     for i, e in enumerate(entries, 1):
         if e.name is None and e.account is None:
             raise ValueError(f"{filename}: entry {i} has neither a name nor an account")
-        if e.name is not None and len(e.name) > 140 or e.account is not None and len(e.account) > 34:
+        if (e.name is not None and len(e.name) > 140) or (e.account is not None and len(e.account) > 34):
             raise ValueError(f"{filename}: entry {i} is too long (name 140, account 34 characters)")
         if e.name is not None and not name_key(e.name):
             raise ValueError(f"{filename}: entry {i} has a name with no letters or digits")

@@ -111,7 +111,7 @@ def apply_directory(settings: Settings, path: Path | None = None) -> dict[str, i
     """Migrate the database and apply a directory file (default: the configured one)."""
     engine = make_engine(settings.db_url)
     migrate(engine)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with engine.begin() as conn:
         counts = directory_file.apply(conn, path or settings.path(settings.directory_file), now,
                                       now.astimezone(settings.zone).date())

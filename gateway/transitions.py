@@ -15,7 +15,6 @@ from gateway.payment_record import PaymentRecord
 from gateway.storage.tables import payment_events, payments
 from gateway.storage.unit_of_work import UnitOfWork
 
-
 SETTLED_WITHIN_BANK = "settled within the bank"
 
 

@@ -147,7 +147,7 @@ def _subset(candidates: Sequence, amount: Callable, target, max_size: int) -> tu
                 return None                       # ascending: everything further is too big as well
             if total + values[i] + suffix_top[size - 1] < target and size > 1:
                 continue                          # even with the largest rest, too small
-            found = search(i + 1, size - 1, total + values[i], chosen + [i])
+            found = search(i + 1, size - 1, total + values[i], [*chosen, i])
             if found is not None:
                 return found
         return None

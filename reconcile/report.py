@@ -12,8 +12,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from reconcile import open_items, statement_files
-from reconcile.matcher import reconcile
 from reconcile.cascade import EXACT_RULES
+from reconcile.matcher import reconcile
 from reconcile.model import OpenItem, Report, Section, Tolerances, lines_of
 
 # (statement account, statement closing date) -> the payments made from that account up to that day

@@ -16,7 +16,8 @@ from adapters.base import DocumentInvalid
 from adapters.readback import join
 from adapters.registry import adapters
 from domain.models import Statement
-from reconcile.native import FORMAT as NATIVE, read_native
+from reconcile.native import FORMAT as NATIVE
+from reconcile.native import read_native
 
 _CAMT = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[23]\.001\.[0-9]{2})")
 

@@ -11,8 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import create_engine, func, select, text
 
-from gateway.protocol import client as dl
 from gateway.app import build_gateway, create_app
+from gateway.protocol import client as dl
 from gateway.setup import DEMO_ACCOUNTS, init_home
 from gateway.storage.tables import accounts, entries, holds, messages, payments
 
@@ -62,7 +62,7 @@ class Clock:
         self.offset = dt.timedelta()
 
     def __call__(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc) + self.offset
+        return dt.datetime.now(dt.UTC) + self.offset
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from functools import cache
 from pathlib import Path
 
 import pyiso20022
+from conftest import OPERATING, SUPPLIER, snapshot
 from lxml import etree
 from lxml.builder import ElementMaker
 from sepaxml import SepaTransfer
@@ -24,7 +25,6 @@ from xsdata.formats.dataclass.parsers import XmlParser
 from xsdata.formats.dataclass.parsers.config import ParserConfig
 from xsdata.formats.dataclass.serializers import XmlSerializer
 
-from conftest import OPERATING, SUPPLIER, snapshot
 from gateway import directory
 from gateway.protocol import client as dl
 from gateway.protocol.xmlsafe import q, text

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 
-from lxml import etree
-
 from conftest import OPERATING, SUPPLIER
+from lxml import etree
 
 
 def bill(ref: str, amount: str, **fields) -> dict:

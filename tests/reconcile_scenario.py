@@ -75,7 +75,7 @@ def statement(opening: str = "100000.00") -> Statement:
         balance += Decimal(amount) if direction == CRDT else -Decimal(amount)
         date = DAY.replace(day=day)
         entries.append(StatementEntry(
-            entry_id=n, booked=dt.datetime.combine(date, dt.time(2, n), tzinfo=dt.timezone.utc), value_date=date,
+            entry_id=n, booked=dt.datetime.combine(date, dt.time(2, n), tzinfo=dt.UTC), value_date=date,
             direction=direction, amount=Money(Decimal(amount), "CNY"), balance_after=Money(balance, "CNY"),
             counterparty=_party(name, account), bank_ref=extra.pop("bank_ref", f"P202611{day:02d}{n:08d}"),
             narrative=narrative, **extra))

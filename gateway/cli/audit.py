@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from cryptography import x509
@@ -14,7 +14,7 @@ audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=Tr
 
 @audit_app.command("verify")
 def audit_verify(home: Home = Path("."),
-                 anchor: Annotated[Optional[Path], typer.Option(help="an anchor file from `audit anchor`")] = None,
+                 anchor: Annotated[Path | None, typer.Option(help="an anchor file from `audit anchor`")] = None,
                  ) -> None:
     """Check every audit chain (and an anchor, if given); exit 1 and name what was edited, removed or reordered."""
     from gateway import audit

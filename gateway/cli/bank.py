@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -26,11 +26,11 @@ def clearing_run(home: Home = Path(".")) -> None:
 def sandbox_credit(account: str, amount: str,
                    payer_name: Annotated[str, typer.Option(help="who paid")],
                    payer_account: Annotated[str, typer.Option(help="the payer's account at their bank")],
-                   payer_bank: Annotated[Optional[str], typer.Option(help="CNAPS code or BIC")] = None,
-                   reference: Annotated[Optional[str], typer.Option(help="remittance text (the narrative)")] = None,
-                   end_to_end_id: Annotated[Optional[str], typer.Option(help="the payer's EndToEndId")] = None,
-                   currency: Annotated[Optional[str], typer.Option(help="default: the account's")] = None,
-                   value_date: Annotated[Optional[dt.datetime], typer.Option(formats=["%Y-%m-%d"])] = None,
+                   payer_bank: Annotated[str | None, typer.Option(help="CNAPS code or BIC")] = None,
+                   reference: Annotated[str | None, typer.Option(help="remittance text (the narrative)")] = None,
+                   end_to_end_id: Annotated[str | None, typer.Option(help="the payer's EndToEndId")] = None,
+                   currency: Annotated[str | None, typer.Option(help="default: the account's")] = None,
+                   value_date: Annotated[dt.datetime | None, typer.Option(formats=["%Y-%m-%d"])] = None,
                    home: Home = Path(".")) -> None:
     """Book an incoming transfer from another bank into ACCOUNT (it shows on statements and notifies)."""
     from domain.errors import PaymentRejected

@@ -19,7 +19,7 @@ Home = Annotated[Path, typer.Option("--home", envvar="DIRECTLINK_HOME", help="th
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def fail(message: str) -> NoReturn:

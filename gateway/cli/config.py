@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -33,8 +33,8 @@ def config_apply(file: Path, home: Home = Path(".")) -> None:
 @config_app.command("grant")
 def config_grant(client: str, operator: str, account: str,
                  permissions: Annotated[str, typer.Option(help="comma list of query,pay,approve; empty revokes")],
-                 single_limit: Optional[str] = None, daily_limit: Optional[str] = None,
-                 approve_limit: Optional[str] = None, home: Home = Path(".")) -> None:
+                 single_limit: str | None = None, daily_limit: str | None = None,
+                 approve_limit: str | None = None, home: Home = Path(".")) -> None:
     """Set an operator's grants and limits on one account."""
     from gateway import directory
     _, engine = migrated(home)
@@ -58,9 +58,10 @@ def config_accounts(home: Home = Path(".")) -> None:
     _, engine = current(home)
     with engine.connect() as conn:
         for r in conn.execute(select(accounts).order_by(accounts.c.client_id, accounts.c.number)):
-            fmt = lambda minor: Money.from_minor(minor, r.currency).text()  # noqa: E731
-            typer.echo(f"{r.client_id or '(bank)':<8} {r.number:<20} {r.currency} booked {fmt(r.booked):>16} "
-                       f"held {fmt(r.held):>14} available {fmt(r.booked - r.held):>16}  {r.name}")
+            booked, held, available = (Money.from_minor(m, r.currency).text() for m in (r.booked, r.held,
+                                                                                        r.booked - r.held))
+            typer.echo(f"{r.client_id or '(bank)':<8} {r.number:<20} {r.currency} booked {booked:>16} "
+                       f"held {held:>14} available {available:>16}  {r.name}")
 
 
 @config_app.command("policy")

@@ -10,14 +10,13 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 
 from gateway import rulebook, sandbox
-
-from gateway.protocol import client as dl
 from gateway.app import build_gateway, create_app
 from gateway.clearing import Clearing
+from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q, text
 from gateway.server import background
 from gateway.settings import ClearingFaults
 from gateway.setup import DEMO_ACCOUNTS, init_home
-from gateway.protocol.xmlsafe import q, text
 from reconcile.report import build_report
 
 
@@ -49,7 +48,7 @@ def _statuses(answer: dl.Answer) -> list[str]:
 def _fund_flow_rules(gateway, maker: dl.Client, home: Path) -> None:
     _say("Fund-flow rules: caught before money moves")
     op = DEMO_ACCOUNTS["operating"]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     (home / "watch.csv").write_text("name,account\n东方红贸易有限公司,\n", "utf-8")
     with gateway.engine.begin() as conn:
         rulebook.set_rule(conn, "DEMO", "", "duplicate", {"window_days": 7}, now)
@@ -83,7 +82,7 @@ def _fund_flow_rules(gateway, maker: dl.Client, home: Path) -> None:
 def _receipts_and_reconciliation(gateway, settings, maker: dl.Client, home: Path) -> None:
     _say("Receipts from other banks (directlink sandbox credit)")
     op = DEMO_ACCOUNTS["operating"]
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     receipts = [("8800.00", "北京某某商贸有限公司", "6228480012345678", "AR-1001"),
                 ("12000.00", "Hangzhou Example Trading Co", "3301999900001111", "PAYMENT AR1002 AR1003"),
                 ("4985.00", "深圳某某电子有限公司", "4000123412341234", "AR 1004 bank fee deducted")]

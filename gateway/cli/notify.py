@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,7 +16,7 @@ notify_app = typer.Typer(help="Notifications to ERPs: subscriptions, delivery, d
 @notify_app.command("subscribe")
 def notify_subscribe(client: str, url: str,
                      kinds: Annotated[str, typer.Option(help="comma list of payment,credit")] = "payment,credit",
-                     account: Annotated[Optional[str], typer.Option(help="only this account's events")] = None,
+                     account: Annotated[str | None, typer.Option(help="only this account's events")] = None,
                      home: Home = Path(".")) -> None:
     """Send CLIENT's payment state changes and/or incoming credits to URL (signed XML by POST)."""
     from gateway.notify import subscriptions
@@ -30,10 +30,10 @@ def notify_subscribe(client: str, url: str,
 
 
 @notify_app.command("update")
-def notify_update(subscription: int, url: Optional[str] = None,
-                  kinds: Annotated[Optional[str], typer.Option(help="comma list of payment,credit")] = None,
-                  account: Annotated[Optional[str], typer.Option(help='only this account ("" for all)')] = None,
-                  active: Annotated[Optional[bool], typer.Option("--active/--inactive")] = None,
+def notify_update(subscription: int, url: str | None = None,
+                  kinds: Annotated[str | None, typer.Option(help="comma list of payment,credit")] = None,
+                  account: Annotated[str | None, typer.Option(help='only this account ("" for all)')] = None,
+                  active: Annotated[bool | None, typer.Option("--active/--inactive")] = None,
                   home: Home = Path(".")) -> None:
     """Change a subscription's URL, kinds, account filter, or switch it off and on."""
     from gateway.notify import subscriptions
@@ -48,7 +48,7 @@ def notify_update(subscription: int, url: Optional[str] = None,
 
 
 @notify_app.command("list")
-def notify_list(client: Optional[str] = None, home: Home = Path(".")) -> None:
+def notify_list(client: str | None = None, home: Home = Path(".")) -> None:
     """List subscriptions."""
     from gateway.notify import subscriptions
     _, engine = current(home)
@@ -68,7 +68,7 @@ def notify_run(home: Home = Path(".")) -> None:
 
 
 @notify_app.command("dead")
-def notify_dead(client: Optional[str] = None, home: Home = Path(".")) -> None:
+def notify_dead(client: str | None = None, home: Home = Path(".")) -> None:
     """List dead letters: notifications given up on after all retries (replay them with `notify replay`)."""
     from gateway.notify.delivery import dead_letters
     _, engine = current(home)
@@ -81,7 +81,7 @@ def notify_dead(client: Optional[str] = None, home: Home = Path(".")) -> None:
 
 
 @notify_app.command("replay")
-def notify_replay(ids: Annotated[Optional[list[int]], typer.Argument(help="dead letter ids")] = None,
+def notify_replay(ids: Annotated[list[int] | None, typer.Argument(help="dead letter ids")] = None,
                   all_: Annotated[bool, typer.Option("--all", help="every dead letter")] = False,
                   home: Home = Path(".")) -> None:
     """Queue dead letters for delivery again (same EventId: the ERP deduplicates)."""

@@ -6,7 +6,7 @@ import sys
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -16,10 +16,10 @@ from gateway.cli.common import fail
 def reconcile_command(
         statement: Annotated[list[Path], typer.Option(help="statement file (repeat for consecutive files)")],
         open_items: Annotated[Path, typer.Option(help="the ERP's open items, .csv or .json")],
-        format: Annotated[Optional[str], typer.Option(help="statement format; default: recognised")] = None,
-        out: Annotated[Optional[Path], typer.Option(help="report file: .json, .csv or .html (default: JSON "
+        format: Annotated[str | None, typer.Option(help="statement format; default: recognised")] = None,
+        out: Annotated[Path | None, typer.Option(help="report file: .json, .csv or .html (default: JSON "
                                                          "on standard output)")] = None,
-        home: Annotated[Optional[Path], typer.Option(help="also match the payments of this gateway home")] = None,
+        home: Annotated[Path | None, typer.Option(help="also match the payments of this gateway home")] = None,
         date_window: Annotated[int, typer.Option(help="days between value and due date")] = 5,
         fee_tolerance: Annotated[str, typer.Option(help="largest difference the text rule accepts")] = "50",
         similarity: Annotated[float, typer.Option(help="how alike a misspelt reference must be, 0-1")] = 0.85,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -30,7 +30,7 @@ def _rule_params(pairs: list[str]) -> dict:
 
 @rules_app.command("set")
 def rules_set(client: str, rule: Annotated[str, typer.Argument(help="e.g. duplicate, new_payee, velocity")],
-              param: Annotated[Optional[list[str]], typer.Option(help="KEY=VALUE, repeatable")] = None,
+              param: Annotated[list[str] | None, typer.Option(help="KEY=VALUE, repeatable")] = None,
               account: Annotated[str, typer.Option(help="default: every account of the client")] = "",
               home: Home = Path(".")) -> None:
     """Declare a rule (replacing its earlier parameters); see docs/rules.md for each rule's parameters."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from lxml import etree
@@ -13,10 +13,10 @@ from gateway.cli.common import fail
 def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty MessageId/Created are filled in")],
          operator: Annotated[str, typer.Option(help="the operator whose key signs")],
          key: Annotated[Path, typer.Option(help="the operator's private key (PEM)")],
-         cert: Annotated[Optional[Path], typer.Option(help="default: KEY with .cert.pem")] = None,
-         client: Annotated[Optional[str], typer.Option(help="default: Header/Client of FILE")] = None,
+         cert: Annotated[Path | None, typer.Option(help="default: KEY with .cert.pem")] = None,
+         client: Annotated[str | None, typer.Option(help="default: Header/Client of FILE")] = None,
          url: str = "http://127.0.0.1:8080",
-         gateway_cert: Annotated[Optional[Path], typer.Option(help="pinned gateway certificate")] = None) -> None:
+         gateway_cert: Annotated[Path | None, typer.Option(help="pinned gateway certificate")] = None) -> None:
     """Sign FILE, post it, verify the answer's signature and print the answer."""
     import httpx
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -12,7 +12,7 @@ from gateway.settings import Settings
 
 def init(directory: Annotated[Path, typer.Argument(help="where to create it")] = Path("."),
          key_type: Annotated[str, typer.Option(help="rsa (2048) or p256")] = "rsa",
-         database_url: Annotated[Optional[str], typer.Option(help="default: SQLite in DIR")] = None) -> None:
+         database_url: Annotated[str | None, typer.Option(help="default: SQLite in DIR")] = None) -> None:
     """Create configuration, gateway key, database and the demo client DEMO in DIR."""
     from gateway.setup import init_home
     try:

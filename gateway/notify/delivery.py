@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import datetime as dt
-import logging
 import ipaddress
+import logging
 import random
 import secrets
 import socket
@@ -30,9 +30,10 @@ from sqlalchemy import Connection, Engine, delete, select, update
 
 from gateway import audit
 from gateway.notify.outbox import DEAD, DELIVERED, PENDING
-from gateway.settings import Settings
 from gateway.protocol.signing import Signer
-from gateway.storage.tables import notify_subscriptions as subs, outbox_events as outbox
+from gateway.settings import Settings
+from gateway.storage.tables import notify_subscriptions as subs
+from gateway.storage.tables import outbox_events as outbox
 from gateway.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("directlink.notify")
@@ -42,7 +43,7 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
 def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def backoff(attempts: int, base: float, cap: float, jitter: Callable[[], float] = random.random) -> dt.timedelta:
@@ -94,7 +95,7 @@ class Delivery:
                 for c in claimed:
                     try:
                         body = self.signer.sign(etree.fromstring(c.payload, _PARSER))
-                    except Exception as exc:  # noqa: BLE001 - one bad event must not stop the others
+                    except Exception as exc:  # one bad event must not stop the others
                         log.exception("cannot sign notification %s", c.event_id)
                         done[self.record(c, f"cannot sign: {type(exc).__name__}")] += 1
                         continue

@@ -26,7 +26,7 @@ def _clean(value: str | None, limit: int) -> str:
 
 
 def _utc(moment: dt.datetime) -> str:
-    return stamp(moment, dt.timezone.utc)
+    return stamp(moment, dt.UTC)
 
 
 def _document(event_id: str, created: dt.datetime, client: str, body: etree._Element) -> bytes:

@@ -20,7 +20,8 @@ from sqlalchemy import Connection, bindparam, insert, select
 from gateway.notify import message
 from gateway.notify.subscriptions import CREDIT, PAYMENT, Subscription, active_for, of_row
 from gateway.payment_record import PaymentRecord
-from gateway.storage.tables import accounts, notify_subscriptions as subs, outbox_events, payments
+from gateway.storage.tables import accounts, outbox_events, payments
+from gateway.storage.tables import notify_subscriptions as subs
 
 PENDING, DELIVERED, DEAD = "PENDING", "DELIVERED", "DEAD"
 CRDT = "CRDT"

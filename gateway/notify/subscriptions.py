@@ -9,7 +9,8 @@ from urllib.parse import urlsplit
 from sqlalchemy import Connection, bindparam, insert, select, update
 
 from gateway import audit
-from gateway.storage.tables import accounts, clients, notify_subscriptions as subs
+from gateway.storage.tables import accounts, clients
+from gateway.storage.tables import notify_subscriptions as subs
 from gateway.storage.unit_of_work import UnitOfWork
 
 PAYMENT, CREDIT = "payment", "credit"      # a payment changed state | money came into an account

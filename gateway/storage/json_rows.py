@@ -15,8 +15,20 @@ import functools
 import json
 import operator
 
-from sqlalchemy import (Date, DateTime, LargeBinary, String, Table, Text, TypeDecorator, bindparam, cast, func,
-                        literal_column, select)
+from sqlalchemy import (
+    Date,
+    DateTime,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import JSONB
 

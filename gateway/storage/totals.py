@@ -8,7 +8,7 @@ import datetime as dt
 from sqlalchemy import Table, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 
-EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def unit_of(at: dt.datetime, unit: dt.timedelta) -> int:

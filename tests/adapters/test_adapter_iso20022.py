@@ -10,6 +10,26 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from conftest import OPERATING, SUPPLIER
+from iso20022_helpers import (
+    CREDITOR_IBAN,
+    DEBTOR_IBAN,
+    FOREIGN_BIC,
+    FOREIGN_IBAN,
+    NS,
+    OWN_BIC,
+    assert_xsd_valid,
+    cgi_file,
+    code,
+    money_of,
+    open_sepa_accounts,
+    outcomes,
+    sepa_file,
+    submit,
+    tx_statuses,
+    typed,
+    without_messages,
+)
 from lxml import etree
 from pycamt.parser import Camt053Parser
 
@@ -18,16 +38,12 @@ from adapters.base import AccountFacts, DocumentInvalid, StatusReport
 from adapters.iso20022 import camt, pain002
 from adapters.oracle import ADAPTER as ORACLE
 from adapters.sap import ADAPTER as SAP
-from conftest import OPERATING, SUPPLIER
 from domain.codes import PaymentState, ReasonCode
 from domain.errors import XmlRejected
 from domain.models import BankCode, Party, PaymentStatus, Statement, StatementEntry
 from domain.money import Money
 from gateway.protocol import client as dl
 from gateway.protocol.xmlsafe import q, text
-from iso20022_helpers import (CREDITOR_IBAN, DEBTOR_IBAN, FOREIGN_BIC, FOREIGN_IBAN, NS, OWN_BIC,
-                              assert_xsd_valid, cgi_file, code, money_of, open_sepa_accounts, outcomes,
-                              sepa_file, submit, tx_statuses, typed, without_messages)
 
 READ_03 = SAP.payment_readers["sap.pain.001.001.03"]
 READ_09 = SAP.payment_readers["sap.pain.001.001.09"]
@@ -231,7 +247,7 @@ def test_writers_are_pure_functions():
         assert pain002.write(report, v) == pain002.write(report, v)
         ids = {etree.fromstring(pain002.write(r, v)).findtext(f".//{{{v.ns}}}MsgId") for r in (report, later)}
         assert len(ids) == 2
-    at = dt.datetime(2026, 11, 25, 12, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
     assert camt.write(SAMPLE, FACTS, camt.CAMT053_08, at) == camt.write(SAMPLE, FACTS, camt.CAMT053_08, at)
 
 
@@ -243,7 +259,7 @@ def test_empty_status_report_is_valid():
 
 # ---- camt writers, pure --------------------------------------------------------------------------------
 
-BOOKED = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.timezone.utc)
+BOOKED = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 FACTS = AccountFacts(OPERATING, "CNY", "演示贸易有限公司", "DirectLink Demo Bank")
 FOREIGN = Party("Foreign Ltd", FOREIGN_IBAN, BankCode("BIC", FOREIGN_BIC))
 

@@ -7,12 +7,12 @@ import json
 from decimal import Decimal
 
 import pytest
+from conftest import OPERATING, booked_total, snapshot
+from kingdee_files import as_json, as_xml, batch, bill
 from lxml import etree
 
-from conftest import OPERATING, booked_total, snapshot
 from gateway.protocol import client as dl
 from gateway.protocol.xmlsafe import q, text
-from kingdee_files import as_json, as_xml, batch, bill
 
 EXTERNAL, CNAPS = "31001234567890", "102290012345"
 
@@ -72,7 +72,7 @@ def test_chinese_encodings_are_paid_and_names_survive(maker, fmt, encoding):
     doc = batch("KD-ENC-1", bill("KD-ENC-A", "66.60", fpayeename="张三", fdescription="差旅费报销"),
                 bill("KD-ENC-B", "8.00", fpayeename="李四", fpayeeacct=EXTERNAL, frecbanknumber=CNAPS))
     data = as_xml(doc, encoding) if fmt == "kingdee.xml" else as_json(doc, encoding)
-    assert "张三".encode("utf-8") not in data                     # really GBK/GB18030 bytes on the wire
+    assert "张三".encode() not in data                     # really GBK/GB18030 bytes on the wire
     answer = submit(maker, data, fmt)
     assert [s[:2] for s in statuses(answer)] == [("KD-ENC-A", "SETTLED"), ("KD-ENC-B", "ACCEPTED")]
     lines = document_json(maker.call(dl.statement_query(OPERATING, fmt="kingdee.statement.json")),

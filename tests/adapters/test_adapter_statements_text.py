@@ -24,14 +24,14 @@ from adapters.base import AccountFacts
 from adapters.swift import common, reference16, wrap, write_mt940
 from domain.models import BankCode, Party, Statement, StatementEntry
 from domain.money import Money
-from gateway.protocol import client as dl
 from gateway.clearing import Clearing
+from gateway.protocol import client as dl
 from gateway.settings import ClearingFaults
 from gateway.storage.tables import accounts, entries
 
 ACCOUNT = "6222000000000001"
 FACTS = AccountFacts(ACCOUNT, "CNY", "演示贸易有限公司", "DirectLink Demo Bank")
-T0 = dt.datetime(2026, 11, 22, 17, 30, tzinfo=dt.timezone.utc)        # 01:30 on the 23rd in Shanghai
+T0 = dt.datetime(2026, 11, 22, 17, 30, tzinfo=dt.UTC)        # 01:30 on the 23rd in Shanghai
 CHINESE = Party("上海某某科技有限公司", "31001234567890", BankCode("CNAPS", "102290012345"))
 LONG_TEXT = "货款 invoice INV/2026/0001: 第一期 payment?20 for goods delivered under contract 2026-117 " * 2
 
@@ -122,7 +122,7 @@ def test_mt940_lines_framing_and_character_set():
     details = _details_blocks(lines)
     assert details and all(len(block) <= 6 for block in details)
     for block in details:
-        assert all(not line[0] in ":- " and not line.endswith(" ") for line in block[1:])
+        assert all(line[0] not in ":- " and not line.endswith(" ") for line in block[1:])
         assert "?" not in "".join(block)
     text = "".join(details[1])
     assert "/CNTP/31001234567890/102290012345/./REMI/. invoice INV-2026-0001: . payment.20 for goods" in text

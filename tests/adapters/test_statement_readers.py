@@ -16,8 +16,8 @@ from adapters.base import AccountFacts, DocumentInvalid
 from adapters.registry import adapters
 from adapters.swift import common
 from domain.models import Statement
-from gateway.protocol import client as dl
 from gateway import sandbox
+from gateway.protocol import client as dl
 from gateway.protocol.messages import render_statement
 from reconcile import statement_files
 from reconcile.native import read_native
@@ -58,8 +58,8 @@ def assert_same_entries(fmt: str, back: Statement, st: Statement) -> None:
         if party_a is not None:
             assert party_b.account == party_a.account
             fold = (lambda s: common.fold(s, common.SWIFT_X - {"/", "?"})) if text_only else (lambda s: s)
-            assert party_b.name == fold(party_a.name) or fmt == "bai2" and party_b.name == common.fold(
-                party_a.name, common.PRINTABLE_ASCII - {"/"})
+            assert party_b.name == fold(party_a.name) or (fmt == "bai2" and party_b.name == common.fold(
+                party_a.name, common.PRINTABLE_ASCII - {"/"}))
             if fmt != "bai2":                              # BAI2 carries no bank codes of counterparties
                 assert party_b.bank == party_a.bank
         if fmt.startswith("camt"):
@@ -73,7 +73,7 @@ def assert_same_entries(fmt: str, back: Statement, st: Statement) -> None:
             assert b.narrative == a.narrative
 
 
-@pytest.mark.parametrize("fmt", FORMATS + ["directlink"])
+@pytest.mark.parametrize("fmt", [*FORMATS, "directlink"])
 def test_written_statement_reads_back(fmt):
     st = statement()
     data = native_bytes(st) if fmt == "directlink" else writer(fmt)(st, FACTS)
@@ -81,7 +81,7 @@ def test_written_statement_reads_back(fmt):
     assert_same_entries(fmt, reader(fmt)(data), st)
 
 
-@pytest.mark.parametrize("fmt", FORMATS + ["directlink"])
+@pytest.mark.parametrize("fmt", [*FORMATS, "directlink"])
 def test_bad_files_are_refused_as_documents(fmt):
     st = statement()
     good = native_bytes(st) if fmt == "directlink" else writer(fmt)(st, FACTS)
@@ -94,7 +94,7 @@ def test_bad_files_are_refused_as_documents(fmt):
     # a changed amount no longer adds up to the stated closing balance (or the control totals)
     tampered = good.replace(b"9985", b"9986", 1) if b"9985" in good else good.replace(b"998500", b"998600", 1)
     assert tampered != good
-    with pytest.raises(DocumentInvalid, match="add up|control total|differs"):
+    with pytest.raises(DocumentInvalid, match=r"add up|control total|differs"):
         reader(fmt)(tampered)
 
 
@@ -133,7 +133,7 @@ FOREIGN_BAI2 = (
     "16,399,1500,0,BR-3,,Interest/\r\n"
     "49,1093000,5/\r\n98,1093000,1,7/\r\n99,1093000,1,9/\r\n")
 
-FOREIGN_CAMT = """<?xml version="1.0" encoding="UTF-8"?>
+FOREIGN_CAMT = b"""<?xml version="1.0" encoding="UTF-8"?>
 <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.04">
  <BkToCstmrStmt><GrpHdr><MsgId>B1</MsgId><CreDtTm>2026-11-25T18:00:00+01:00</CreDtTm></GrpHdr>
   <Stmt><Id>S1</Id><CreDtTm>2026-11-25T18:00:00+01:00</CreDtTm>
@@ -148,7 +148,7 @@ FOREIGN_CAMT = """<?xml version="1.0" encoding="UTF-8"?>
      <RltdPties><Dbtr><Nm>Kunde AG</Nm></Dbtr><DbtrAcct><Id><IBAN>FR1420041010050500013M02606</IBAN></Id></DbtrAcct></RltdPties>
      <RmtInf><Strd><CdtrRefInf><Ref>RF18539007547034</Ref></CdtrRefInf></Strd></RmtInf></TxDtls></NtryDtls></Ntry>
    <Ntry><Amt Ccy="EUR">7.00</Amt><CdtDbtInd>DBIT</CdtDbtInd><Sts>PDNG</Sts><BookgDt><Dt>2026-11-25</Dt></BookgDt></Ntry>
-  </Stmt></BkToCstmrStmt></Document>""".encode()
+  </Stmt></BkToCstmrStmt></Document>"""
 
 
 def test_other_banks_files_read():

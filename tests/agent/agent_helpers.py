@@ -15,21 +15,29 @@ from pathlib import Path
 import httpx
 import mt940
 from bai2 import bai2
+from conftest import OPERATING, SUPPLIER
+from iso20022_helpers import (
+    CREDITOR_IBAN,
+    DEBTOR_IBAN,
+    FOREIGN_BIC,
+    FOREIGN_IBAN,
+    OWN_BIC,
+    assert_xsd_valid,
+    sepa_file,
+    tx_statuses,
+)
+from kingdee_files import as_json, batch, bill
+from processes import CLI, ROOT, env_with
 from pycamt.parser import Camt053Parser
 from sqlalchemy import func, select
 
-from conftest import OPERATING, SUPPLIER
-from gateway.protocol import client as dl
 from gateway.clearing import Clearing
+from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q, text
 from gateway.settings import Settings
 from gateway.setup import directory_toml, toml_value
 from gateway.storage.engine import make_engine
 from gateway.storage.tables import payments
-from gateway.protocol.xmlsafe import q, text
-from iso20022_helpers import (CREDITOR_IBAN, DEBTOR_IBAN, FOREIGN_BIC, FOREIGN_IBAN, OWN_BIC,
-                              assert_xsd_valid, sepa_file, tx_statuses)
-from processes import CLI, ROOT, env_with
-from kingdee_files import as_json, batch, bill
 
 KILLED = -9
 EXTERNAL_ACCOUNT, EXTERNAL_CNAPS = "31001234567890", "102290012345"
@@ -68,7 +76,7 @@ class Gateway:
     def clear(self) -> None:
         """One clearing pass (the server's own job runs hourly here, so tests decide when payments settle)."""
         engine = make_engine(self.settings.db_url)
-        Clearing(engine, self.settings, lambda: dt.datetime.now(dt.timezone.utc)).run_once()
+        Clearing(engine, self.settings, lambda: dt.datetime.now(dt.UTC)).run_once()
         engine.dispose()
 
     def payment_rows(self, *refs: str) -> dict[str, int]:

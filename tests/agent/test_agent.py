@@ -13,14 +13,14 @@ import subprocess
 import time
 
 import pytest
-
-from agent import crash
 from agent_helpers import EUR_DIRECTORY, KILLED, Erp, Gateway, kingdee_bills, token
 from conftest import OPERATING, PAYROLL
-from gateway.setup import apply_directory, init_home
 from iso20022_helpers import DEBTOR_IBAN
-from processes import CLI, ROOT, Servers, env_with, free_port
 from kingdee_files import bill
+from processes import CLI, ROOT, Servers, env_with, free_port
+
+from agent import crash
+from gateway.setup import apply_directory, init_home
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +61,7 @@ def test_drop_folder_is_paid_once_reported_and_statements_arrive(erp, gateway):
 
     # every payment exists once at the gateway; the files moved; the broken one says why
     refs = sepa_refs + kd_refs
-    assert gateway.payment_rows(*refs) == {r: 1 for r in refs}
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 1)
     assert [p.name for p in erp.files("processed")] == ["f110-run1.xml", "kingdee-batch1.json"]
     assert [p.name for p in erp.files("failed")] == ["broken.json", "broken.json.reason.txt"]
     reason = (erp.outbox / "failed" / "broken.json.reason.txt").read_text("utf-8")
@@ -122,7 +122,7 @@ def test_same_content_is_never_sent_twice(erp, gateway):
     ok(erp.run())
     erp.drop("batch.json", data)                          # and the very same file once more, later
     ok(erp.run())
-    assert gateway.payment_rows(*refs) == {r: 1 for r in refs}
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 1)
     assert [p.name for p in erp.files("processed")] == ["batch.json"]
     failed = erp.files("failed", ".reason.txt")
     assert [p.name for p in failed] == ["batch-copy.json.reason.txt", "batch.json.reason.txt"]
@@ -141,7 +141,7 @@ def test_unreachable_gateway_keeps_the_file_and_fails_the_run(erp, gateway):
     assert [p.name for p in erp.files("outbox")] == ["waiting.json"] and erp.files("failed") == []
     erp.write_config()
     ok(erp.run())
-    assert gateway.payment_rows(*refs) == {r: 1 for r in refs}
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 1)
     assert [p.name for p in erp.files("processed")] == ["waiting.json"]
 
 
@@ -157,7 +157,7 @@ def test_answers_not_signed_by_the_pinned_certificate_are_ignored(erp, gateway):
         (first_id,) = db.execute("SELECT message_id FROM files").fetchone()
     erp.write_config()
     ok(erp.run())
-    assert gateway.payment_rows(*refs) == {r: 1 for r in refs}
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 1)
     with sqlite3.connect(erp.root / "erp" / "agent.db") as db:
         assert db.execute("SELECT message_id, state FROM files").fetchall() == [(first_id, "done")]
 
@@ -193,7 +193,7 @@ def test_killed_at_any_crash_point_restart_loses_and_doubles_nothing(erp, gatewa
     ok(erp.run())
 
     refs += more
-    assert gateway.payment_rows(*refs) == {r: 1 for r in refs}
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 1)
     assert [p.name for p in erp.files("processed")] == ["first.json", "second.xml"]
     assert erp.files("outbox") == [] and erp.files("failed") == []
     reports = erp.status_reports()
@@ -209,7 +209,7 @@ def test_request_too_old_to_resend_goes_in_a_new_message_and_still_pays_once(erp
     assert erp.run(crash=crash.AFTER_SEND).returncode == KILLED   # the gateway took it; the answer is lost
     erp.write_config(resend_within_seconds=0)                     # as if the agent came back much later
     ok(erp.run())
-    assert gateway.payment_rows(*refs) == {r: 1 for r in refs}
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 1)
     log = (erp.root / "erp" / "agent.log").read_text("utf-8")
     assert '"event": "request_renewed"' in log
     assert sorted(erp.status_reports()) == sorted([(refs[0], "ACSC", None), (refs[1], "ACTC", None)])
@@ -235,7 +235,7 @@ def test_runs_until_sigterm_and_stops_cleanly(erp, gateway):
             proc.wait()
     assert proc.returncode == 0, err
     assert "watching" in out and "SIGTERM" in out and out.rstrip().endswith("directlink agent: stopped")
-    assert gateway.payment_rows(*refs) == {r: 1 for r in refs}
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 1)
 
 
 def test_a_refusal_that_is_not_the_files_fault_keeps_the_file_until_it_goes_through(erp, gateway):
@@ -248,11 +248,11 @@ def test_a_refusal_that_is_not_the_files_fault_keeps_the_file_until_it_goes_thro
     assert refused.returncode == 1 and "CERT_UNKNOWN" in refused.stdout + refused.stderr, refused.stderr[-2000:]
     assert "Traceback" not in refused.stderr
     assert [p.name for p in erp.files("outbox")] == ["w.json"] and erp.files("failed") == []
-    assert gateway.payment_rows(*refs) == {ref: 0 for ref in refs}
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 0)
     erp.write_config()
     ok(erp.run())
     assert erp.files("outbox") == [] and [p.name for p in erp.files("processed")] == ["w.json"]
-    assert gateway.payment_rows(*refs) == {ref: 1 for ref in refs}
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 1)
 
 
 def test_a_file_too_large_for_the_gateway_fails_here_unsent(erp, gateway):
@@ -264,7 +264,7 @@ def test_a_file_too_large_for_the_gateway_fails_here_unsent(erp, gateway):
     assert erp.files("outbox") == [] and [p.name for p in erp.files("failed", ".json")] == ["big.json"]
     reason = erp.files("failed", ".reason.txt")[0].read_text("utf-8")
     assert reason.startswith("XML_TOO_LARGE: the signed request is") and "not sent" in reason
-    assert gateway.payment_rows(*refs) == {ref: 0 for ref in refs}
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 0)
 
 
 def test_a_too_large_answer_from_the_gateway_keeps_the_file(erp, tmp_path):
@@ -290,9 +290,11 @@ def test_a_payment_no_longer_visible_does_not_stop_the_others_being_reported(erp
     names a payment of it. The agent finds that one, stops asking about it (and says so), and goes on
     reporting the others."""
     import datetime as dt
+
+    from agent_helpers import EXTERNAL_ACCOUNT, EXTERNAL_CNAPS
+
     from gateway.directory import set_grant
     from gateway.storage.engine import make_engine
-    from agent_helpers import EXTERNAL_ACCOUNT, EXTERNAL_CNAPS
     seen, hidden = (bill(f"KD-{token()}-{tag}", "30.00", fpayeracct=debtor, fpayeename="外部供应商",
                          fpayeeacct=EXTERNAL_ACCOUNT, frecbanknumber=EXTERNAL_CNAPS)
                     for tag, debtor in (("OP", OPERATING), ("PR", PAYROLL)))
@@ -303,7 +305,7 @@ def test_a_payment_no_longer_visible_does_not_stop_the_others_being_reported(erp
     def grant(rights):
         with engine.begin() as conn:
             set_grant(conn, "DEMO", "maker", PAYROLL, rights, "100000.00", "300000.00",
-                      dt.datetime.now(dt.timezone.utc))
+                      dt.datetime.now(dt.UTC))
     grant({"pay"})
     try:
         gateway.clear()

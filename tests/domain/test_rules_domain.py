@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from domain.cash import Expected, project
 from domain.codes import ReasonCode

@@ -9,24 +9,26 @@ import re
 from decimal import Decimal
 
 import pytest
+from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, snapshot
 from cryptography import x509
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from lxml import etree
 from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XMLSigner
 from signxml.algorithms import SignatureConstructionMethod
 from sqlalchemy import select
 
-from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, snapshot
 from domain.codes import ReasonCode
 from domain.errors import PaymentRejected
 from domain.money import Money, parse_amount
 from gateway import audit, directory, keys
-from gateway.protocol import client as dl, signing
+from gateway.protocol import client as dl
+from gateway.protocol import signing
 from gateway.protocol.messages import E
-from gateway.storage.tables import audit_log, payments
 from gateway.protocol.xmlsafe import q, text
+from gateway.storage.tables import audit_log, payments
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DS = f"{{{signing.DS}}}"
 EXTERNAL = "31001234567890"                        # an account at another bank (CNAPS 102290012345)
 
@@ -282,9 +284,9 @@ def test_comment_injected_into_signed_values_is_read_whole(maker, http, home, ga
     body = maker.request(pay("100.00", SUPPLIER, ref="CMT-1"))
     body = body.replace(f">{SUPPLIER}<".encode(), f">{SUPPLIER[:7]}<!-- -->{SUPPLIER[7:]}<".encode())
     body = body.replace(b">100.00<", b">1<!---->00.00<")
-    before = dict(((n, b) for n, b, *_ in snapshot(gateway.engine)["accounts"]))
+    before = {n: b for n, b, *_ in snapshot(gateway.engine)["accounts"]}
     assert payment_outcomes(post_raw(http, home, body)) == [("SETTLED", None)]
-    after = dict(((n, b) for n, b, *_ in snapshot(gateway.engine)["accounts"]))
+    after = {n: b for n, b, *_ in snapshot(gateway.engine)["accounts"]}
     assert after[SUPPLIER] - before[SUPPLIER] == 10000 and after[OPERATING] - before[OPERATING] == -10000
 
 
@@ -437,7 +439,7 @@ def test_reading_without_query_grant_is_permission_denied(checker, gateway, cloc
 
 def test_unknown_and_foreign_accounts_look_the_same(maker, gateway):
     """An operator never learns whether an account exists when it holds no grant on it: both are 404."""
-    answers = {account: refused(gateway, lambda: maker.call(dl.balance_query(account)), 404, "NOT_FOUND",
+    answers = {account: refused(gateway, lambda account=account: maker.call(dl.balance_query(account)), 404, "NOT_FOUND",
                                 messages=False)
                for account in ("6222999999999999", SUPPLIER)}     # no such account; ACME's account
     assert len({a.detail.replace(acc, "<account>") for acc, a in answers.items()}) == 1

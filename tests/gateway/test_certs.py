@@ -6,18 +6,18 @@ import datetime as dt
 import stat
 
 import pytest
+from conftest import OPERATING, SUPPLIER
 from cryptography import x509
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
-from conftest import OPERATING, SUPPLIER
 from gateway import directory, jobs
-from gateway.protocol import client as dl
 from gateway.app import build_gateway, create_app
 from gateway.keys import cert_pem, key_pem, new_key, self_signed
-from gateway.rotation import rotate_gateway_key
+from gateway.protocol import client as dl
 from gateway.protocol.signing import fingerprint
+from gateway.rotation import rotate_gateway_key
 from gateway.storage.tables import audit_log, messages, payments
 
 
@@ -102,7 +102,7 @@ def test_passphrase_protected_gateway_key(home):
 def test_a_certificate_expired_by_the_real_clock_is_cert_expired(gateway, http, home, clock):
     """signxml checks validity against the wall clock; the gateway must still answer CERT_EXPIRED."""
     key = new_key("p256")
-    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=10)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
     cert = cert_pem(self_signed(key, "DEMO/old", "Demo", days=5, not_before=past))
     with gateway.engine.begin() as conn:
         directory.upsert_operator(conn, "DEMO", "old", "Old key", clock())

@@ -6,17 +6,17 @@ import concurrent.futures as cf
 import datetime as dt
 
 import pytest
-from sqlalchemy import func, select
-
 from conftest import OPERATING, booked_total
+from sqlalchemy import func, select
+from test_payments import balance, statuses
+
 from domain.codes import PaymentState as S
 from gateway import transitions
-from gateway.protocol import client as dl
 from gateway.clearing import Clearing
+from gateway.protocol import client as dl
 from gateway.settings import ClearingFaults
 from gateway.storage.tables import entries, payment_events, sim_clearing
 from gateway.storage.unit_of_work import transaction
-from test_payments import balance, statuses
 
 
 def clearing(gateway, **faults) -> Clearing:

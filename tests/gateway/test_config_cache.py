@@ -5,16 +5,17 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from conftest import OPERATING, PAYROLL, SUPPLIER, operator_client
 from sqlalchemy import select, text
 
-from conftest import OPERATING, PAYROLL, SUPPLIER, operator_client
 from gateway import directory
-from gateway.protocol import client as dl
 from gateway.app import build_gateway
 from gateway.config_cache import ConfigCache
+from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q
+from gateway.protocol.xmlsafe import text as text_of
 from gateway.storage.engine import make_engine
 from gateway.storage.tables import config_version
-from gateway.protocol.xmlsafe import q, text as text_of
 
 NOW = "2026-11-26 08:00:00+00"
 
@@ -69,7 +70,8 @@ def states(answer) -> list[tuple[str | None, str | None]]:
 
 
 def test_a_grant_revoked_by_hand_refuses_the_next_payment(maker, gateway):
-    pay = lambda ref: maker.call(dl.payment_order(dl.payment(ref, OPERATING, "1.00", "ACME", SUPPLIER)))
+    def pay(ref):
+        return maker.call(dl.payment_order(dl.payment(ref, OPERATING, "1.00", "ACME", SUPPLIER)))
     assert states(pay("CC-1")) == [("SETTLED", None)]   # the grants are kept now
     with gateway.engine.begin() as conn:
         conn.execute(text("UPDATE grants SET can_pay = false WHERE operator_id = 'maker'"))
@@ -81,12 +83,13 @@ def test_a_changed_limit_applies_to_the_next_payment_on_another_gateway(home, ma
     other = build_gateway(home)
     other.clock = clock
     try:
-        body = lambda ref: maker.request(dl.payment_order(dl.payment(ref, PAYROLL, "10.00", "ACME", SUPPLIER)))
+        def body(ref):
+            return maker.request(dl.payment_order(dl.payment(ref, PAYROLL, "10.00", "ACME", SUPPLIER)))
         first = other.handle(body("CC-3"))
         assert first.status == 200 and b"SETTLED" in first.body
         with gateway.engine.begin() as conn:
             directory.set_grant(conn, "DEMO", "maker", PAYROLL, {"query", "pay"}, "5.00", None,
-                                dt.datetime.now(dt.timezone.utc))
+                                dt.datetime.now(dt.UTC))
         second = other.handle(body("CC-4"))
         assert b"LIMIT_SINGLE" in second.body
     finally:
@@ -121,8 +124,10 @@ def test_the_cache_keeps_values_for_the_newest_version_only():
 def test_every_table_the_kept_configuration_reads_moves_the_version_on():
     """A loader that came to read another table would keep it stale: each reads only tables with triggers."""
     import importlib
+
     from sqlalchemy import Table
     from sqlalchemy.sql.visitors import iterate
+
     from gateway import rule_facts
     from gateway.notify import outbox, subscriptions
     watched = importlib.import_module("gateway.storage.migrations.versions.0010_config_version").WATCHED

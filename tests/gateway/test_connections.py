@@ -7,13 +7,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from conftest import OPERATING, PG_ENV, SUPPLIER, booked_total, operator_client
+from iso20022_helpers import outcomes
 from sqlalchemy import create_engine, event, func, select, text
 
-from conftest import OPERATING, PG_ENV, SUPPLIER, booked_total, operator_client
 from gateway import audit
-from gateway.protocol import client as dl, signing
+from gateway.protocol import client as dl
+from gateway.protocol import signing
 from gateway.storage.tables import payments
-from iso20022_helpers import outcomes
 
 NAME = "directlink_connection_test"
 

@@ -9,16 +9,17 @@ import random
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import OPERATING, PAYROLL, database_before
 from sqlalchemy import select
 
-from conftest import OPERATING, PAYROLL, database_before
-from gateway import flows, rulebook
-from gateway.protocol import client as dl, signing
-from gateway.storage.tables import GONE_STATES, payment_flows, payments
-from gateway.storage.unit_of_work import transaction
-from gateway.protocol.xmlsafe import q, text
 from domain.codes import PaymentState
 from domain.rules import LIVE
+from gateway import flows, rulebook
+from gateway.protocol import client as dl
+from gateway.protocol import signing
+from gateway.protocol.xmlsafe import q, text
+from gateway.storage.tables import GONE_STATES, payment_flows, payments
+from gateway.storage.unit_of_work import transaction
 
 BANK = ZoneInfo("Asia/Shanghai")
 WINDOW = dt.timedelta(minutes=7)
@@ -62,9 +63,9 @@ def live_payments(engine) -> list[dict]:
 def test_velocity_and_payee_cap_count_exactly_what_a_payment_by_payment_count_gives(gateway, home, seed):
     rnd = random.Random(seed)
     # 23:40 in the bank's zone on a coming day: the script crosses midnight and the payee's day.
-    real = dt.datetime.now(dt.timezone.utc)
+    real = dt.datetime.now(dt.UTC)
     start = dt.datetime.combine(real.astimezone(BANK).date() + dt.timedelta(days=2), dt.time(23, 40), BANK)
-    gateway.clock = clock = Frozen(start.astimezone(dt.timezone.utc) + dt.timedelta(seconds=rnd.randrange(60)))
+    gateway.clock = clock = Frozen(start.astimezone(dt.UTC) + dt.timedelta(seconds=rnd.randrange(60)))
     with gateway.engine.begin() as conn:
         rulebook.set_rule(conn, "DEMO", "", "velocity", {"window_minutes": 7, "max_count": MAX_COUNT,
                                                           "max_amount": f"{MAX_AMOUNT / 100:.2f}"}, clock())
@@ -120,8 +121,8 @@ def test_the_gone_states_are_exactly_those_outside_the_live_ones():
 
 
 def test_windows_start_on_whole_minutes_and_the_request_counts_its_own_unless_read_already():
-    at = dt.datetime(2026, 11, 25, 10, 0, 30, tzinfo=dt.timezone.utc)
-    whole = dt.datetime(2026, 11, 25, 10, 1, tzinfo=dt.timezone.utc)
+    at = dt.datetime(2026, 11, 25, 10, 0, 30, tzinfo=dt.UTC)
+    whole = dt.datetime(2026, 11, 25, 10, 1, tzinfo=dt.UTC)
     params, counts_own = flows.window("d", at, whole)
     assert params == {"d_since": at, "d_whole": whole, "d_minute": int(whole.timestamp()) // 60} and counts_own
     assert flows.window("d", whole, whole)[0]["d_whole"] == whole
@@ -145,7 +146,7 @@ def test_the_daily_job_drops_only_totals_no_window_reaches(gateway):
 def test_the_upgrade_counts_the_payments_already_made(tmp_path):
     """A database with payments before revision 0008 gets their running totals on upgrade."""
     from gateway.storage.engine import migrate
-    recent = dt.datetime.now(dt.timezone.utc).replace(second=10, microsecond=0) - dt.timedelta(hours=1)
+    recent = dt.datetime.now(dt.UTC).replace(second=10, microsecond=0) - dt.timedelta(hours=1)
     old = recent - dt.timedelta(days=30)
     engine = database_before(tmp_path, "0007", [(recent, 100, "ACCEPTED", "m"), (recent, 250, "CANCELLED", "m"),
                                                 (old, 999, "SETTLED", "m")])

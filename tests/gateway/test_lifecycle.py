@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 from conftest import OPERATING, SUPPLIER, booked_total, snapshot
+from test_payments import balance, statuses
+
 from gateway import directory
 from gateway.protocol import client as dl
 from gateway.protocol.xmlsafe import q, text
-from test_payments import balance, statuses
 
 
 def external(client, ref, amount="250.00"):

@@ -7,12 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from conftest import OPERATING, SUPPLIER, snapshot
 from fastapi.testclient import TestClient
 
-from conftest import OPERATING, SUPPLIER, snapshot
-from gateway.protocol import client as dl
 from gateway.app import create_app
 from gateway.limits import InFlight, RateLimiter
+from gateway.protocol import client as dl
 from gateway.server import background
 
 

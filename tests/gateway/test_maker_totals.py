@@ -9,16 +9,17 @@ import datetime as dt
 import random
 
 import pytest
+from conftest import OPERATING, PAYROLL, SUPPLIER, database_before, snapshot
 from sqlalchemy import func, insert, select
 
-from conftest import OPERATING, PAYROLL, SUPPLIER, database_before, snapshot
 from domain.codes import PaymentState
 from domain.states import RELEASED
 from gateway import maker_totals
 from gateway.protocol import client as dl
-from gateway.storage.tables import maker_totals as totals_table, payments
-from gateway.storage.unit_of_work import UnitOfWork, transaction
 from gateway.protocol.xmlsafe import q, text
+from gateway.storage.tables import maker_totals as totals_table
+from gateway.storage.tables import payments
+from gateway.storage.unit_of_work import UnitOfWork, transaction
 
 QUARTER = dt.timedelta(minutes=15)
 
@@ -43,7 +44,7 @@ def summed(conn, maker: str, account: str, since: dt.datetime) -> int:
 @pytest.mark.parametrize("seed", range(3))
 def test_the_running_total_is_the_sum_of_the_days_payments(gateway, seed):
     rnd = random.Random(seed)
-    start = dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.timezone.utc)
+    start = dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.UTC)
     states = [s.value for s in PaymentState]
     with gateway.engine.begin() as conn:
         for i in range(300):
@@ -66,7 +67,7 @@ def test_the_running_total_is_the_sum_of_the_days_payments(gateway, seed):
             for day in range(3):
                 local = dt.datetime.combine(start.astimezone(zone).date() + dt.timedelta(days=day), dt.time(),
                                             tzinfo=zone)
-                for since in (local.astimezone(dt.timezone.utc),
+                for since in (local.astimezone(dt.UTC),
                               start + dt.timedelta(seconds=rnd.randrange(30 * 3600))):
                     off_quarter += (since - start) % QUARTER != dt.timedelta(0)
                     for maker in ("maker", "checker"):
@@ -127,7 +128,7 @@ def test_the_upgrade_counts_the_payments_already_made(tmp_path):
     """A database with payments before revision 0009 gets the makers' totals on upgrade, taken-back ones too
     (they are taken out when read); payments older than any business day are not counted."""
     from gateway.storage.engine import migrate
-    recent = dt.datetime.now(dt.timezone.utc).replace(second=10, microsecond=0) - dt.timedelta(hours=1)
+    recent = dt.datetime.now(dt.UTC).replace(second=10, microsecond=0) - dt.timedelta(hours=1)
     old = recent - dt.timedelta(days=3)
     engine = database_before(tmp_path, "0008", [(recent, 100, "ACCEPTED", "m"), (recent, 250, "CANCELLED", "m"),
                                                 (recent, 70, "SETTLED", "n"), (old, 999, "SETTLED", "m")])

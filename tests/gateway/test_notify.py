@@ -6,6 +6,7 @@ The receiver is a real HTTP server in a thread; signatures are checked with sign
 xmlsec1 command) against the gateway's certificate; time is the tests' clock, never a sleep."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import socket
 import subprocess
@@ -16,22 +17,22 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from conftest import OPERATING, PAYROLL, SUPPLIER
 from lxml import etree
+from processes import CLI, Servers, cli, env_with, free_port, xmlsec_valid
 from signxml import XMLVerifier
 from sqlalchemy import func, select
 
-from conftest import OPERATING, PAYROLL, SUPPLIER
 from domain.codes import PaymentState as S
 from gateway import audit, sandbox, transitions
-from gateway.protocol import client as dl
 from gateway.notify import subscriptions
 from gateway.notify.delivery import Delivery, backoff, dead_letters, replay, resolve
 from gateway.notify.outbox import DEAD, DELIVERED, PENDING
 from gateway.payments import load
+from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q, text
 from gateway.storage.tables import audit_log, outbox_events, payments
 from gateway.storage.unit_of_work import UnitOfWork
-from gateway.protocol.xmlsafe import q, text
-from processes import CLI, Servers, cli, env_with, free_port, xmlsec_valid
 from schemas import SCHEMA_DIR
 
 PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
@@ -66,10 +67,8 @@ class Receiver:
                     self.send_header("Location", "http://127.0.0.1:1/elsewhere")
                 self.send_header("Content-Length", "2")
                 self.end_headers()
-                try:
+                with contextlib.suppress(OSError):   # the gateway stopped waiting
                     self.wfile.write(b"ok")
-                except OSError:
-                    pass            # the gateway stopped waiting
 
             def log_message(self, *args):
                 pass
@@ -249,17 +248,15 @@ def test_a_rolled_back_change_leaves_no_event(gateway, maker):
     class Boom(Exception):
         pass
 
-    with pytest.raises(Boom):
-        with gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
-            transitions.move(uow, payment_id=pid, client="DEMO", before=S.ACCEPTED, after=S.PROCESSING,
-                             actor="test", why="sent", now=gateway.clock())
-            assert len(conn.execute(select(outbox_events)).all()) == 2   # written in this transaction ...
-            raise Boom
-    with pytest.raises(Boom):
-        with gateway.engine.begin() as conn:
-            sandbox.credit(conn, account=OPERATING, amount="5.00", payer_name="X", payer_account="1",
-                           now=gateway.clock(), zone=gateway.settings.zone, own_cnaps_prefix="999")
-            raise Boom
+    with pytest.raises(Boom), gateway.engine.begin() as conn, UnitOfWork(conn) as uow:
+        transitions.move(uow, payment_id=pid, client="DEMO", before=S.ACCEPTED, after=S.PROCESSING,
+                         actor="test", why="sent", now=gateway.clock())
+        assert len(conn.execute(select(outbox_events)).all()) == 2   # written in this transaction ...
+        raise Boom
+    with pytest.raises(Boom), gateway.engine.begin() as conn:
+        sandbox.credit(conn, account=OPERATING, amount="5.00", payer_name="X", payer_account="1",
+                       now=gateway.clock(), zone=gateway.settings.zone, own_cnaps_prefix="999")
+        raise Boom
     assert outbox(gateway.engine) == before                             # ... and gone with it
     with gateway.engine.connect() as conn:
         assert load(conn, pid).state == S.ACCEPTED
@@ -332,9 +329,8 @@ def test_dead_letter_after_max_attempts_then_replay_delivers_it(gateway, clock, 
     assert delivery.run_once() == {}                                   # dead letters are not retried
     with gateway.engine.connect() as conn:
         assert [d.id for d in dead_letters(conn)] == [row.id] and dead_letters(conn, "ACME") == []
-    with pytest.raises(ValueError, match="not a dead letter"):
-        with gateway.engine.begin() as conn:
-            replay(conn, [row.id, 999], clock())
+    with pytest.raises(ValueError, match="not a dead letter"), gateway.engine.begin() as conn:
+        replay(conn, [row.id, 999], clock())
     with gateway.engine.begin() as conn:
         assert replay(conn, [row.id], clock()) == [row.id]
     assert delivery.run_once() == {"delivered": 1}
@@ -403,9 +399,8 @@ def test_subscriptions_refuse_bad_input_and_audit_every_change(gateway):
            ("DEMO", "https://erp/x", "", None, "kinds"),
            ("DEMO", "https://erp/x", "credit", SUPPLIER, "not an account of client DEMO")]
     for client, url, kinds, account, problem in bad:
-        with pytest.raises(subscriptions.SubscriptionError, match=problem):
-            with gateway.engine.begin() as conn:
-                subscriptions.subscribe(conn, client, url, kinds, account, gateway.clock())
+        with pytest.raises(subscriptions.SubscriptionError, match=problem), gateway.engine.begin() as conn:
+            subscriptions.subscribe(conn, client, url, kinds, account, gateway.clock())
     with gateway.engine.connect() as conn:
         assert subscriptions.listing(conn) == []
     sub = subscribe(gateway, "DEMO", "https://erp.example/notify", kinds="credit", account=PAYROLL)
@@ -438,17 +433,16 @@ def test_a_claim_skips_rows_another_replica_is_claiming(pg_gateway):
     for i in range(6):
         credit(gateway, amount=f"{i + 1}.00")
     delivery = Delivery(gateway.engine, gateway.settings, gateway.signer, clock=gateway.clock)
-    with gateway.engine.connect() as other:
-        with other.begin():
-            held = other.execute(select(outbox_events.c.id).order_by(outbox_events.c.id).limit(4)
-                                 .with_for_update(skip_locked=True)).scalars().all()
-            result: list = []
-            worker = threading.Thread(target=lambda: result.append(delivery.claim()))
-            worker.start()
-            worker.join(timeout=10)
-            assert not worker.is_alive(), "the claim waited for the other replica's locks"
+    with gateway.engine.connect() as other, other.begin():
+        held = other.execute(select(outbox_events.c.id).order_by(outbox_events.c.id).limit(4)
+                             .with_for_update(skip_locked=True)).scalars().all()
+        result: list = []
+        worker = threading.Thread(target=lambda: result.append(delivery.claim()))
+        worker.start()
+        worker.join(timeout=10)
+        assert not worker.is_alive(), "the claim waited for the other replica's locks"
     assert len(held) == 4
-    assert sorted(c.id for c in result[0]) == sorted(set(r.id for r in outbox(gateway.engine)) - set(held))
+    assert sorted(c.id for c in result[0]) == sorted({r.id for r in outbox(gateway.engine)} - set(held))
 
 
 @pytest.mark.slow
@@ -608,7 +602,7 @@ def test_a_pinned_https_post_still_proves_the_erps_name(tmp_path):
     from cryptography.x509.oid import NameOID
 
     from gateway.notify.delivery import pinned
-    key, now = ec.generate_private_key(ec.SECP256R1()), dt.datetime.now(dt.timezone.utc)
+    key, now = ec.generate_private_key(ec.SECP256R1()), dt.datetime.now(dt.UTC)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "erp.example.test")])
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(1).not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(hours=1))

@@ -6,13 +6,13 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 
+from conftest import OPERATING, PAYROLL, booked_total
+from iso20022_helpers import outcomes
 from sqlalchemy import func, select
 
-from conftest import OPERATING, PAYROLL, booked_total
 from gateway import audit, directory, rulebook
 from gateway.protocol import client as dl
 from gateway.storage.tables import accounts, audit_log, holds, payment_events, payments
-from iso20022_helpers import outcomes
 
 CNAPS = {"scheme": "CNAPS", "bank_code": "102290012345"}
 
@@ -37,7 +37,7 @@ def chain_findings(gateway):
 def test_funds_credited_earlier_in_the_batch_count_and_refusals_leave_no_trace(maker, gateway):
     with gateway.engine.begin() as conn:   # payroll without limits: only its funds (400,000.00) decide
         directory.set_grant(conn, "DEMO", "maker", PAYROLL, {"query", "pay"}, None, None,
-                            dt.datetime.now(dt.timezone.utc))
+                            dt.datetime.now(dt.UTC))
 
     def order():
         return dl.payment_order(
@@ -107,7 +107,7 @@ def test_concurrent_twins_from_different_accounts_yield_one_payment(maker, gatew
 def test_concurrent_payments_to_one_payee_from_two_accounts_respect_its_cap_and_duplicates(maker, gateway):
     # The payee's daily cap and the duplicate rule count the payee's payments over all the client's
     # accounts; two requests from two accounts lock different account rows, so the payee is locked too.
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     with gateway.engine.begin() as conn:
         rulebook.set_rule(conn, "DEMO", "", "payee_daily_cap", {"cap": "1500.00"}, now)
     for round_ in range(4):

@@ -7,7 +7,7 @@ from gateway.storage.tables import payments
 
 def test_the_fields_are_the_tables_columns_in_order():
     # from_row reads a row of select(payments) by position: a column added or moved must be added here too.
-    assert COLUMNS == tuple(payments.c.keys())
+    assert tuple(payments.c.keys()) == COLUMNS
 
 
 def test_a_row_read_back_gives_the_values_it_was_inserted_with():

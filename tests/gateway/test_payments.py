@@ -4,6 +4,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 
 from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, snapshot
+
 from gateway import directory
 from gateway.protocol import client as dl
 from gateway.protocol.xmlsafe import q, text

@@ -7,19 +7,19 @@ import json
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import OPERATING, PAYROLL, SUPPLIER, snapshot
 from sqlalchemy import select
 
-from conftest import OPERATING, PAYROLL, SUPPLIER, snapshot
 from gateway import rulebook
 from gateway.protocol import client as dl
-from gateway.storage.tables import audit_log, payments
 from gateway.protocol.xmlsafe import q, text
+from gateway.storage.tables import audit_log, payments
 
 VENDOR, VENDOR_ACCOUNT, VENDOR_BANK = "上海某某科技有限公司", "31001234567890", "102290012345"
 
 
 def now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def configure(gateway, rule: str, account: str = "", **params) -> None:
@@ -298,6 +298,7 @@ def test_a_cancelled_payment_makes_no_payee_known_and_no_duplicate(maker, gatewa
 
 def test_the_cli_declares_lists_and_removes_rules_and_refuses_bad_ones(tmp_path):
     import subprocess
+
     from processes import CLI
 
     def cli(*args):
@@ -351,8 +352,7 @@ file = "watch.json"
         assert [(a, r) for a, r, _ in rulebook.list_rules(conn, "DEMO")] == [("", "payee_daily_cap"),
                                                                          (PAYROLL, "business_hours")]
     (tmp_path / "bad.toml").write_text('[[rules]]\nclient = "DEMO"\nrule = "velocity"\nmax_count = -1\n', "utf-8")
-    with pytest.raises(ValueError, match="max_count"):
-        with gateway.engine.begin() as conn:
-            directory_file.apply(conn, tmp_path / "bad.toml", now(), now().date())
+    with pytest.raises(ValueError, match="max_count"), gateway.engine.begin() as conn:
+        directory_file.apply(conn, tmp_path / "bad.toml", now(), now().date())
     with gateway.engine.connect() as conn:
         assert len(rulebook.list_rules(conn, "DEMO")) == 2

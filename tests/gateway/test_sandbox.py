@@ -7,16 +7,16 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from conftest import OPERATING, SUPPLIER, booked_total, snapshot
 from lxml import etree
 from sqlalchemy import func, select
 
-from conftest import OPERATING, SUPPLIER, booked_total, snapshot
 from domain.errors import PaymentRejected
 from gateway import audit, sandbox
-from gateway.protocol import client as dl
 from gateway.notify import subscriptions
-from gateway.storage.tables import audit_log, entries, outbox_events
+from gateway.protocol import client as dl
 from gateway.protocol.xmlsafe import q, text
+from gateway.storage.tables import audit_log, entries, outbox_events
 from schemas import SCHEMA_DIR
 
 PAYER = dict(payer_name="深圳市小部件有限公司", payer_account="4000123456789", payer_bank_code="102584000004")

@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from conftest import OPERATING, SUPPLIER
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
-from conftest import OPERATING, SUPPLIER
 from gateway import audit, ledger
 from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q, text
 from gateway.storage.tables import entries
 from gateway.storage.unit_of_work import UnitOfWork
-from gateway.protocol.xmlsafe import q, text
 
 
 def page(client, account, after, limit):
@@ -41,7 +43,7 @@ def assert_chain(entries):
     """EntryIds strictly increase and each BalanceAfter follows from the one before."""
     ids = [int(e[0]) for e in entries]
     assert ids == sorted(set(ids)) and ids == list(range(ids[0], ids[0] + len(ids)))
-    for prev, cur in zip(entries, entries[1:]):
+    for prev, cur in itertools.pairwise(entries):
         assert cur[3] == prev[3] + (cur[2] if cur[1] == "CRDT" else -cur[2])
 
 
@@ -251,10 +253,10 @@ def test_paging_resumes_across_gateway_kills_and_restarts_without_gap_or_repeat(
     between its pages (and while the gateway is down); the gateway is SIGKILLed and restarted several
     times. The pages joined are the account's whole statement: every entry once, in order."""
     import httpx
+    from processes import Servers
 
     from gateway import sandbox
     from gateway.storage.engine import make_engine
-    from processes import Servers
 
     engine = make_engine(home.db_url)
     servers = Servers(home.home, tmp_path)
@@ -265,12 +267,12 @@ def test_paging_resumes_across_gateway_kills_and_restarts_without_gap_or_repeat(
         booked += 1
         with engine.begin() as conn:
             sandbox.credit(conn, account=OPERATING, amount=f"{booked}.00", payer_name="Payer", payer_account="1",
-                           reference=f"R-{booked}", now=dt.datetime.now(dt.timezone.utc), zone=home.zone,
+                           reference=f"R-{booked}", now=dt.datetime.now(dt.UTC), zone=home.zone,
                            own_cnaps_prefix=home.own_cnaps_prefix)
 
     seen, cursor = [], ""
     try:
-        for life in range(3):
+        for _life in range(3):
             proc, base = servers.start()
             demo = home.home / "demo"
             with httpx.Client(timeout=30) as http:

@@ -5,16 +5,18 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, strategies as st
+from conftest import snapshot
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import inspect
 
-from conftest import snapshot
 from domain.codes import ResultCode
 from domain.money import Money, parse_amount
 from gateway import directory, jobs
-from gateway.protocol import client as dl, errors, xmlsafe
 from gateway.keys import cert_pem, self_signed
+from gateway.protocol import client as dl
+from gateway.protocol import errors, xmlsafe
 from gateway.storage.engine import make_engine, migrate
 from gateway.storage.tables import metadata
 
@@ -180,7 +182,7 @@ def test_each_due_time_of_a_job_runs_in_one_replica_only(home, gateway):
     from gateway.app import build_gateway
     other = build_gateway(home)
     # A clock that stands still between the two runs: on the real one, a due time may begin between them.
-    now = [dt.datetime(2026, 11, 26, 12, 0, 2, tzinfo=dt.timezone.utc)]
+    now = [dt.datetime(2026, 11, 26, 12, 0, 2, tzinfo=dt.UTC)]
     gateway.clock = other.clock = lambda: now[0]
     every = dt.timedelta(seconds=5)
     ran = []
@@ -202,6 +204,7 @@ def test_replicas_starting_together_migrate_once(pg_url):
     with cf.ThreadPoolExecutor(4) as pool:
         list(pool.map(migrate, engines))
     from alembic.script import ScriptDirectory
+
     from gateway.storage.engine import MIGRATIONS
     head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
     with engines[0].connect() as conn:
@@ -221,6 +224,7 @@ def test_content_hash_is_the_same_as_ever(ref, amount, remark, date, urgency, ba
     import dataclasses
     import hashlib
     import json
+
     from domain.models import build_instruction
     ins = build_instruction(client_ref="R" + ref, end_to_end_id=None, debtor_account="6222000000000001",
                             amount=amount, currency="CNY", creditor_name="上海某某", creditor_account="31001234567890",
@@ -243,7 +247,9 @@ def test_a_file_payment_has_the_order_digest_of_the_same_payment_sent_as_a_payme
     renders it: the same digest a client computes over that payment written in a PaymentOrder."""
     import base64
     import hashlib
+
     from lxml import etree
+
     from domain.models import build_instruction
     from gateway.protocol import messages
     ins = build_instruction(client_ref="R-1", end_to_end_id=None, debtor_account="6222000000000001",

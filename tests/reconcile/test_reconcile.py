@@ -23,15 +23,15 @@ from reconcile_scenario import EXPECTED, OWN, UNMATCHED_ITEMS, UNMATCHED_LINES, 
 from adapters.base import AccountFacts
 from adapters.swift import write_mt940
 from domain.money import Money
-from gateway.protocol import client as dl
 from gateway import sandbox
 from gateway.cli import gateway_payments
+from gateway.protocol import client as dl
+from reconcile.html_report import to_html
 from reconcile.matcher import reconcile
 from reconcile.model import CRDT, DBIT, OpenItem, StatementLine, Tolerances, lines_of
 from reconcile.open_items import OpenItemsInvalid, read_csv, read_json
 from reconcile.render import to_csv, to_json
 from reconcile.report import build_report
-from reconcile.html_report import to_html
 
 FACTS = AccountFacts(OWN, "CNY", "演示贸易有限公司", "DirectLink Demo Bank")
 
@@ -72,7 +72,7 @@ def test_rules_can_be_narrowed_and_run_in_cascade_order_only():
 
 
 def test_the_same_item_twice_is_refused():
-    twice = items() + [items()[0]]
+    twice = [*items(), items()[0]]
     with pytest.raises(ValueError, match="appears twice"):
         reconcile(lines_of(statement()), twice)
 
@@ -167,7 +167,7 @@ def test_csv_header_semicolons_bom_gbk_and_an_id_column():
     with pytest.raises(OpenItemsInvalid, match="not utf-8"):
         read_csv(gbk, "erp.csv")
     assert read_csv(gbk, "erp.csv", encoding="gbk") == loaded
-    with pytest.raises(OpenItemsInvalid, match="missing column.*due_date"):
+    with pytest.raises(OpenItemsInvalid, match=r"missing column.*due_date"):
         read_csv(b"reference,counterparty_account,amount,currency,direction\r\n", "erp.csv")
 
 
@@ -181,7 +181,7 @@ def test_json_open_items_amounts_are_exact_and_faults_are_pointed_at():
         read_json(json.dumps(doc).encode(), "erp.json")
     assert err.value.where == "erp.json /items/0, field amount"
     del doc["items"][0]["amount"]
-    with pytest.raises(OpenItemsInvalid, match="missing field.*amount"):
+    with pytest.raises(OpenItemsInvalid, match=r"missing field.*amount"):
         read_json(json.dumps(doc).encode(), "erp.json")
     for bad in (b"", b"[", b"[1]", b'{"x": []}', b"[" * 100_000):
         with pytest.raises(OpenItemsInvalid):

@@ -10,18 +10,27 @@ import subprocess
 
 import httpx
 import pytest
+from conftest import OPERATING, SUPPLIER, booked_total
 from lxml import etree
+from processes import CLI, ROOT, Servers, env_with
 from sqlalchemy import func, select
 
-from conftest import OPERATING, SUPPLIER, booked_total
 from domain.codes import PaymentState as S
 from gateway import audit, crash
-from gateway.protocol import client as dl, signing
-from gateway.storage.engine import make_engine
-from gateway.storage.tables import (accounts, audit_log, entries, holds, messages, payment_events, payments,
-                                    sim_clearing)
+from gateway.protocol import client as dl
+from gateway.protocol import signing
 from gateway.protocol.xmlsafe import q, text
-from processes import CLI, ROOT, Servers, env_with
+from gateway.storage.engine import make_engine
+from gateway.storage.tables import (
+    accounts,
+    audit_log,
+    entries,
+    holds,
+    messages,
+    payment_events,
+    payments,
+    sim_clearing,
+)
 
 pytestmark = pytest.mark.slow
 

@@ -22,9 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 from lxml.builder import ElementMaker
-from signxml import XMLSigner, methods
-
 from processes import Servers, cli, xmlsec_valid
+from signxml import XMLSigner, methods
 
 NS = "urn:directlink:v1"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -52,7 +51,7 @@ def new_key_and_cert(kind: str, cn: str) -> tuple[bytes, bytes]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if kind == "rsa" \
         else ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(start)
             .not_valid_after(start + dt.timedelta(days=30)).sign(key, hashes.SHA256()))

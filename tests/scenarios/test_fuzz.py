@@ -25,24 +25,26 @@ import os
 from decimal import Decimal, InvalidOperation
 
 import pytest
+from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, operator_client, snapshot
 from cryptography import x509
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
-from sqlalchemy import select
 from signxml import DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
+from sqlalchemy import select
 
-from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, operator_client, snapshot
 from domain.errors import DirectLinkError
 from domain.money import minor_units
 from gateway import keys
-from gateway.protocol import client as dl, signing, xmlsafe
 from gateway.app import create_app
+from gateway.protocol import client as dl
+from gateway.protocol import signing, xmlsafe
 from gateway.protocol.messages import E
-from gateway.storage.tables import payments
 from gateway.protocol.xmlsafe import q
+from gateway.storage.tables import payments
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DSNS = signing.DS
 DS = f"{{{DSNS}}}"
 

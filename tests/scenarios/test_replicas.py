@@ -7,17 +7,17 @@ import os
 import time
 
 import pytest
-from lxml import etree
-from sqlalchemy import func, select
-
 from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total
+from lxml import etree
+from processes import Servers
+from sqlalchemy import func, select
+from test_crash import operator, post_raw, verified
+
 from gateway.protocol import client as dl
+from gateway.protocol.xmlsafe import q, text
 from gateway.setup import init_home
 from gateway.storage.engine import make_engine
 from gateway.storage.tables import job_runs, payments
-from gateway.protocol.xmlsafe import q, text
-from processes import Servers
-from test_crash import operator, post_raw, verified
 
 pytestmark = pytest.mark.slow
 

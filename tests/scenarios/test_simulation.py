@@ -21,6 +21,7 @@ Background jobs are switched off so that a seed replays the same operations. SIM
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import os
 import random
 import time
@@ -29,19 +30,30 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, snapshot
 from lxml import etree
 from sqlalchemy import func, select
 
-from conftest import OPERATING, PAYROLL, SUPPLIER, booked_total, snapshot
 from domain.codes import PaymentState as S
 from domain.states import HOLDING, RELEASED, allowed
 from gateway import audit, crash, directory, jobs
-from gateway.protocol import client as dl, signing
 from gateway.clearing import Clearing
-from gateway.settings import ClearingFaults
-from gateway.storage.tables import (accounts, audit_log, entries, grants, holds, messages, payment_approvals,
-                                    payment_events, payments, sim_clearing)
+from gateway.protocol import client as dl
+from gateway.protocol import signing
 from gateway.protocol.xmlsafe import q, text
+from gateway.settings import ClearingFaults
+from gateway.storage.tables import (
+    accounts,
+    audit_log,
+    entries,
+    grants,
+    holds,
+    messages,
+    payment_approvals,
+    payment_events,
+    payments,
+    sim_clearing,
+)
 
 SEEDS = range(int(os.environ.get("SIMULATION_SEEDS", "5")))   # e.g. SIMULATION_SEEDS=200 for a long run
 STEPS = 150
@@ -320,7 +332,7 @@ class Simulation:
             got = statuses(answer)
             assert [g[0] for g in got] == [sp.ref for sp in specs], \
                 self.fail("one status per payment, in order")
-            for sp, want, (ref, state, reason, pid) in zip(specs, wanted, got):
+            for want, (ref, state, reason, pid) in zip(wanted, got):
                 where = self.fail(f"{ref}: expected {want}, got {state}/{reason}/{pid}")
                 if want[0] == "same":
                     assert (state, pid) == (want[1], want[2]), where
@@ -635,7 +647,7 @@ class Simulation:
             # Its history follows the state machine, ends in its state, and is audited move for move.
             moves = [(e.from_state, e.to_state) for e in events.get(p.id, [])]
             assert moves and moves[0][0] is None, self.fail(f"{where}: history {moves} has no start")
-            for (_, b), (c, _) in zip(moves, moves[1:]):
+            for (_, b), (c, _) in itertools.pairwise(moves):
                 assert b == c, self.fail(f"{where}: history {moves} is not continuous")
             for a, b in moves:
                 assert allowed(None if a is None else S(a), S(b)), self.fail(f"{where}: illegal {a} -> {b}")

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import pytest
+from conftest import OPERATING, SUPPLIER, snapshot
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
@@ -24,15 +25,15 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 from sqlalchemy import select
 
-from conftest import OPERATING, SUPPLIER, snapshot
 from domain.errors import DirectLinkError, SignatureRejected
 from gateway import keys
-from gateway.protocol import client as dl, signing, xmlsafe
+from gateway.protocol import client as dl
+from gateway.protocol import signing, xmlsafe
 from gateway.protocol.messages import E
-from gateway.storage.tables import accounts, payments
 from gateway.protocol.xmlsafe import q, text
+from gateway.storage.tables import accounts, payments
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DSNS = signing.DS
 DS = f"{{{DSNS}}}"
 EVIL = "9000.00"                 # the amount an attacker wants paid (the signed one is 100.00)

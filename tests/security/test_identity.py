@@ -9,13 +9,25 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-
 from conftest import OPERATING, snapshot
+
 from gateway.protocol import client as dl
 from gateway.protocol.xmlsafe import q
 from security.attack_kit import (
-    BETA_ACCOUNT, DS, EVIL, UTC, dump, envelope, forge, outcomes, pay, post, refused, sig, tree)
-
+    BETA_ACCOUNT,
+    DS,
+    EVIL,
+    UTC,
+    dump,
+    envelope,
+    forge,
+    outcomes,
+    pay,
+    post,
+    refused,
+    sig,
+    tree,
+)
 
 # ---- identity (SIG-17, AUT-01/02, SIG-18/RPL-06, SIG-05) ------------------------------------------------
 

@@ -5,12 +5,26 @@ forge() makes real signatures, so every forge() attack in this folder is stopped
 from __future__ import annotations
 
 import pytest
-
 from conftest import OPERATING, SUPPLIER
+
 from gateway.protocol import signing
 from security.attack_kit import (
-    EVIL, HMAC_SHA256, RSA_PSS, RSA_SHA1, RSA_SHA512, SHA1_DIGEST, SHA512_DIGEST, Ref, balances, envelope,
-    forge, outcomes, pay, post, refused)
+    EVIL,
+    HMAC_SHA256,
+    RSA_PSS,
+    RSA_SHA1,
+    RSA_SHA512,
+    SHA1_DIGEST,
+    SHA512_DIGEST,
+    Ref,
+    balances,
+    envelope,
+    forge,
+    outcomes,
+    pay,
+    post,
+    refused,
+)
 
 C14N_10 = "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
 C14N_11 = "http://www.w3.org/2006/12/xml-c14n11"

@@ -8,8 +8,20 @@ import time
 
 from gateway import keys
 from security.attack_kit import (
-    EVIL, attacker_key, clone_certificate, ds, dump, envelope, forge, outcomes, pay, post, refused, sig, tree)
-
+    EVIL,
+    attacker_key,
+    clone_certificate,
+    ds,
+    dump,
+    envelope,
+    forge,
+    outcomes,
+    pay,
+    post,
+    refused,
+    sig,
+    tree,
+)
 
 # ---- keys (SIG-09/10/16) ---------------------------------------------------------------------------------
 

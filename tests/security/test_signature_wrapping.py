@@ -8,16 +8,34 @@ from __future__ import annotations
 import copy
 
 import pytest
+from conftest import OPERATING
 from lxml import etree
 
-from conftest import OPERATING
 from gateway.protocol import client as dl
 from gateway.protocol.messages import E
 from gateway.protocol.xmlsafe import q, text
 from security.attack_kit import (
-    DS, DSNS, EVIL, NO_FORMAT, Ref, altered, amount_el, balances, ds, dump, envelope, forge, outcomes, pay,
-    payment_rows, post, refused, sig, signature_layer_refuses, tree)
-
+    DS,
+    DSNS,
+    EVIL,
+    NO_FORMAT,
+    Ref,
+    altered,
+    amount_el,
+    balances,
+    ds,
+    dump,
+    envelope,
+    forge,
+    outcomes,
+    pay,
+    payment_rows,
+    post,
+    refused,
+    sig,
+    signature_layer_refuses,
+    tree,
+)
 
 # ---- XML signature wrapping (security.md 1.1, SIG-01..05) ------------------------------------------------
 

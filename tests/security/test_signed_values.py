@@ -4,14 +4,14 @@ signature still verifies: the gateway must then read every value whole, never a 
 """
 from __future__ import annotations
 
+from conftest import OPERATING, SUPPLIER
 from sqlalchemy import select
 
-from conftest import OPERATING, SUPPLIER
 from gateway.protocol import signing
-from gateway.storage.tables import entries, messages as message_log
 from gateway.protocol.xmlsafe import q, text
+from gateway.storage.tables import entries
+from gateway.storage.tables import messages as message_log
 from security.attack_kit import balances, canonical, outcomes, pay, payment_rows, post, tree
-
 
 # ---- comments, CDATA and character references inside signed values (SIG-06) ------------------------------
 

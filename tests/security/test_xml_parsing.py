@@ -10,15 +10,29 @@ import datetime as dt
 import time
 
 import pytest
+from conftest import OPERATING, SUPPLIER
 from lxml import etree
 
-from conftest import OPERATING, SUPPLIER
-from gateway.protocol import client as dl, xmlsafe
+from gateway.protocol import client as dl
+from gateway.protocol import xmlsafe
 from gateway.protocol.messages import E
 from gateway.protocol.xmlsafe import q, text
 from security.attack_kit import (
-    FAST, NO_FORMAT, amount_el, balances, ds, dump, envelope, outcomes, pay, payment_rows, post, refused, sig,
-    tree)
+    FAST,
+    NO_FORMAT,
+    amount_el,
+    balances,
+    ds,
+    dump,
+    envelope,
+    outcomes,
+    pay,
+    payment_rows,
+    post,
+    refused,
+    sig,
+    tree,
+)
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 

@@ -12,12 +12,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import database_before
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
-
-from conftest import database_before
 from processes import Servers, cli
 
 NS = "urn:directlink:v1"

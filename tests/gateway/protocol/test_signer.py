@@ -8,12 +8,11 @@ import datetime as dt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from lxml import etree
-
-from gateway import keys
-
-from gateway.protocol import messages, signing
-from domain.codes import ResultCode
 from processes import xmlsec_valid
+
+from domain.codes import ResultCode
+from gateway import keys
+from gateway.protocol import messages, signing
 
 NS = "urn:directlink:v1"
 E = f"{{{NS}}}"
@@ -23,7 +22,7 @@ def documents() -> list[etree._Element]:
     """Answers as the gateway renders them, and shapes a c14n writer gets wrong: Chinese text, escapes,
     attributes in any order, whitespace between elements, a foreign namespace, a comment."""
     answer = messages.render_response(
-        message_id="GW-1", created=dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.timezone.utc).isoformat(),
+        message_id="GW-1", created=dt.datetime(2026, 11, 25, 20, 0, tzinfo=dt.UTC).isoformat(),
         in_reply_to="M-1", request_digest="ZGlnZXN0", code=ResultCode.OK, detail="processed", answer=None)
     odd = etree.fromstring(
         f'<Response xmlns="{NS}" xmlns:x="urn:other" version="1">\n  <Header z="2" a="1">上海某某科技 &amp; &lt;co&gt;'

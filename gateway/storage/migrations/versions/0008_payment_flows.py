@@ -7,8 +7,8 @@ Create Date: 2026-11-25 18:00:00
 import datetime as dt
 from collections import Counter
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = '0008'
 down_revision = '0007'
@@ -43,7 +43,7 @@ def upgrade() -> None:
                     sqlite_where=sa.text(GONE), postgresql_where=sa.text(GONE))
     # Count the payments of the horizon, as the gateway counts new ones (gateway/flows.py).
     conn = op.get_bind()
-    since = dt.datetime.now(dt.timezone.utc) - HORIZON
+    since = dt.datetime.now(dt.UTC) - HORIZON
     if conn.dialect.name == "sqlite":
         since = since.replace(tzinfo=None)
     counted: Counter = Counter()
@@ -53,7 +53,7 @@ def upgrade() -> None:
         if isinstance(created, str):   # SQLite hands back the stored text
             created = dt.datetime.fromisoformat(created)
         if created.tzinfo is None:
-            created = created.replace(tzinfo=dt.timezone.utc)
+            created = created.replace(tzinfo=dt.UTC)
         minute = int(created.timestamp()) // 60
         for side, account in (("D", debtor), ("C", creditor)):
             counted[(side, client, account, currency, minute, "n")] += 1

@@ -7,8 +7,8 @@ Create Date: 2026-11-26 03:30:00
 import datetime as dt
 from collections import Counter
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 
 revision = '0009'
 down_revision = '0008'
@@ -41,7 +41,7 @@ def upgrade() -> None:
     # in the quarter hour it was created. Replicas still running the previous version would create payments
     # uncounted: stop them before this upgrade (docs/deployment.md).
     conn = op.get_bind()
-    since = dt.datetime.now(dt.timezone.utc) - HORIZON
+    since = dt.datetime.now(dt.UTC) - HORIZON
     if conn.dialect.name == "sqlite":
         since = since.replace(tzinfo=None)
     counted: Counter = Counter()
@@ -51,7 +51,7 @@ def upgrade() -> None:
         if isinstance(created, str):   # SQLite hands back the stored text
             created = dt.datetime.fromisoformat(created)
         if created.tzinfo is None:
-            created = created.replace(tzinfo=dt.timezone.utc)
+            created = created.replace(tzinfo=dt.UTC)
         counted[(client, maker, account, int(created.timestamp()) // QUARTER)] += amount
     if counted:
         op.bulk_insert(totals, [dict(client_id=c, maker=m, account=a, quarter=q, amount=counted[(c, m, a, q)])
