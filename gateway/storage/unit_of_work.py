@@ -51,8 +51,8 @@ class UnitOfWork:
     def __enter__(self) -> UnitOfWork:
         if self.conn.info.get(_OPEN) is not None:
             raise RuntimeError("a unit of work is open on this connection already: use that one")
-        self.conn.info[_OPEN] = self
         self._transaction = self.conn.get_transaction() or self.conn.begin()
+        self.conn.info[_OPEN] = self   # only once the transaction is there: a failed begin leaves nothing
         return self
 
     def __exit__(self, kind, _error, _trace) -> None:
@@ -71,8 +71,8 @@ class UnitOfWork:
     def head(self, chain: str) -> tuple[int, str]:
         """Lock a chain's head until the transaction ends and return it, (seq, hash), as this unit's
         records have left it (a chain with no head yet gets one, at the start)."""
+        self._open()
         if chain not in self._heads:
-            self._open()
             self._heads[chain] = chain_rows.lock_head(self.conn, chain)
         return self._heads[chain]
 
@@ -89,9 +89,9 @@ class UnitOfWork:
         caller holds it (the maker's use of an account's daily limit, under the account's lock:
         gateway/payments.py). The read sees what was committed when the statement began, which waiting for
         the head does not change. Locked already, the read runs alone."""
+        self._open()
         if client in self._heads:
             return self.conn.execute(select(read), params).scalar()
-        self._open()
         head, value = chain_rows.lock_head_reading(self.conn, client, read, params)
         self._heads[client] = head
         return value
