@@ -90,8 +90,8 @@ _PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate, request_digest: str | None, *,
                   in_reply_to: str | None = None) -> Answer:
     """Verify a Response's signature against the pinned gateway certificate and bind it to our request: its
-    RequestDigest must be `request_digest` and its InReplyTo `in_reply_to` (each when given). Only the
-    refusals signed before a request is read (UNBOUND_CODES) may name neither."""
+    RequestDigest must be `request_digest` and its InReplyTo, when it has one, `in_reply_to` (each when
+    given). Only the refusals signed before a request is read (UNBOUND_CODES) may lack RequestDigest."""
     root = etree.fromstring(raw, _PARSER)
     sig = signing.signature_element(root)
     signing.check_profile(sig)
@@ -99,20 +99,16 @@ def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate, reque
     digest = signed.find(f"{q('Header')}/{q('RequestDigest')}")
     replied = signed.find(f"{q('Header')}/{q('InReplyTo')}")
     result = signed.find(q("Result"))
-    unbound = result.get("code") in UNBOUND_CODES
     if request_digest is not None:
         if digest is not None and text(digest) != request_digest:
             raise signing.SignatureRejected("the answer is for another request (RequestDigest differs)")
-        if digest is None and not unbound:
+        if digest is None and result.get("code") not in UNBOUND_CODES:
             raise signing.SignatureRejected("the answer names no request (RequestDigest missing): it may be "
                                             "another request's, replayed")
-    if in_reply_to is not None:
-        if replied is not None and text(replied) != in_reply_to:
-            raise signing.SignatureRejected(f"the answer is for another message (InReplyTo {text(replied)!r}, "
-                                            f"not {in_reply_to!r})")
-        if replied is None and not unbound:
-            raise signing.SignatureRejected("the answer names no message (InReplyTo missing): it may be "
-                                            "another request's, replayed")
+    # Without InReplyTo (INTERNAL, answered before the MessageId was read back) RequestDigest alone binds it.
+    if in_reply_to is not None and replied is not None and text(replied) != in_reply_to:
+        raise signing.SignatureRejected(f"the answer is for another message (InReplyTo {text(replied)!r}, "
+                                        f"not {in_reply_to!r})")
     body = next((el for el in signed[2:] if isinstance(el.tag, str) and el.tag.startswith(f"{{{NS}}}")), None)
     return Answer(status, result.get("code"), text(result.find(q("Text"))) or "", body, raw)
 
