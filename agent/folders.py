@@ -138,11 +138,16 @@ def _aside(folder: Path) -> Path:
 
 def write_atomically(folder: Path, name: str, data: bytes) -> Path:
     """Write, fsync, rename, fsync the folder: a reader sees the whole file or none, also after a crash.
-    Writing the same name again replaces it, so a repeated delivery never makes a second file."""
+    Writing the same name again replaces it, so a repeated delivery never makes a second file. The temporary
+    file is made afresh (whatever had its name removed first, a link as the link), never written through a
+    link someone with access to the folder put there."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     temp = folder / f".{name}.tmp"
-    with open(temp, "wb") as f:
+    with contextlib.suppress(FileNotFoundError):
+        temp.unlink()
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)   # as open() would: the umask decides
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

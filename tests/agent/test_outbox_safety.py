@@ -132,3 +132,16 @@ def test_folders_module_reads_a_regular_file_of_ours(tmp_path):
     (tmp_path / "ok.json").write_bytes(b"{}")
     files, unsafe = folders.waiting(tmp_path)
     assert [(f.name, f.data) for f in files] == [("ok.json", b"{}")] and unsafe == []
+
+
+def test_an_inbox_file_is_never_written_through_a_link_left_under_its_temporary_name(agent, tmp_path):
+    """The inbox is the ERP's folder too: a link planted under the name of the agent's temporary file must
+    not make the agent overwrite the link's target (before, open(temp, "wb") followed it)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me", "utf-8")
+    agent.cfg.inbox.mkdir(parents=True, exist_ok=True)
+    (agent.cfg.inbox / ".000001-status-x.xml.tmp").symlink_to(victim)
+    folders.write_atomically(agent.cfg.inbox, "000001-status-x.xml", b"<report/>")
+    assert victim.read_text("utf-8") == "keep me"
+    assert (agent.cfg.inbox / "000001-status-x.xml").read_bytes() == b"<report/>"
+    assert not (agent.cfg.inbox / "000001-status-x.xml").is_symlink()
