@@ -98,6 +98,8 @@ def _unsafe(info: os.stat_result) -> str | None:
         return "not a regular file (a device, pipe or socket)"
     if info.st_uid != os.geteuid():
         return f"owned by user id {info.st_uid}, not by the agent's user ({os.geteuid()})"
+    if info.st_nlink != 1:      # a hard link: the same file under another name, perhaps outside the outbox
+        return f"a file with {info.st_nlink} names (hard links)"
     return None
 
 

@@ -84,6 +84,15 @@ def test_pipes_and_other_users_files_are_refused_with_a_reason(agent, monkeypatc
     assert f"owned by user id {real}, not by the agent's user ({real + 1})" in reason(agent, "theirs.json")
 
 
+def test_a_hard_link_to_a_file_elsewhere_is_refused(agent, tmp_path):
+    """Owned by the agent's user, but the same file under a name outside the outbox (its key, say)."""
+    elsewhere = tmp_path / "keys" / "maker.key.pem"
+    os.link(elsewhere, agent.cfg.outbox / "key.json")
+    assert one_pass(agent).failed == 1
+    assert "a file with 2 names (hard links)" in reason(agent, "key.json")
+    assert agent.state.db.execute("SELECT count(*) FROM files").fetchone()[0] == 0
+
+
 def test_reading_never_follows_a_link_swapped_in_after_the_look(agent, tmp_path):
     """O_NOFOLLOW on the open itself: the check before it (lstat) is not what keeps a link out."""
     target = tmp_path / "target.json"
