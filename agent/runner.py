@@ -72,8 +72,11 @@ class Summary:
 class Agent:
     def __init__(self, cfg: AgentConfig):
         self.cfg = cfg
-        for folder in (cfg.outbox, cfg.processed, cfg.failed, cfg.inbox):
-            folder.mkdir(parents=True, exist_ok=True)
+        for key, folder in (("outbox", cfg.outbox), ("inbox", cfg.inbox)):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise ConfigError(f"{cfg.source}: {key}: {folder} cannot be made a folder ({err.strerror})") from err
         self.state = State(cfg.state, cfg.outbox)
         self.link = Link(cfg)
         self.status_writer, is_text = registry.status_writer(cfg.status_format)
@@ -87,6 +90,9 @@ class Agent:
 
     def run_pass(self, *, statements: bool, poll_all: bool) -> Summary:
         summary = Summary()
+        # processed/ and failed/ first: a file of the ERP's under one of their names must not stop the pass.
+        for unsafe in folders.own_folders(self.cfg.processed, self.cfg.failed):
+            self.refuse_unsafe(unsafe, summary)
         self.deliver(summary)
         try:
             self.resume(summary)
@@ -124,7 +130,10 @@ class Agent:
             self.send(row["sha256"], summary)
 
     def scan_outbox(self, summary: Summary) -> None:
-        for file in folders.waiting(self.cfg.outbox):
+        files, unsafe = folders.waiting(self.cfg.outbox)
+        for entry in unsafe:
+            self.refuse_unsafe(entry, summary)
+        for file in files:
             if self.stopping.is_set():
                 return
             row = self.state.file(file.sha256)
@@ -161,6 +170,19 @@ class Agent:
         logs.event("file_refused", f"  FAILED {file.name}: {reason}", level=logging.WARNING, file=file.name,
                    code="XML_TOO_LARGE", detail=reason)
 
+    def refuse_unsafe(self, entry: folders.Unsafe, summary: Summary) -> None:
+        """Not read, not sent, not recorded: moved to failed/ as it is, with the reason."""
+        try:
+            folders.move_failed(entry, self.cfg.failed, entry.reason)
+        except OSError as err:      # e.g. another user's file in a sticky outbox: it stays, and is reported
+            problem = f"{entry.name}: {entry.reason}; it could not be moved to failed/ ({err.strerror})"
+            summary.problems.append(problem)
+            logs.event("file_unsafe", f"  ! {problem}", level=logging.ERROR, file=entry.name, reason=entry.reason)
+            return
+        summary.failed += 1
+        logs.event("file_refused", f"  FAILED {entry.name}: {entry.reason}", level=logging.WARNING,
+                   file=entry.name, code="UNSAFE_FILE", detail=entry.reason)
+
     def refuse_copy(self, file: folders.OutboxFile, row, summary: Summary) -> None:
         when = time.strftime("%Y-%m-%d %H:%M:%S %z", time.localtime(row["seen_at"]))
         outcome = "submitted" if row["state"] == DONE else f"refused ({row['reason']})"
@@ -191,7 +213,10 @@ class Agent:
         if row["state"] not in (DONE, FAILED):
             return        # refused for a reason that is not the file's (a certificate, a limit): it stays to be sent again
         path = self.cfg.outbox / row["name"]
-        data = path.read_bytes() if path.is_file() else b""
+        try:
+            data = folders.read_own(path)
+        except (FileNotFoundError, folders.UnsafeFile):
+            data = b""      # gone, or swapped for a link or another's file: that is not moved to processed/
         if hashlib.sha256(data).hexdigest() == sha256:        # still there, and still this file
             self.move(folders.OutboxFile(path, data, sha256), row)
 

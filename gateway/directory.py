@@ -136,6 +136,22 @@ def upsert_operator(conn: Connection, client_id: str, operator_id: str, name: st
     audit_change(conn, now, "OPERATOR_SET", f"{client_id}/{operator_id} {name}")
 
 
+def set_operator_enabled(conn: Connection, client_id: str, operator_id: str, enabled: bool,
+                         now: dt.datetime) -> bool:
+    """Enable or disable an operator from the next request on, on every replica (each request reads the
+    flag in its first statement); audited. False if it already was so (nothing changes, nothing is audited);
+    ValueError for an operator that does not exist."""
+    key = (operators.c.client_id == client_id) & (operators.c.id == operator_id)
+    row = conn.execute(select(operators.c.disabled_at).where(key).with_for_update()).first()
+    if row is None:
+        raise ValueError(f"no operator {operator_id} of client {client_id}")
+    if (row.disabled_at is None) == enabled:
+        return False
+    conn.execute(update(operators).where(key).values(disabled_at=None if enabled else now))
+    audit_change(conn, now, "OPERATOR_ENABLED" if enabled else "OPERATOR_DISABLED", f"{client_id}/{operator_id}")
+    return True
+
+
 def register_certificate(conn: Connection, client_id: str, operator_id: str, pem: bytes,
                          now: dt.datetime) -> str:
     """Register (pin) a certificate for an operator; returns its fingerprint. Re-registering is a no-op."""

@@ -22,6 +22,7 @@ from domain.errors import (
     CertificateRejected,
     DirectLinkError,
     FreshnessRejected,
+    PermissionDenied,
     SignatureRejected,
     UnsupportedVersion,
     XmlRejected,
@@ -34,7 +35,7 @@ from gateway.protocol import messages, signing, xmlsafe
 from gateway.protocol.errors import RETRY_AFTER, http_status
 from gateway.settings import Settings
 from gateway.storage.engine import read_only
-from gateway.storage.tables import certificates
+from gateway.storage.tables import certificates, operators
 from gateway.storage.tables import messages as message_log
 from gateway.storage.unit_of_work import UnitOfWork, transaction
 
@@ -54,7 +55,13 @@ _signer = select(func.count().label("signer_ok")).where(
     _c.fingerprint == bindparam("signer"), _c.client_id == bindparam("claim_client"),
     _c.operator_id == bindparam("claim_operator"), or_(_c.revoked_at.is_(None), _c.revoked_at > bindparam("now"))
 ).subquery("signer")
-_SEEN = select(_signer.c.signer_ok, VERSION.label("config_version"), message_log).select_from(
+# When the operator was disabled (`directlink operators disable`), NULL while enabled: read here, by every
+# request, so that disabling takes effect on the next request on every replica.
+_DISABLED = select(operators.c.disabled_at).where(
+    operators.c.client_id == bindparam("claim_client"), operators.c.id == bindparam("claim_operator")
+).scalar_subquery()
+_SEEN = select(_signer.c.signer_ok, VERSION.label("config_version"), _DISABLED.label("operator_disabled"),
+               message_log).select_from(
     _signer.outerjoin(message_log, and_(message_log.c.client_id == bindparam("claim_client"),
                                         message_log.c.message_id == bindparam("claim_message"))))
 # The MessageId's claim, written with its answer at the request's end (Gateway._conclude).
@@ -255,6 +262,9 @@ class Gateway:
                     return reply
                 op = messages.operation(verified.signed)
                 name = messages.local(op)
+                if found.operator_disabled is not None:
+                    # Refused like a write without the grant: answered, stored under the MessageId, audited.
+                    raise _Refused(PermissionDenied(f"operator {header.client}/{header.operator} is disabled"))
                 ctx = Context(uow, self.settings, header.client, header.operator, now,
                               Config(self.config, found.config_version, conn))
                 try:

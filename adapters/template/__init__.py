@@ -24,6 +24,7 @@ import datetime as dt
 import io
 from decimal import Decimal
 
+from adapters import spreadsheet
 from adapters.base import (
     AccountFacts,
     Adapter,
@@ -117,17 +118,12 @@ ENTRY_COLUMNS = ("entry_id", "booked", "value_date", "direction", "amount", "bal
                  "narrative", "reversal")
 
 
-def _csv(rows: list[list[str]]) -> bytes:
-    out = io.StringIO(newline="")
-    csv.writer(out, lineterminator="\r\n").writerows(rows)   # fixed line ends: same input, same bytes
-    return out.getvalue().encode("utf-8")
-
-
 def write_statement(st: Statement, facts: AccountFacts) -> bytes:
     """template.statement.csv: account line, opening, the entries, closing, paging.
 
-    A real CSV export for spreadsheets should also neutralise cells starting with = + - @ (formula
-    injection); this template keeps values verbatim so that it round-trips exactly."""
+    Written by adapters/spreadsheet.py, as every CSV a person may open in a spreadsheet: a counterparty's
+    name or a narrative starting with = + - @ gets a leading apostrophe (never run as a formula), which
+    read_statement() takes off again. Copy that, not a csv.writer of your own."""
     rows = [["account", st.account, st.currency, facts.owner_name, facts.bank_name],
             ["opening", st.opening_date.isoformat(), st.opening.text()], list(ENTRY_COLUMNS)]
     for e in st.entries:
@@ -138,7 +134,7 @@ def write_statement(st: Statement, facts: AccountFacts) -> bytes:
                      e.end_to_end_id or "", e.bank_ref, e.narrative, "true" if e.reversal else "false"])
     rows += [["closing", st.closing_date.isoformat(), st.closing.text()],
              ["next_cursor", st.next_cursor, "complete", "true" if st.complete else "false"]]
-    return _csv(rows)
+    return spreadsheet.csv_bytes(rows)
 
 
 ADAPTER = Adapter(
@@ -154,6 +150,14 @@ ADAPTER = Adapter(
 
 # ---- optional hooks for the conformance kit (adapters/kit.py); the gateway never calls these ------------
 
+def _csv(rows: list[list[str]]) -> bytes:
+    """The ERP's own payment format, for the kit's round trip: verbatim, as read_payments() takes it (a
+    statement, which a person may open in a spreadsheet, goes through adapters/spreadsheet.py instead)."""
+    out = io.StringIO(newline="")
+    csv.writer(out, lineterminator="\r\n").writerows(rows)   # fixed line ends: same input, same bytes
+    return out.getvalue().encode("utf-8")
+
+
 def write_payments(batch: PaymentFile) -> bytes:
     """PaymentFile -> template.csv, so the kit can check read(write(batch)) == batch."""
     rows = [["batch_id", batch.message_id], list(COLUMNS)]
@@ -167,7 +171,7 @@ def write_payments(batch: PaymentFile) -> bytes:
 
 def read_statement(data: bytes) -> Statement:
     """template.statement.csv -> Statement, so the kit can check opening + entries = closing."""
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline="")))
+    rows = [[spreadsheet.plain(v) for v in row] for row in csv.reader(io.StringIO(data.decode("utf-8"), newline=""))]
     (_, account, currency, *_), (_, opened, opening), closing, paging = rows[0], rows[1], rows[-2], rows[-1]
     entries = []
     for cells in (dict(zip(ENTRY_COLUMNS, r)) for r in rows[3:-2]):

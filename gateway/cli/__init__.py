@@ -7,7 +7,20 @@ from __future__ import annotations
 
 import typer
 
-from gateway.cli import agent, audit, bank, certs, config, db, notify, reconcile, rules, send, serve
+from gateway.cli import (
+    agent,
+    audit,
+    bank,
+    certs,
+    config,
+    db,
+    notify,
+    operators,
+    reconcile,
+    rules,
+    send,
+    serve,
+)
 
 app = typer.Typer(help="DirectLink bank-enterprise direct-link gateway.", no_args_is_help=True,
                   add_completion=False,
@@ -21,6 +34,7 @@ app.command("agent")(agent.agent_command)
 app.command("reconcile")(reconcile.reconcile_command)
 app.add_typer(config.config_app, name="config")
 app.add_typer(certs.certs_app, name="certs")
+app.add_typer(operators.operators_app, name="operators")
 app.add_typer(bank.clearing_app, name="clearing")
 app.add_typer(certs.keys_app, name="keys")
 app.add_typer(db.db_app, name="db")

@@ -18,7 +18,6 @@ import ipaddress
 import logging
 import random
 import secrets
-import socket
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from lxml import etree
 from sqlalchemy import Connection, Engine, delete, select, update
 
 from gateway import audit
+from gateway.notify import addresses
 from gateway.notify.outbox import DEAD, DELIVERED, PENDING
 from gateway.protocol.signing import Signer
 from gateway.settings import Settings
@@ -69,8 +69,10 @@ class Delivery:
     """The delivery job of one process (`serve` runs it on a timer, `directlink notify run` once)."""
 
     def __init__(self, engine: Engine, settings: Settings, signer: Signer,
-                 clock: Callable[[], dt.datetime] = utcnow, jitter: Callable[[], float] = random.random):
+                 clock: Callable[[], dt.datetime] = utcnow, jitter: Callable[[], float] = random.random,
+                 resolver: addresses.Resolver = addresses.system_resolver):
         self.engine, self.settings, self.signer, self.clock, self.jitter = engine, settings, signer, clock, jitter
+        self.resolver = resolver
         self.batch = max(1, settings.notify_concurrency) * ROUNDS
         # Long enough for every round of a batch to time out, and then some: until it runs out nobody else
         # takes the row; after it, a crashed or hung delivery is taken over (and delivered again).
@@ -99,7 +101,8 @@ class Delivery:
                         log.exception("cannot sign notification %s", c.event_id)
                         done[self.record(c, f"cannot sign: {type(exc).__name__}")] += 1
                         continue
-                    futures[pool.submit(_post, http, c, body, self.settings.notify_private_addresses)] = c
+                    futures[pool.submit(_post, http, c, body, self.settings.notify_private_addresses,
+                                        self.resolver)] = c
                 for future in cf.as_completed(futures):
                     done[self.record(futures[future], future.result())] += 1
         self._forget_delivered()
@@ -172,27 +175,28 @@ class Delivery:
             conn.execute(delete(outbox).where(outbox.c.state == DELIVERED, outbox.c.due_at < cutoff))
 
 
-def resolve(url: str, private_allowed: bool) -> tuple[str | None, str | None]:
+def resolve(url: str, private_allowed: bool,
+            resolver: addresses.Resolver = addresses.system_resolver) -> tuple[str | None, str | None]:
     """The address to POST to for this URL's host, resolved once for this delivery, or why not: (address,
     None) or (None, reason). Unless private addresses are allowed, every address the name resolves to must
-    be public (not loopback, private, link-local, ...). Checked at every delivery, and the delivery then
+    be an ordinary public one (notify/addresses.py). Checked at every delivery, and the delivery then
     connects to the very address checked: a name that resolves to a public address for the check and to an
     internal one for the connection (DNS rebinding) cannot steer the POST."""
     parts = urlsplit(url)
     try:
-        found = socket.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80),
-                                   type=socket.SOCK_STREAM)
-    except (OSError, ValueError) as exc:   # ValueError: a port out of range
+        found = [ipaddress.ip_address(a.split("%")[0]) for a in resolver(
+            parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))]
+    except (OSError, ValueError) as exc:   # ValueError: a port out of range, an answer that is no address
         return None, f"cannot resolve {parts.hostname}: {exc}"
-    addresses = [ipaddress.ip_address(address[0].split("%")[0]) for *_, address in found]
     if not private_allowed:
-        for ip in addresses:
-            if not ip.is_global:
-                return None, (f"{parts.hostname} resolves to {ip}, not a public address "
+        for ip in found:
+            why = addresses.refusal(ip)
+            if why is not None:
+                return None, (f"{parts.hostname} resolves to {ip}, {why} "
                               "(setting notify_private_addresses allows it)")
-    if not addresses:
+    if not found:
         return None, f"{parts.hostname} resolves to no address"
-    return str(addresses[0]), None
+    return str(found[0]), None
 
 
 def pinned(url: str, address: str) -> tuple[str, dict, dict]:
@@ -207,10 +211,11 @@ def pinned(url: str, address: str) -> tuple[str, dict, dict]:
     return parts._replace(netloc=netloc).geturl(), {"Host": hostport}, extensions
 
 
-def _post(http: httpx.Client, c: Claimed, body: bytes, private_allowed: bool) -> str | None:
+def _post(http: httpx.Client, c: Claimed, body: bytes, private_allowed: bool,
+          resolver: addresses.Resolver) -> str | None:
     """POST one signed notification; None if the ERP took it (2xx), else why not. Only the status is
     read: the ERP's answer body is never needed, and a huge one must not fill our memory."""
-    address, refused = resolve(c.url, private_allowed)
+    address, refused = resolve(c.url, private_allowed, resolver)
     if refused is not None:
         return refused
     url, host, extensions = pinned(c.url, address)

@@ -5,6 +5,7 @@ Used by `directlink send`, the demo and the tests; ERP teams can use it as a ref
 from __future__ import annotations
 
 import datetime as dt
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -64,10 +65,12 @@ class Client:
         return self.signer.sign(root)
 
     def post(self, body: bytes) -> Answer:
-        """Post signed bytes; verify the answer's signature and that it answers exactly these bytes."""
+        """Post signed bytes; verify the answer's signature and that it answers exactly these bytes (its
+        RequestDigest) under their MessageId (its InReplyTo)."""
         resp = self.http.post(f"{self.base_url}/v1/messages", content=body,
                               headers={"Content-Type": "application/xml"})
-        return verify_answer(resp.status_code, resp.content, self.gateway_cert, signing.digest_b64(body))
+        return verify_answer(resp.status_code, resp.content, self.gateway_cert, signing.digest_b64(body),
+                             in_reply_to=echoed_message_id(body))
 
     def call(self, operation: etree._Element, **kw: Any) -> Answer:
         return self.post(self.request(operation, **kw))
@@ -78,13 +81,23 @@ class Client:
 UNBOUND_CODES = frozenset({"XML_TOO_LARGE", "OVERLOADED"})
 
 
-def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate, request_digest: str | None) -> Answer:
-    """Verify a Response's signature against the pinned gateway certificate and bind it to our request."""
-    root = etree.fromstring(raw, etree.XMLParser(resolve_entities=False, no_network=True))
+# The MessageIds the gateway echoes in InReplyTo (spec section 2's Id35; others it leaves out, to keep its
+# own answer valid against the schema).
+_ECHOED = re.compile(r"[A-Za-z0-9._:\-]{1,35}", re.ASCII)
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
+
+
+def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate, request_digest: str | None, *,
+                  in_reply_to: str | None = None) -> Answer:
+    """Verify a Response's signature against the pinned gateway certificate and bind it to our request: its
+    RequestDigest must be `request_digest` and its InReplyTo, when it has one, `in_reply_to` (each when
+    given). Only the refusals signed before a request is read (UNBOUND_CODES) may lack RequestDigest."""
+    root = etree.fromstring(raw, _PARSER)
     sig = signing.signature_element(root)
     signing.check_profile(sig)
     signed = signing.verify(root, gateway_cert).signed
     digest = signed.find(f"{q('Header')}/{q('RequestDigest')}")
+    replied = signed.find(f"{q('Header')}/{q('InReplyTo')}")
     result = signed.find(q("Result"))
     if request_digest is not None:
         if digest is not None and text(digest) != request_digest:
@@ -92,8 +105,18 @@ def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate, reque
         if digest is None and result.get("code") not in UNBOUND_CODES:
             raise signing.SignatureRejected("the answer names no request (RequestDigest missing): it may be "
                                             "another request's, replayed")
+    # Without InReplyTo (INTERNAL, answered before the MessageId was read back) RequestDigest alone binds it.
+    if in_reply_to is not None and replied is not None and text(replied) != in_reply_to:
+        raise signing.SignatureRejected(f"the answer is for another message (InReplyTo {text(replied)!r}, "
+                                        f"not {in_reply_to!r})")
     body = next((el for el in signed[2:] if isinstance(el.tag, str) and el.tag.startswith(f"{{{NS}}}")), None)
     return Answer(status, result.get("code"), text(result.find(q("Text"))) or "", body, raw)
+
+
+def echoed_message_id(request: bytes) -> str | None:
+    """The MessageId of a signed request of ours, if it has the form the gateway echoes in InReplyTo."""
+    value = text(etree.fromstring(request, _PARSER).find(f"{q('Header')}/{q('MessageId')}"))
+    return value if value and _ECHOED.fullmatch(value) else None
 
 
 def new_message_id() -> str:

@@ -72,6 +72,9 @@ operators = Table(
     Column("client_id", String(35), ForeignKey("clients.id"), primary_key=True),
     Column("id", String(35), primary_key=True),
     Column("name", String(140), nullable=False),
+    # Set by `directlink operators disable`: from then on every request of the operator is refused
+    # (PERMISSION_DENIED), read by each request's first statement on every replica; NULL: enabled.
+    Column("disabled_at", UtcDateTime, nullable=True),
 )
 
 certificates = Table(

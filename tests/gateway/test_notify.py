@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import socket
+import ipaddress
 import subprocess
 import threading
 import time
@@ -537,49 +537,78 @@ def test_no_delivery_to_a_non_public_address_unless_allowed(gateway, home, clock
 
 
 class RebindingDns:
-    """A name server under an attacker's control: the ERP's name resolves to `first` once, then to `then`.
-    Numeric hosts resolve as usual (the POST to a pinned address asks for its own literal)."""
+    """A name server under an attacker's control, injected as the delivery's resolver: the ERP's name
+    resolves to `first` once, then to `then`. Numeric hosts resolve to themselves; nothing asks a real one."""
 
     def __init__(self, first: str, then: str):
         self.answers, self.then, self.asked = [first], then, 0
-        self.real = socket.getaddrinfo
 
-    def __call__(self, host, port, *args, **kwargs):
+    def __call__(self, host: str, port: int) -> list[str]:
         if host != "erp.example.test":
-            return self.real(host, port, *args, **kwargs)
+            return [host]
         self.asked += 1
-        ip = self.answers.pop(0) if self.answers else self.then
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))]
+        return [self.answers.pop(0) if self.answers else self.then]
 
 
-def test_a_name_that_rebinds_to_an_internal_address_after_the_check_gets_nothing(gateway, home, clock, receiver,
-                                                                                  monkeypatch):
-    """DNS rebinding: the name is public when checked and loopback when connected to. The delivery connects
-    to the address it checked, so the loopback receiver never sees the event."""
-    dns = RebindingDns(first="192.0.43.10", then="127.0.0.1")   # a public address, unreachable from here
-    monkeypatch.setattr(socket, "getaddrinfo", dns)
-    port = urlsplit(receiver.url).port
-    subscribe(gateway, "DEMO", f"http://erp.example.test:{port}/hook")
-    credit(gateway)
-    strict = Delivery(gateway.engine, home.model_copy(update={"notify_timeout_seconds": 0.5}), gateway.signer,
-                      clock=clock, jitter=lambda: 1.0)
-    assert strict.run_once() == {"retry": 1}
-    assert receiver.accepted() == [] and dns.asked == 1
+# 127.0.0.1 as each special-purpose form of IPv6 carries it; and the other ranges that are not public.
+LOOPBACK_FORMS = ("64:ff9b::7f00:1", "64:ff9b:1::7f00:1", "2002:7f00:1::", "2001:0:4136:e378:8000:63bf:80ff:fffe",
+                  "::ffff:127.0.0.1", "::ffff:0:7f00:1", "::7f00:1")
+NOT_PUBLIC = ("127.0.0.1", "10.1.2.3", "100.64.0.1", "169.254.169.254", "172.16.0.1", "192.0.0.8", "192.168.1.1",
+              "198.18.0.1", "192.88.99.1", "224.0.1.1", "240.0.0.1", "0.0.0.0", "255.255.255.255", "::", "::1",
+              "fe80::1", "fec0::1", "fc00::1", "ff02::1", "100::1", "2001:db8::1", "3fff::1")
 
 
-def test_a_delivery_reaches_the_address_it_resolved_with_the_name_in_host(gateway, settings, clock, receiver,
-                                                                         monkeypatch):
-    """The POST goes to the address resolved once (here loopback, allowed by the test's settings) and still
-    names the ERP's host and port in Host, and keeps the path and query."""
-    dns = RebindingDns(first="127.0.0.1", then="192.0.43.10")
-    monkeypatch.setattr(socket, "getaddrinfo", dns)
+@pytest.mark.parametrize("address", LOOPBACK_FORMS + NOT_PUBLIC)
+def test_every_special_purpose_address_of_both_families_is_refused(address):
+    """Issue 29, hole 3: before the fix the NAT64, 6to4 and IPv4-compatible forms of 127.0.0.1, the 6to4
+    relay anycast and multicast counted as public (Python's is_global)."""
+    found, why = resolve("http://erp.example.test/hook", private_allowed=False, resolver=lambda host, port: [address])
+    assert found is None and "erp.example.test resolves to" in why
+    assert resolve("http://erp.example.test/hook", private_allowed=True,
+                   resolver=lambda host, port: [address]) == (str(ipaddress.ip_address(address)), None)
+
+
+def test_one_non_public_address_among_public_ones_refuses_the_name():
+    """A public address for the check and a loopback one beside it must not pass: every one is judged.
+    (Nothing connects here: the public address is only classified.)"""
+    public = "93.184.216.34"
+    assert resolve("http://erp.example.test/", False, lambda host, port: [public]) == (public, None)
+    assert resolve("http://erp.example.test/", False, lambda host, port: [public, "::ffff:127.0.0.1"])[0] is None
+
+
+def test_a_name_that_rebinds_after_the_check_is_not_asked_again():
+    """DNS rebinding: public when checked, loopback after. The name is resolved once; the request is then
+    built on the checked address (pinned), so the connection never asks the name server again."""
+    from gateway.notify.delivery import pinned
+    dns = RebindingDns(first="93.184.216.34", then="127.0.0.1")
+    address, refused = resolve("http://erp.example.test:8080/hook", False, dns)
+    assert (address, refused) == ("93.184.216.34", None) and dns.asked == 1
+    assert pinned("http://erp.example.test:8080/hook", address)[0] == "http://93.184.216.34:8080/hook"
+
+
+def test_a_delivery_connects_to_the_address_it_checked_with_the_name_in_host(gateway, settings, clock, receiver):
+    """The POST goes to the address resolved once (loopback, allowed by the test's settings), not to what the
+    name resolves to afterwards (127.0.0.2, where nothing listens), and still names the ERP's host and port
+    in Host, and keeps the path and query."""
+    dns = RebindingDns(first="127.0.0.1", then="127.0.0.2")
     port = urlsplit(receiver.url).port
     subscribe(gateway, "DEMO", f"http://erp.example.test:{port}/hook?tenant=7")
     credit(gateway)
-    assert Delivery(gateway.engine, settings, gateway.signer, clock=clock, jitter=lambda: 1.0).run_once() == \
-        {"delivered": 1}
+    assert Delivery(gateway.engine, settings, gateway.signer, clock=clock, jitter=lambda: 1.0,
+                    resolver=dns).run_once() == {"delivered": 1}
     (headers, _body), = receiver.accepted()
     assert headers["Host"] == f"erp.example.test:{port}" and dns.asked == 1
+
+
+def test_a_delivery_to_a_name_that_resolves_to_a_loopback_form_sends_nothing(gateway, home, clock, receiver):
+    port = urlsplit(receiver.url).port
+    subscribe(gateway, "DEMO", f"http://erp.example.test:{port}/hook")
+    credit(gateway)
+    strict = Delivery(gateway.engine, home, gateway.signer, clock=clock, jitter=lambda: 1.0,
+                      resolver=lambda host, port: ["64:ff9b::7f00:1"])
+    assert strict.run_once() == {"retry": 1} and receiver.accepted() == []
+    with gateway.engine.connect() as conn:
+        assert "a NAT64 address" in conn.execute(select(outbox_events.c.last_error)).scalar()
 
 
 def test_pinned_requests_keep_the_name_for_tls_and_brackets_for_ipv6():

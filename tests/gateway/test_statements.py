@@ -300,3 +300,29 @@ def test_paging_resumes_across_gateway_kills_and_restarts_without_gap_or_repeat(
     assert seen + rest == everything
     assert_chain(everything)
     assert len(everything) == 1 + booked              # the opening balance and every credit, once
+
+
+def test_a_csv_statement_never_hands_a_spreadsheet_a_formula(gateway, maker):
+    """Issue 29, hole 2: an incoming credit's payer name and reference come from another party. In
+    template.statement.csv they start with an apostrophe, so a spreadsheet shows them and runs nothing
+    (before the fix they came through verbatim); amounts keep their form, and the adapter reads the values back."""
+    import base64
+    import csv
+    import io
+
+    from adapters.template import read_statement
+    from gateway import sandbox
+    name, reference = '=HYPERLINK("http://evil.example","x")', "=1+2+cmd|' /C calc'!A0"
+    with gateway.engine.begin() as conn:
+        sandbox.credit(conn, account=OPERATING, amount="12.00", payer_name=name, payer_account="4000123456789",
+                       payer_bank_code="102584000004", reference=reference, now=gateway.clock(),
+                       zone=gateway.settings.zone, own_cnaps_prefix=gateway.settings.own_cnaps_prefix)
+    answer = maker.call(dl.statement_query(OPERATING, "", 1000, "template.statement.csv"))
+    assert answer.code == "OK", answer.detail
+    data = base64.b64decode(text(answer.body))
+    cells = [c for row in csv.reader(io.StringIO(data.decode("utf-8"), newline="")) for c in row]
+    assert "'" + name in cells and name not in cells
+    assert any(c.startswith("'=1+2+cmd") for c in cells) and not any(c.startswith("=") for c in cells)
+    assert "12.00" in cells
+    entry = read_statement(data).entries[-1]
+    assert entry.counterparty.name == name and reference in (entry.narrative, entry.end_to_end_id, entry.bank_ref)

@@ -231,6 +231,26 @@ def test_certs_list_and_revoke(served, tmp_path):
     assert cli("certs", "revoke", "00" * 32, "--home", str(home)).returncode != 0
 
 
+def test_operators_disable_and_enable(served, tmp_path):
+    """`directlink operators disable DEMO viewer`: the running gateway refuses viewer's next request
+    (PERMISSION_DENIED, saying so); `enable` lets it through again; an unknown operator fails, changing nothing."""
+    home, _ = served
+    file = request_file(tmp_path, "balance", "viewer", "<BalanceQuery/>")
+    assert send(served, file, "viewer").returncode == 0
+    done = cli("operators", "disable", "DEMO", "viewer", "--home", str(home))
+    assert done.returncode == 0 and "DEMO/viewer disabled" in done.stdout, done.stderr
+    assert "already disabled" in cli("operators", "disable", "DEMO", "viewer", "--home", str(home)).stdout
+    try:
+        refused = send(served, file, "viewer")
+        assert refused.returncode != 0 and result_code(answer_of(refused.stdout)) == "PERMISSION_DENIED"
+        assert "DEMO/viewer is disabled" in refused.stderr
+    finally:
+        assert cli("operators", "enable", "DEMO", "viewer", "--home", str(home)).returncode == 0
+    assert send(served, file, "viewer").returncode == 0
+    unknown = cli("operators", "disable", "DEMO", "nobody", "--home", str(home))
+    assert unknown.returncode != 0 and "no operator nobody of client DEMO" in unknown.stderr
+
+
 # ---- read-only commands on an old database ----------------------------------------------------------------
 
 LISTINGS = (["certs", "list"], ["config", "accounts"], ["notify", "list"], ["notify", "dead"],

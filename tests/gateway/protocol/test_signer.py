@@ -69,3 +69,41 @@ def test_an_answer_without_requestdigest_is_trusted_only_as_a_refusal_that_accep
     assert dl.verify_answer(200, answer(ResultCode.OK, "bXktcmVxdWVzdA=="), cert, "bXktcmVxdWVzdA==").code == "OK"
     with pytest.raises(SignatureRejected, match="another request"):
         dl.verify_answer(200, answer(ResultCode.OK, "b3RoZXI="), cert, "bXktcmVxdWVzdA==")
+
+
+def test_an_answer_is_taken_only_for_the_message_it_names_in_inreplyto():
+    """InReplyTo must be the MessageId sent: a signed answer quoting our RequestDigest under another
+    MessageId is refused (before issue 29 only RequestDigest was compared). Without InReplyTo (INTERNAL is
+    answered so) RequestDigest binds it alone."""
+    from domain.errors import SignatureRejected
+    from gateway.protocol import client as dl
+    key = keys.new_key("p256")
+    cert = keys.self_signed(key, "GATEWAY", "DirectLink test", days=1)
+    signer = signing.Signer(keys.key_pem(key), keys.cert_pem(cert))
+
+    def answer(code: ResultCode, in_reply_to: str | None, digest: str | None = "ZGln") -> bytes:
+        return signer.sign(messages.render_response(
+            message_id="GW-1", created="2026-11-26T12:00:00+08:00", in_reply_to=in_reply_to,
+            request_digest=digest, code=code, detail="x", answer=None))
+
+    assert dl.verify_answer(200, answer(ResultCode.OK, "ERP-1"), cert, "ZGln", in_reply_to="ERP-1").code == "OK"
+    with pytest.raises(SignatureRejected, match="another message"):
+        dl.verify_answer(200, answer(ResultCode.OK, "ERP-2"), cert, "ZGln", in_reply_to="ERP-1")
+    assert dl.verify_answer(500, answer(ResultCode.INTERNAL, None), cert, "ZGln", in_reply_to="ERP-1").code == \
+        "INTERNAL"
+    with pytest.raises(SignatureRejected, match="another request"):
+        dl.verify_answer(500, answer(ResultCode.INTERNAL, None, "b3RoZXI="), cert, "ZGln", in_reply_to="ERP-1")
+    assert dl.verify_answer(503, answer(ResultCode.OVERLOADED, None, None), cert, "ZGln",
+                            in_reply_to="ERP-1").code == "OVERLOADED"
+
+
+def test_the_message_id_the_client_expects_back_is_the_one_the_gateway_echoes():
+    from gateway.protocol import client as dl
+
+    def request(message_id: str) -> bytes:
+        return f'<Request xmlns="{NS}" version="1"><Header><MessageId>{message_id}</MessageId></Header>' \
+               f'</Request>'.encode()
+
+    assert dl.echoed_message_id(request("ERP-20261126-01")) == "ERP-20261126-01"
+    assert dl.echoed_message_id(request("x" * 36)) is None          # too long: the gateway echoes none
+    assert dl.echoed_message_id(request("two words")) is None
