@@ -29,6 +29,9 @@ _OPTIONAL = {   # key -> default
     "resend_within_seconds": 240,     # resend the identical request only while the gateway still takes it
     "statement_page_size": 500,
     "timeout_seconds": 30,
+    "tls_ca": "",                     # https: the CA bundle of the gateway's TLS certificate (default: system)
+    "tls_certificate": "",            # mutual TLS: the client certificate the gateway requires ...
+    "tls_key": "",                    # ... and its key (omit when the certificate file holds it)
     "max_body_bytes": 10 * 1024 * 1024,   # the gateway's max_body_bytes: a larger request fails here, unsent
     "log_file": "",                   # JSON lines; empty: standard error
     "log_level": "INFO",
@@ -62,6 +65,9 @@ class AgentConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     log_file: Path | None = None
     log_level: str = "INFO"
+    tls_ca: Path | None = None
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None
 
     @property
     def processed(self) -> Path:
@@ -102,7 +108,7 @@ def load(path: Path) -> AgentConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown key(s): {', '.join(unknown)} (a typo?)")
     values = {**_OPTIONAL, **doc}
-    for key in (*_REQUIRED, "log_file", "log_level"):
+    for key in (*_REQUIRED, "log_file", "log_level", "tls_ca", "tls_certificate", "tls_key"):
         if key != "accounts" and not isinstance(values[key], str):
             raise bad(key, "must be a string")
     for key in _REQUIRED:
@@ -145,6 +151,14 @@ def load(path: Path) -> AgentConfig:
     for key in ("gateway_certificate", "key", "certificate"):
         if not resolved[key].is_file():
             raise bad(key, f"no such file: {resolved[key]}")
+    tls = {k: base / values[k] if values[k] else None for k in ("tls_ca", "tls_certificate", "tls_key")}
+    for key, file in tls.items():
+        if file is not None and not file.is_file():
+            raise bad(key, f"no such file: {file}")
+    if tls["tls_key"] is not None and tls["tls_certificate"] is None:
+        raise bad("tls_key", "given without tls_certificate")
+    if tls["tls_certificate"] is not None and not values["gateway"].startswith("https://"):
+        raise bad("tls_certificate", "a client certificate is for an https:// gateway")
     return AgentConfig(
         source=path, gateway=values["gateway"].rstrip("/"), client=values["client"],
         operator=values["operator"], payment_format=values["payment_format"],
@@ -158,4 +172,4 @@ def load(path: Path) -> AgentConfig:
         max_body_bytes=values["max_body_bytes"],
         log_file=base / values["log_file"] if values["log_file"] else None,
         log_level=values["log_level"].upper(),
-        **resolved)
+        **tls, **resolved)

@@ -24,7 +24,8 @@ class Link:
         self.url = cfg.gateway
         self.client = dl.Client(cfg.gateway, cfg.client, cfg.operator, cfg.key.read_bytes(),
                                 cfg.certificate.read_bytes(), cfg.gateway_certificate.read_bytes(),
-                                http=httpx.Client(timeout=cfg.timeout_seconds))
+                                http=dl.http_client(cfg.timeout_seconds, tls_ca=cfg.tls_ca,
+                                                    tls_certificate=cfg.tls_certificate, tls_key=cfg.tls_key))
 
     def sign(self, operation: etree._Element) -> tuple[str, float, bytes]:
         """(MessageId, Created as unix time, the signed bytes) of a new request."""

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # may be in flight (rolling restarts) and until clients have the new one.
     gateway_previous_cert: Path = Path("certs/gateway.previous.cert.pem")
     cert_warning_days: int = 30                         # warn this long before a certificate expires
+    # Transport (docs/deployment.md): `serve` terminates TLS itself when tls_certificate is set (else plain
+    # HTTP, for a reverse proxy in front), and with tls_client_ca requires a client certificate that CA issued.
+    tls_certificate: Path | None = None
+    tls_key: Path | None = None                         # omit when tls_certificate holds the key too
+    tls_client_ca: Path | None = None
     directory_file: Path = Path("config/directory.toml")
     clearing_interval_seconds: int = 5                  # how often the clearing job runs
     clearing_timeout_seconds: int = 60                  # PROCESSING with no answer this long: UNKNOWN

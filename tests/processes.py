@@ -53,21 +53,22 @@ class Servers:
         self.home, self.logs = home, logs
         self.procs: list[subprocess.Popen] = []
 
-    def start(self, **env: str) -> tuple[subprocess.Popen, str]:
-        """Start one server on a free port; returns it and its base URL once /healthz answers."""
+    def start(self, tls: httpx.Client | None = None, **env: str) -> tuple[subprocess.Popen, str]:
+        """Start one server on a free port; returns it and its base URL once /healthz answers (over https
+        through `tls`, a client that trusts its TLS certificate, when the server terminates TLS)."""
         port = free_port()
         log_path = self.logs / f"serve-{len(self.procs)}.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen([*CLI, "serve", "--home", str(self.home), "--port", str(port)], cwd=ROOT,
                                     stdout=log, stderr=subprocess.STDOUT, env=env_with(**env))
         self.procs.append(proc)
-        base = f"http://127.0.0.1:{port}"
+        base = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
         while True:
             assert proc.poll() is None, f"the server exited early:\n{log_path.read_text()}"
             assert time.monotonic() < deadline, f"the server did not come up:\n{log_path.read_text()}"
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if (tls or httpx).get(f"{base}/healthz", timeout=1).status_code == 200:
                     return proc, base
             except httpx.TransportError:
                 pass

@@ -16,10 +16,12 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
          cert: Annotated[Path | None, typer.Option(help="default: KEY with .cert.pem")] = None,
          client: Annotated[str | None, typer.Option(help="default: Header/Client of FILE")] = None,
          url: str = "http://127.0.0.1:8080",
-         gateway_cert: Annotated[Path | None, typer.Option(help="pinned gateway certificate")] = None) -> None:
+         gateway_cert: Annotated[Path | None, typer.Option(help="pinned gateway certificate")] = None,
+         tls_ca: Annotated[Path | None, typer.Option(help="https: CA of the gateway's TLS certificate")] = None,
+         tls_cert: Annotated[Path | None, typer.Option(help="mutual TLS: the client certificate")] = None,
+         tls_key: Annotated[Path | None, typer.Option(help="mutual TLS: its key, if not in --tls-cert")] = None,
+         ) -> None:
     """Sign FILE, post it, verify the answer's signature and print the answer."""
-    import httpx
-
     from gateway.protocol import client as dl
     from gateway.protocol.xmlsafe import q, text
     cert = cert or Path(str(key).replace(".key.pem", ".cert.pem"))
@@ -27,14 +29,18 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
     client = client or text(root.find(f"{q('Header')}/{q('Client')}"))
     if not client:
         fail("no client: give --client or fill Header/Client in the file")
+    try:
+        http = dl.http_client(tls_ca=tls_ca, tls_certificate=tls_cert, tls_key=tls_key)
+    except (OSError, ValueError) as err:   # ssl.SSLError is an OSError
+        fail(f"TLS: {err}")
     if gateway_cert is None and Path("certs/gateway.cert.pem").exists():
         gateway_cert = Path("certs/gateway.cert.pem")
     if gateway_cert is not None:
         pinned = gateway_cert.read_bytes()
     else:
         typer.echo("warning: no --gateway-cert; trusting the certificate the gateway serves", err=True)
-        pinned = httpx.get(f"{url.rstrip('/')}/v1/certificate").content
-    c = dl.Client(url, client, operator, key.read_bytes(), cert.read_bytes(), pinned)
+        pinned = http.get(f"{url.rstrip('/')}/v1/certificate").content
+    c = dl.Client(url, client, operator, key.read_bytes(), cert.read_bytes(), pinned, http=http)
     answer = c.post(c.sign_document(root))
     pretty = etree.tostring(etree.fromstring(answer.raw), pretty_print=True, encoding="unicode")
     typer.echo(pretty)

@@ -29,7 +29,13 @@ def serve(home: Home = Path("."), host: str = "127.0.0.1", port: int = 8080,
     import uvicorn
 
     from gateway.app import build_gateway, create_app
-    uvicorn.run(create_app(build_gateway(Settings.load(home))), host=host, port=port, log_level=log_level)
+    from gateway.transport import uvicorn_tls
+    settings = Settings.load(home)
+    try:
+        tls = uvicorn_tls(settings)
+    except ValueError as err:
+        fail(str(err))
+    uvicorn.run(create_app(build_gateway(settings)), host=host, port=port, log_level=log_level, **tls)
 
 
 def demo() -> None:

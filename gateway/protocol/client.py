@@ -7,7 +7,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,6 +19,21 @@ from lxml import etree
 from gateway.protocol import signing
 from gateway.protocol.messages import E
 from gateway.protocol.xmlsafe import NS, q, text  # callers read them here too
+
+
+def http_client(timeout: float = 30, *, tls_ca: Path | None = None, tls_certificate: Path | None = None,
+                tls_key: Path | None = None) -> httpx.Client:
+    """The HTTP transport to a gateway. For https, `tls_ca` is the CA bundle that issued the gateway's TLS
+    certificate (default: the system's), and `tls_certificate` with `tls_key` the client certificate a
+    gateway that requires mutual TLS asks for. TLS protects the transport only: every answer is still
+    trusted for its XML signature alone (Client.post)."""
+    if tls_key is not None and tls_certificate is None:
+        raise ValueError("a TLS key without its certificate (tls_certificate)")
+    context = ssl.create_default_context(cafile=str(tls_ca) if tls_ca else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if tls_certificate is not None:
+        context.load_cert_chain(str(tls_certificate), str(tls_key) if tls_key else None)
+    return httpx.Client(timeout=timeout, verify=context)
 
 
 @dataclass(frozen=True)
