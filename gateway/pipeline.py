@@ -29,7 +29,7 @@ from domain.errors import (
 )
 from gateway import audit, crash, directory
 from gateway.config_cache import VERSION, Config, ConfigCache
-from gateway.limits import RateLimiter
+from gateway.limits import RateLimiter, SharedRateLimiter
 from gateway.operations import OPERATIONS, Context
 from gateway.protocol import messages, signing, xmlsafe
 from gateway.protocol.errors import RETRY_AFTER, http_status
@@ -114,8 +114,13 @@ class Gateway:
         self.engine = engine
         self.signer = signer
         self.clock = clock
-        self.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst,
-                                   settings.max_concurrent_per_client)
+        limits = dict(rate=settings.rate_limit_per_second, burst=settings.rate_limit_burst,
+                      max_concurrent=settings.max_concurrent_per_client,
+                      operator_rate=settings.operator_rate_limit_per_second,
+                      operator_burst=settings.operator_rate_limit_burst)
+        # On PostgreSQL the replicas share the buckets; SQLite is one process.
+        self.limiter = (SharedRateLimiter(**limits, engine=engine) if engine.dialect.name == "postgresql"
+                        else RateLimiter(**limits))
         # SQLite has one writer at a time, and its busy handler sleeps up to 100 ms between retries:
         # queueing writers on a lock here hands over at once. PostgreSQL needs no such thing.
         self._writer = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
@@ -149,7 +154,7 @@ class Gateway:
             reply = self._answer(err.code, err.detail, claim.message_id, digest, now)
             self._audit_unverified(now, claim, err.code, err.detail, digest, body, reply.body)
             return reply
-        wait = self.limiter.acquire(header.client)
+        wait = self.limiter.acquire(header.client, header.operator)
         if wait is not None:
             # Not audited one by one (a flood must not flood the trail): counted in /metrics instead.
             return self._answer(ResultCode.RATE_LIMITED, f"too many requests from {header.client}; nothing was "

@@ -37,8 +37,12 @@ class Settings(BaseSettings):
     freshness_seconds: int = 300                        # allowed |Created - now|
     replay_retention_hours: int = 48                    # MessageIds kept at least this long (>= 24 h)
     max_body_bytes: int = 10 * 1024 * 1024
-    rate_limit_per_second: float = 100.0                # per client and process, after verification
+    # Per client after verification; on PostgreSQL shared by all replicas (gateway/limits.py), on SQLite per
+    # process. The operator limit, if set, applies to each operator of a client besides the client's.
+    rate_limit_per_second: float = 100.0
     rate_limit_burst: int = 200
+    operator_rate_limit_per_second: float | None = None
+    operator_rate_limit_burst: int = 20
     max_concurrent_per_client: int = 32
     max_in_flight: int = 64                             # all requests in this process: past it, OVERLOADED
     # Threads that run requests in this process; the rest wait their turn. Unset: 4 on PostgreSQL, 40 on

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
@@ -266,6 +267,17 @@ sim_clearing = Table(
     Column("reason", String(140), nullable=True),
     Column("returned_at", UtcDateTime, nullable=True),    # set when the creditor's bank sends it back
     Column("return_reason", String(140), nullable=True),
+)
+
+# Abuse limits shared by the replicas on PostgreSQL (gateway/limits.py): a token bucket a client, and one a
+# client's operator if operators are limited too. Each replica takes a few tokens at a time in a statement of its
+# own; SQLite, one process, keeps its buckets in memory and never writes here.
+rate_buckets = Table(
+    "rate_buckets", metadata,
+    Column("bucket", String(72), primary_key=True),      # "CLIENT" or "CLIENT/OPERATOR"
+    Column("tokens", Float, nullable=False),              # left after the last claim
+    Column("granted", Integer, nullable=False),           # what the last claim took (its RETURNING)
+    Column("stamp", UtcDateTime, nullable=False),         # the database's clock at the last claim
 )
 
 messages = Table(

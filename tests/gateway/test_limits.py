@@ -1,4 +1,5 @@
-"""Abuse limits: per-client rate and concurrency (RATE_LIMITED + Retry-After), process-wide OVERLOADED."""
+"""Abuse limits: per-client (and per-operator) rate, shared by the replicas on PostgreSQL, and concurrency
+(RATE_LIMITED + Retry-After); process-wide OVERLOADED."""
 from __future__ import annotations
 
 import threading
@@ -10,10 +11,12 @@ import pytest
 from conftest import OPERATING, SUPPLIER, snapshot
 from fastapi.testclient import TestClient
 
-from gateway.app import create_app
-from gateway.limits import InFlight, RateLimiter
+from gateway.app import build_gateway, create_app
+from gateway.limits import InFlight, RateLimiter, SharedRateLimiter
 from gateway.protocol import client as dl
 from gateway.server import background
+from gateway.setup import init_home
+from gateway.storage.engine import make_engine, migrate
 
 
 class Ticks:
@@ -122,3 +125,47 @@ def test_the_message_route_counts_each_answer_and_other_methods_are_not_allowed(
     assert maker.call(dl.balance_query("6222999999999999")).code == "NOT_FOUND"
     assert (answered("OK"), answered("NOT_FOUND")) == (1.0, 1.0)
     assert http.get("/v1/messages").status_code == 405
+
+
+def test_an_operator_limit_refuses_that_operator_only_and_keeps_the_clients_token():
+    limiter = RateLimiter(rate=0.001, burst=3, max_concurrent=10, clock=Ticks(), operator_rate=0.001,
+                          operator_burst=1)
+    assert limiter.acquire("C", "maker") is None
+    assert limiter.acquire("C", "maker") == 1000   # the operator's bucket is empty (refills at 0.001/s)
+    assert limiter.acquire("C", "viewer") is None  # another operator of the client: its own bucket
+    assert limiter.acquire("C") is None            # the refusal above gave the client's token back
+    assert limiter.acquire("C") == 1000
+
+
+def test_replicas_share_the_buckets_on_postgresql(pg_url):
+    """Two limiters on one database, as two replicas: together they grant the bucket once, where two
+    in-memory limiters grant it twice over (the control)."""
+    engine = make_engine(pg_url)
+    migrate(engine)
+    try:
+        replicas = [SharedRateLimiter(rate=0.001, burst=5, max_concurrent=100, engine=engine) for _ in range(2)]
+        granted = [r.acquire("C") is None for _ in range(5) for r in replicas]   # 10 tries, alternating
+        assert granted.count(True) == 5 and granted[:5] == [True] * 5
+        assert replicas[1].acquire("D") is None        # another client: a bucket of its own
+        alone = [RateLimiter(rate=0.001, burst=5, max_concurrent=100) for _ in range(2)]
+        assert [r.acquire("C") is None for _ in range(5) for r in alone].count(True) == 10
+    finally:
+        engine.dispose()
+
+
+def test_two_gateways_on_one_postgresql_database_answer_rate_limited_together(pg_url, tmp_path):
+    """Requests signed by one client, sent alternately to two gateways on one database: the client's
+    burst is spent across both, and then both answer RATE_LIMITED with Retry-After."""
+    settings = init_home(tmp_path / "home", database_url=pg_url)
+    limited = settings.model_copy(update={"rate_limit_per_second": 0.01, "rate_limit_burst": 3})
+    replicas = [build_gateway(limited) for _ in range(2)]
+    demo = settings.home / "demo"
+    maker = dl.Client("http://testserver", "DEMO", "maker", (demo / "maker.key.pem").read_bytes(),
+                      (demo / "maker.cert.pem").read_bytes(), settings.path(settings.gateway_cert).read_bytes())
+    try:
+        replies = [replicas[i % 2].handle(maker.request(dl.balance_query())) for i in range(6)]
+        assert [r.status for r in replies] == [200, 200, 200, 429, 429, 429]
+        assert all(r.headers.get("Retry-After") for r in replies[3:])
+    finally:
+        for gw in replicas:
+            gw.engine.dispose()
