@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from gateway.app import build_gateway, create_app
 from gateway.protocol import client as dl
+from gateway.protocol import signing
 from gateway.setup import DEMO_ACCOUNTS, init_home
 from gateway.storage.tables import accounts, entries, holds, messages, payments
 
@@ -76,6 +77,22 @@ def gateway(home, clock):
     gw.clock = clock
     yield gw
     gw.engine.dispose()
+
+
+@pytest.fixture
+def signxml_shadow(monkeypatch):
+    """Every signature the test verifies (the gateway's requests, the client's answers) is judged again by
+    signxml, the verifier the gateway used before it verified the profile itself: verdict and signed tree
+    must be the same."""
+    from signature_judge import agree
+
+    lean = signing.verify
+
+    def shadowed(root, certificate):
+        agree(root, certificate, lean)
+        return lean(root, certificate)
+
+    monkeypatch.setattr(signing, "verify", shadowed)
 
 
 @pytest.fixture

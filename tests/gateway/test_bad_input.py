@@ -28,6 +28,9 @@ from gateway.protocol.messages import E
 from gateway.protocol.xmlsafe import q, text
 from gateway.storage.tables import audit_log, payments
 
+# Every signature verified here is also judged by signxml (tests/conftest.py, signxml_shadow).
+pytestmark = pytest.mark.usefixtures("signxml_shadow")
+
 UTC = dt.UTC
 DS = f"{{{signing.DS}}}"
 EXTERNAL = "31001234567890"                        # an account at another bank (CNAPS 102290012345)
