@@ -87,7 +87,7 @@ def toml_value(value: object) -> str:
     raise TypeError(f"no TOML for {value!r}")
 
 
-def init_home(home: Path, key_type: str = "rsa", database_url: str | None = None) -> Settings:
+def init_home(home: Path, key_type: str = "p256", database_url: str | None = None) -> Settings:
     """Create settings, keys, the demo directory and the database under `home`; return the settings."""
     home.mkdir(parents=True, exist_ok=True)
     if (home / SETTINGS_FILE).exists():

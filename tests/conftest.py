@@ -13,6 +13,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from gateway.app import build_gateway, create_app
 from gateway.protocol import client as dl
+from gateway.protocol import signing
 from gateway.setup import DEMO_ACCOUNTS, init_home
 from gateway.storage.tables import accounts, entries, holds, messages, payments
 
@@ -50,9 +51,11 @@ def _pg_schema():
 
 
 @pytest.fixture
-def home(tmp_path, db_url):
-    """An initialised gateway home: keys, directory, migrated database with the demo client."""
-    return init_home(tmp_path / "home", database_url=db_url)
+def home(tmp_path, db_url, request):
+    """An initialised gateway home: keys (P-256, as `directlink init` makes them, unless the test is marked
+    key_type("rsa")), directory, migrated database with the demo client."""
+    marker = request.node.get_closest_marker("key_type")
+    return init_home(tmp_path / "home", marker.args[0] if marker else "p256", database_url=db_url)
 
 
 class Clock:
@@ -76,6 +79,22 @@ def gateway(home, clock):
     gw.clock = clock
     yield gw
     gw.engine.dispose()
+
+
+@pytest.fixture
+def signxml_shadow(monkeypatch):
+    """Every signature the test verifies (the gateway's requests, the client's answers) is judged again by
+    signxml, the verifier the gateway used before it verified the profile itself: verdict and signed tree
+    must be the same."""
+    from signature_judge import agree
+
+    lean = signing.verify
+
+    def shadowed(root, certificate):
+        agree(root, certificate, lean)
+        return lean(root, certificate)
+
+    monkeypatch.setattr(signing, "verify", shadowed)
 
 
 @pytest.fixture

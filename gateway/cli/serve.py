@@ -11,7 +11,7 @@ from gateway.settings import Settings
 
 
 def init(directory: Annotated[Path, typer.Argument(help="where to create it")] = Path("."),
-         key_type: Annotated[str, typer.Option(help="rsa (2048) or p256")] = "rsa",
+         key_type: Annotated[str, typer.Option(help="p256 (ECDSA P-256) or rsa (2048)")] = "p256",
          database_url: Annotated[str | None, typer.Option(help="default: SQLite in DIR")] = None) -> None:
     """Create configuration, gateway key, database and the demo client DEMO in DIR."""
     from gateway.setup import init_home

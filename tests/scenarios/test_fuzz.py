@@ -44,6 +44,9 @@ from gateway.protocol.messages import E
 from gateway.protocol.xmlsafe import q
 from gateway.storage.tables import payments
 
+# Every signature verified here is also judged by signxml (tests/conftest.py, signxml_shadow).
+pytestmark = pytest.mark.usefixtures("signxml_shadow")
+
 UTC = dt.UTC
 DSNS = signing.DS
 DS = f"{{{DSNS}}}"

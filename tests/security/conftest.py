@@ -11,6 +11,11 @@ from gateway.protocol import client as dl
 from security.attack_kit import BETA_ACCOUNT, attacker_key
 
 
+@pytest.fixture(autouse=True)
+def _judged_by_signxml(signxml_shadow):
+    """Every document of the attack suite is also judged by signxml (tests/conftest.py, signxml_shadow)."""
+
+
 @pytest.fixture
 def listener():
     """A TCP port on 127.0.0.1 that counts connections: nothing the gateway parses may ever reach it."""
