@@ -35,7 +35,7 @@ def build_gateway(settings: Settings, *, run_migrations: bool = True) -> Gateway
         migrate(engine)
     passphrase = settings.gateway_key_passphrase
     try:
-        signer = signing.Signer(settings.path(settings.gateway_key).read_bytes(),
+        signer = signing.Signer.from_pem(settings.path(settings.gateway_key).read_bytes(),
                                 settings.path(settings.gateway_cert).read_bytes(),
                                 passphrase.get_secret_value().encode() if passphrase else None)
     except (TypeError, ValueError) as err:   # wrong or missing passphrase; the message never holds it

@@ -34,7 +34,7 @@ def documents() -> list[etree._Element]:
 def test_what_the_gateway_signs_verifies_with_xmlsec1_and_signxml_and_breaks_when_changed(tmp_path, key_type):
     key = keys.new_key(key_type)
     cert = keys.self_signed(key, "GATEWAY", "DirectLink test", days=30)
-    signer = signing.Signer(keys.key_pem(key), keys.cert_pem(cert))
+    signer = signing.Signer.from_pem(keys.key_pem(key), keys.cert_pem(cert))
     cert_file = tmp_path / "gateway.cert.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     for doc in documents():
