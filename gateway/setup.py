@@ -97,7 +97,7 @@ def toml_value(value: object) -> str:
     raise TypeError(f"no TOML for {value!r}")
 
 
-def init_home(home: Path, key_type: str = "rsa", database_url: str | None = None,
+def init_home(home: Path, key_type: str = "p256", database_url: str | None = None,
               token: Pkcs11Key | None = None) -> Settings:
     """Create settings, keys, the demo directory and the database under `home`; return the settings. With a
     `token`, the gateway key is made inside it (the PIN from the environment) and no key file is written."""

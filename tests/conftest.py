@@ -51,9 +51,11 @@ def _pg_schema():
 
 
 @pytest.fixture
-def home(tmp_path, db_url):
-    """An initialised gateway home: keys, directory, migrated database with the demo client."""
-    return init_home(tmp_path / "home", database_url=db_url)
+def home(tmp_path, db_url, request):
+    """An initialised gateway home: keys (P-256, as `directlink init` makes them, unless the test is marked
+    key_type("rsa")), directory, migrated database with the demo client."""
+    marker = request.node.get_closest_marker("key_type")
+    return init_home(tmp_path / "home", marker.args[0] if marker else "p256", database_url=db_url)
 
 
 class Clock:

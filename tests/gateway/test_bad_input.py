@@ -28,8 +28,9 @@ from gateway.protocol.messages import E
 from gateway.protocol.xmlsafe import q, text
 from gateway.storage.tables import audit_log, payments
 
-# Every signature verified here is also judged by signxml (tests/conftest.py, signxml_shadow).
-pytestmark = pytest.mark.usefixtures("signxml_shadow")
+# Every signature verified here is also judged by signxml (tests/conftest.py, signxml_shadow). The SHA-1
+# downgrades are forged with the demo operators' keys as RSA signatures: this module's homes have RSA keys.
+pytestmark = [pytest.mark.usefixtures("signxml_shadow"), pytest.mark.key_type("rsa")]
 
 UTC = dt.UTC
 DS = f"{{{signing.DS}}}"

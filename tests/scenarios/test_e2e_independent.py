@@ -67,7 +67,7 @@ def request(operation, operator: str = "maker", client: str = "DEMO", message_id
                               E.Client(client), E.Operator(operator)), operation, version="1")
 
 
-def sign(root, key_pem: bytes, cert_pem: bytes, algorithm: str = "rsa-sha256") -> bytes:
+def sign(root, key_pem: bytes, cert_pem: bytes, algorithm: str) -> bytes:
     """Enveloped XML-DSig per spec section 3, the signer's certificate in KeyInfo; UTF-8 bytes."""
     signer = XMLSigner(method=methods.enveloped, signature_algorithm=algorithm, digest_algorithm="sha256",
                        c14n_algorithm=EXC_C14N)
@@ -144,7 +144,7 @@ class Operator:
     name: str
     key_pem: bytes
     cert_pem: bytes
-    algorithm: str = "rsa-sha256"
+    algorithm: str = "ecdsa-sha256"   # `directlink init` makes P-256 keys unless told --key-type rsa
     client: str = "DEMO"
 
     def signed(self, operation, **kw) -> bytes:
@@ -335,7 +335,7 @@ def test_valid_signature_by_an_unregistered_key_is_cert_unknown(judge, maker, tm
     """A correctly signed request whose key is not registered for the operator (certificate in KeyInfo),
     or an operator with no certificate at all, gets HTTP 401 CERT_UNKNOWN in a signed answer; nothing paid."""
     key, cert = new_key_and_cert("rsa", "DEMO/maker (impostor)")
-    impostor = Operator(judge, "maker", key, cert)
+    impostor = Operator(judge, "maker", key, cert, algorithm="rsa-sha256")
     body = impostor.signed(E.PaymentOrder(payment("E2E-IMP-1", "1.00", "ACME", SUPPLIER)))
     own = tmp_path / "impostor.cert.pem"
     own.write_bytes(cert)
@@ -344,7 +344,7 @@ def test_valid_signature_by_an_unregistered_key_is_cert_unknown(judge, maker, tm
     assert (answer.status, answer.code) == (401, "CERT_UNKNOWN")
     assert answer.body("PaymentReport") is None
 
-    stranger = Operator(judge, "mallory", key, cert)
+    stranger = Operator(judge, "mallory", key, cert, algorithm="rsa-sha256")
     answer = stranger.call(E.AccountQuery())
     assert (answer.status, answer.code) == (401, "CERT_UNKNOWN")
     assert answer.body("AccountList") is None
@@ -389,7 +389,7 @@ def test_rejections_are_signed_answers_bound_to_the_request(judge, maker):
     stale = request(E.BalanceQuery())
     stale.find(f"{q('Header')}/{q('Created')}").text = \
         (dt.datetime.now(CST) - dt.timedelta(seconds=900)).isoformat(timespec="seconds")
-    answer = judge.post(sign(stale, maker.key_pem, maker.cert_pem))
+    answer = judge.post(sign(stale, maker.key_pem, maker.cert_pem, maker.algorithm))
     assert (answer.status, answer.code) == (401, "TIMESTAMP_OUT_OF_WINDOW")
 
     body = maker.signed(E.BalanceQuery(E.Account(OPERATING)), message_id="IND-SAME-1")
@@ -410,7 +410,7 @@ def test_gb18030_request_is_accepted_and_chinese_names_round_trip(judge, maker):
     the Chinese creditor name comes back unchanged in the statement."""
     name = "上海某某科技有限公司（测试）"
     root = request(E.PaymentOrder(payment("E2E-GB-1", "88.00", name, SUPPLIER)))
-    signed = XMLSigner(method=methods.enveloped, signature_algorithm="rsa-sha256", digest_algorithm="sha256",
+    signed = XMLSigner(method=methods.enveloped, signature_algorithm=maker.algorithm, digest_algorithm="sha256",
                        c14n_algorithm=EXC_C14N).sign(root, key=maker.key_pem, cert=maker.cert_pem)
     body = etree.tostring(signed, xml_declaration=True, encoding="GB18030")
     assert name.encode("gb18030") in body and name.encode("utf-8") not in body

@@ -97,7 +97,8 @@ def send(served, file: Path, operator: str, key_of: str | None = None) -> subpro
 
 def test_init_creates_a_complete_home(tmp_path):
     """`directlink init DIR` writes settings, the gateway key (0600) and certificate, demo operator keys
-    (0600) and certificates, the directory file and the SQLite database, and exits 0."""
+    (0600) and certificates (ECDSA P-256 unless told otherwise), the directory file and the SQLite database,
+    and exits 0."""
     home = tmp_path / "gw"
     done = cli("init", str(home))
     assert done.returncode == 0, done.stderr
@@ -106,7 +107,7 @@ def test_init_creates_a_complete_home(tmp_path):
     for key in [home / "certs" / "gateway.key.pem", *(home / "demo" / f"{op}.key.pem" for op in OPERATORS)]:
         assert stat.S_IMODE(key.stat().st_mode) == 0o600, key
         private = serialization.load_pem_private_key(key.read_bytes(), password=None)
-        assert isinstance(private, rsa.RSAPrivateKey) and private.key_size >= 2048
+        assert isinstance(private, ec.EllipticCurvePrivateKey) and isinstance(private.curve, ec.SECP256R1)
     for cert in [home / "certs" / "gateway.cert.pem", *(home / "demo" / f"{o}.cert.pem" for o in OPERATORS)]:
         x509.load_pem_x509_certificate(cert.read_bytes())
     directory = tomllib.loads((home / "config" / "directory.toml").read_text("utf-8"))
@@ -129,17 +130,17 @@ def test_second_init_fails_clearly_and_changes_nothing(tmp_path):
     assert (home / "demo" / "maker.key.pem").read_bytes() == maker_before
 
 
-def test_init_with_p256_makes_ec_keys(tmp_path):
-    """`directlink init DIR --key-type p256` makes ECDSA P-256 keys and certificates throughout."""
+def test_init_with_rsa_makes_rsa_keys(tmp_path):
+    """`directlink init DIR --key-type rsa` makes RSA-2048 keys and certificates throughout."""
     home = tmp_path / "gw"
-    done = cli("init", str(home), "--key-type", "p256")
+    done = cli("init", str(home), "--key-type", "rsa")
     assert done.returncode == 0, done.stderr
     for stem in [home / "certs" / "gateway", *(home / "demo" / op for op in OPERATORS)]:
         key = serialization.load_pem_private_key(Path(f"{stem}.key.pem").read_bytes(), password=None)
-        assert isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1)
+        assert isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048
         assert stat.S_IMODE(Path(f"{stem}.key.pem").stat().st_mode) == 0o600
         cert = x509.load_pem_x509_certificate(Path(f"{stem}.cert.pem").read_bytes())
-        assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+        assert isinstance(cert.public_key(), rsa.RSAPublicKey)
 
 
 # ---- send, demo -------------------------------------------------------------------------------------------
