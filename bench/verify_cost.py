@@ -37,7 +37,7 @@ def main() -> None:
     for kind in ("p256", "rsa"):
         key = keys.new_key(kind)
         cert = keys.self_signed(key, "DEMO/maker", "bench")
-        root = etree.fromstring(signing.Signer(keys.key_pem(key), keys.cert_pem(cert)).sign(one_payment()))
+        root = etree.fromstring(signing.Signer.from_pem(keys.key_pem(key), keys.cert_pem(cert)).sign(one_payment()))
         before = cost(lambda r=root, c=cert: XMLVerifier().verify(r, x509_cert=c, expect_config=CONFIG))
         now = cost(lambda r=root, c=cert: signing.verify(r, c))
         print(f"{kind:5} signxml {before:6.0f} us   signing.verify {now:6.0f} us   ({before / now:.1f}x)")

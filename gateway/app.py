@@ -33,15 +33,30 @@ def build_gateway(settings: Settings, *, run_migrations: bool = True) -> Gateway
     engine = make_engine(settings.db_url)
     if run_migrations:
         migrate(engine)
+    try:
+        signer = signing.Signer(gateway_key(settings))
+    except ValueError as err:   # a key outside the profile, or not the certificate's
+        raise SystemExit(f"cannot sign with the gateway key and {settings.gateway_cert}: {err}") from None
+    return Gateway(settings, engine, signer)
+
+
+def gateway_key(settings: Settings) -> signing.SigningKey:
+    """The gateway's signing key as configured: in a PKCS#11 token, or the PEM file (the default). A key that
+    cannot be had stops the start with what to set; the message never holds a PIN or passphrase."""
+    if settings.gateway_key_pkcs11 is not None:
+        from gateway import hsm
+        try:
+            return hsm.open_key(settings)
+        except hsm.TokenError as err:
+            raise SystemExit(f"cannot use the gateway key in the PKCS#11 token: {err}") from None
     passphrase = settings.gateway_key_passphrase
     try:
-        signer = signing.Signer(settings.path(settings.gateway_key).read_bytes(),
-                                settings.path(settings.gateway_cert).read_bytes(),
-                                passphrase.get_secret_value().encode() if passphrase else None)
+        return signing.PemKey(settings.path(settings.gateway_key).read_bytes(),
+                              settings.path(settings.gateway_cert).read_bytes(),
+                              passphrase.get_secret_value().encode() if passphrase else None)
     except (TypeError, ValueError) as err:   # wrong or missing passphrase; the message never holds it
         raise SystemExit(f"cannot load the gateway key {settings.gateway_key}: {err} "
                          f"(set DIRECTLINK_GATEWAY_KEY_PASSPHRASE for an encrypted key)") from None
-    return Gateway(settings, engine, signer)
 
 
 def create_app(gateway: Gateway) -> ASGIApp:

@@ -21,8 +21,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from sqlalchemy import Connection, delete, func, select, update
 
+from gateway.protocol.signing import SigningKey
 from gateway.storage.tables import audit_head, audit_log
 from gateway.storage.unit_of_work import UnitOfWork
 
@@ -111,14 +113,13 @@ def verify(conn: Connection) -> tuple[int, list[Finding]]:
     return checked, findings
 
 
-def sign_anchor(key, certificate_pem: bytes, anchored: dict[str, dict], at: dt.datetime) -> bytes:
+def sign_anchor(key: SigningKey, certificate_pem: bytes, anchored: dict[str, dict], at: dt.datetime) -> bytes:
     """An anchor file: the chain heads, signed with the gateway's key, to be kept outside the database."""
     body = json.dumps({"at": at.isoformat(), "heads": anchored}, sort_keys=True, separators=(",", ":"))
-    data = body.encode("utf-8")
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        signature = key.sign(data, ec.ECDSA(hashes.SHA256()))
-    else:
-        signature = key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+    signature = key.sign(body.encode("utf-8"))
+    if isinstance(key.certificate.public_key(), ec.EllipticCurvePublicKey):
+        # The key signs in XML-DSig's r||s form; anchor files carry ECDSA signatures in DER, as ever.
+        signature = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
     return json.dumps({"anchor": body, "signature": base64.b64encode(signature).decode("ascii"),
                        "certificate": certificate_pem.decode("ascii")}, indent=1).encode("utf-8")
 

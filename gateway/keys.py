@@ -21,12 +21,13 @@ def new_key(kind: str = "rsa"):
 
 
 def self_signed(key, common_name: str, organization: str, *, days: int = 730,
-                not_before: dt.datetime | None = None) -> x509.Certificate:
-    """A self-signed signing certificate (digitalSignature + nonRepudiation) for `common_name`."""
+                not_before: dt.datetime | None = None, public_key=None) -> x509.Certificate:
+    """A self-signed signing certificate (digitalSignature + nonRepudiation) for `common_name`, for `key`'s
+    public key or `public_key` (hsm.py re-signs such a draft in the token)."""
     start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+    return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public_key or key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
             .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=True,

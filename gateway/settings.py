@@ -6,10 +6,13 @@ import tomllib
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, PositiveInt, SecretStr
+from pydantic import BaseModel, ConfigDict, PositiveInt, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SETTINGS_FILE = "directlink.toml"
+# Read from the environment only: a settings file is copied to every replica, kept in repositories and shown
+# in support tickets.
+SECRETS = ("gateway_key_passphrase", "gateway_pkcs11_pin")
 
 
 class ClearingFaults(BaseModel):
@@ -22,6 +25,17 @@ class ClearingFaults(BaseModel):
     return_after_seconds: int = 0
     scripted: dict[str, str] = {}  # ClientRef pattern (fnmatch) -> SETTLED|FAILED|UNKNOWN|LOST|RETURNED
     seed: int | None = None
+
+
+class Pkcs11Key(BaseModel):
+    """The gateway's signing key in a PKCS#11 token (an HSM) instead of the PEM file `gateway_key`; the
+    certificate stays the file `gateway_cert`, and the PIN is DIRECTLINK_GATEWAY_PKCS11_PIN."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    module: Path                     # the token vendor's PKCS#11 library (a .so), e.g. SoftHSM2's
+    token_label: str
+    key_label: str = "directlink-gateway"
 
 
 class Settings(BaseSettings):
@@ -50,7 +64,9 @@ class Settings(BaseSettings):
     worker_threads: PositiveInt | None = None
     gateway_key: Path = Path("certs/gateway.key.pem")
     gateway_cert: Path = Path("certs/gateway.cert.pem")
-    gateway_key_passphrase: SecretStr | None = None
+    gateway_key_passphrase: SecretStr | None = None     # for an encrypted gateway_key; environment only
+    gateway_key_pkcs11: Pkcs11Key | None = None         # set: the key is in this token, gateway_key unused
+    gateway_pkcs11_pin: SecretStr | None = None         # the token's user PIN; environment only
     # After `directlink keys rotate`: the old certificate, still published while answers signed with it
     # may be in flight (rolling restarts) and until clients have the new one.
     gateway_previous_cert: Path = Path("certs/gateway.previous.cert.pem")
@@ -104,6 +120,10 @@ class Settings(BaseSettings):
         file = home / SETTINGS_FILE
         if file.exists():
             values = tomllib.loads(file.read_text("utf-8")).get("gateway", {})
+            if written := [key for key in SECRETS if key in values]:
+                raise SystemExit(f"{file}: {', '.join(written)} may not be written in the settings file; "
+                                 f"set {', '.join('DIRECTLINK_' + key.upper() for key in written)} in the "
+                                 "environment instead")
         # Environment variables must beat the file: pass file values as defaults only.
         env = cls(home=home)  # type: ignore[call-arg]
         explicit = env.model_fields_set

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from gateway import directory_file
 from gateway.keys import write_key_pair
-from gateway.settings import SETTINGS_FILE, Settings
+from gateway.settings import SETTINGS_FILE, Pkcs11Key, Settings
 from gateway.storage.engine import make_engine, migrate
 
 DEMO_ACCOUNTS = {"operating": "6222000000000001", "payroll": "6222000000000002", "supplier": "6222000000009001"}
@@ -28,6 +28,16 @@ gateway_key = "certs/gateway.key.pem"
 gateway_cert = "certs/gateway.cert.pem"
 directory_file = "config/directory.toml"
 """
+
+GATEWAY_NAME, BANK_NAME = "DirectLink gateway", "DirectLink Demo Bank"   # the gateway certificate's subject
+
+
+def token_settings(token: Pkcs11Key) -> str:
+    """The settings table naming the token that holds the gateway key."""
+    return ("\n# The gateway key is in this PKCS#11 token; the PIN is DIRECTLINK_GATEWAY_PKCS11_PIN (environment only).\n"
+            "[gateway.gateway_key_pkcs11]\n"
+            + "".join(f"{name} = {toml_value(str(value))}\n" for name, value in token.model_dump().items()))
+
 
 DIRECTORY_HEADER = """\
 # Clients, accounts, operators, certificates and grants. Applied by `directlink init` and
@@ -87,16 +97,26 @@ def toml_value(value: object) -> str:
     raise TypeError(f"no TOML for {value!r}")
 
 
-def init_home(home: Path, key_type: str = "p256", database_url: str | None = None) -> Settings:
-    """Create settings, keys, the demo directory and the database under `home`; return the settings."""
+def init_home(home: Path, key_type: str = "p256", database_url: str | None = None,
+              token: Pkcs11Key | None = None) -> Settings:
+    """Create settings, keys, the demo directory and the database under `home`; return the settings. With a
+    `token`, the gateway key is made inside it (the PIN from the environment) and no key file is written."""
     home.mkdir(parents=True, exist_ok=True)
     if (home / SETTINGS_FILE).exists():
         raise FileExistsError(f"{home / SETTINGS_FILE} exists already: this home is initialised")
     text = SETTINGS_TEMPLATE
     if database_url:
         text = text.replace('database_url = "sqlite:///directlink.db"', f'database_url = "{database_url}"')
+    if token is None:
+        write_key_pair(home / "certs", "gateway", GATEWAY_NAME, BANK_NAME, key_type)
+    else:
+        from gateway import hsm
+        # The token first: a refused PIN or a missing token leaves no half-made home behind.
+        cert = hsm.create_key(Settings.load(home, gateway_key_pkcs11=token), key_type, GATEWAY_NAME, BANK_NAME)
+        (home / "certs").mkdir(exist_ok=True)
+        (home / "certs" / "gateway.cert.pem").write_bytes(cert)
+        text = text.replace('gateway_key = "certs/gateway.key.pem"\n', "") + token_settings(token)
     (home / SETTINGS_FILE).write_text(text, "utf-8")
-    write_key_pair(home / "certs", "gateway", "DirectLink gateway", "DirectLink Demo Bank", key_type)
     for op in ("maker", "checker", "viewer"):
         write_key_pair(home / "demo", op, f"DEMO/{op}", "Demo Trading Co., Ltd.", key_type)
     (home / "config").mkdir(exist_ok=True)

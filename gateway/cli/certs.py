@@ -51,7 +51,12 @@ def certs_revoke(fingerprint: str, home: Home = Path(".")) -> None:
 @keys_app.command("rotate")
 def keys_rotate(home: Home = Path("."),
                 key_type: Annotated[str, typer.Option(help="rsa (2048) or p256")] = "rsa") -> None:
-    """Make a new gateway key and certificate; the old certificate stays published for the overlap."""
+    """Make a new gateway key and certificate; the old certificate stays published for the overlap. With a
+    PKCS#11 token the new key is made in the token (the PIN from DIRECTLINK_GATEWAY_PKCS11_PIN)."""
+    from gateway.hsm import TokenError
     from gateway.rotation import rotate_gateway_key
-    path = rotate_gateway_key(Settings.load(home), key_type)
+    try:
+        path = rotate_gateway_key(Settings.load(home), key_type)
+    except (TokenError, ValueError) as err:
+        fail(str(err))
     typer.echo(f"new gateway certificate {path}; restart each replica, then distribute it to clients")

@@ -7,17 +7,32 @@ from typing import Annotated
 import typer
 
 from gateway.cli.common import Home, fail
-from gateway.settings import Settings
+from gateway.settings import Pkcs11Key, Settings
 
 
 def init(directory: Annotated[Path, typer.Argument(help="where to create it")] = Path("."),
          key_type: Annotated[str, typer.Option(help="p256 (ECDSA P-256) or rsa (2048)")] = "p256",
-         database_url: Annotated[str | None, typer.Option(help="default: SQLite in DIR")] = None) -> None:
-    """Create configuration, gateway key, database and the demo client DEMO in DIR."""
+         database_url: Annotated[str | None, typer.Option(help="default: SQLite in DIR")] = None,
+         key_store: Annotated[str, typer.Option(help="file (a PEM key in DIR/certs) or pkcs11 (an HSM)")] = "file",
+         pkcs11_module: Annotated[Path | None, typer.Option(help="pkcs11: the token's PKCS#11 library")] = None,
+         token_label: Annotated[str | None, typer.Option(help="pkcs11: the token to make the key in")] = None,
+         key_label: Annotated[str, typer.Option(help="pkcs11: the key's label")] = "directlink-gateway") -> None:
+    """Create configuration, gateway key, database and the demo client DEMO in DIR.
+
+    With --key-store pkcs11 the gateway key is generated inside the token and never leaves it; the token's
+    user PIN is read from DIRECTLINK_GATEWAY_PKCS11_PIN."""
+    from gateway.hsm import TokenError
     from gateway.setup import init_home
+    token = None
+    if key_store == "pkcs11":
+        if pkcs11_module is None or token_label is None:
+            fail("--key-store pkcs11 needs --pkcs11-module and --token-label")
+        token = Pkcs11Key(module=pkcs11_module.absolute(), token_label=token_label, key_label=key_label)
+    elif key_store != "file":
+        fail(f"unknown key store {key_store!r} (file or pkcs11)")
     try:
-        init_home(directory, key_type, database_url)
-    except (FileExistsError, ValueError) as err:
+        init_home(directory, key_type, database_url, token)
+    except (FileExistsError, ValueError, TokenError) as err:
         fail(str(err))
     typer.echo(f"initialised {directory.resolve()}: run `directlink serve` there; "
                f"operator keys are in {directory / 'demo'}")

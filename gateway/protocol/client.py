@@ -52,7 +52,7 @@ class Client:
                  gateway_cert_pem: bytes, http: httpx.Client | None = None):
         self.base_url = base_url.rstrip("/")
         self.client, self.operator = client, operator
-        self.signer = signing.Signer(key_pem, cert_pem)
+        self.signer = signing.Signer.from_pem(key_pem, cert_pem)
         self.gateway_cert = x509.load_pem_x509_certificate(gateway_cert_pem)
         self.http = http or httpx.Client(timeout=30)
 

@@ -20,8 +20,10 @@ import hashlib
 import threading
 from dataclasses import dataclass
 from importlib.resources import files
+from typing import Protocol
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
@@ -252,6 +254,45 @@ def _referenced_c14n(root: etree._Element, ref: etree._Element) -> bytes:
     return etree.tostring(doc, method="c14n", exclusive=True, with_comments=False, inclusive_ns_prefixes=prefixes)
 
 
+class SigningKey(Protocol):
+    """The gateway's (or a client's) private key as the Signer needs it, wherever the key lives: a PEM file
+    (PemKey) or a PKCS#11 token (gateway/hsm.py), where the key never leaves the token."""
+
+    certificate: x509.Certificate
+
+    def sign(self, data: bytes) -> bytes:
+        """The XML-DSig SignatureValue over `data`: RSA PKCS#1 v1.5 with SHA-256, or ECDSA P-256 with SHA-256
+        as r and s side by side, 32 bytes each (RFC 4050), not DER."""
+        ...
+
+
+def method_of(certificate: x509.Certificate) -> str:
+    """The profile's SignatureMethod for a certificate's key; ValueError for a key outside the profile."""
+    key = certificate.public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return ECDSA_SHA256
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
+        return RSA_SHA256
+    raise ValueError("keys must be RSA-2048+ or ECDSA P-256")
+
+
+class PemKey:
+    """A private key from PEM (encrypted with `passphrase`, or not) with its certificate."""
+
+    def __init__(self, key_pem: bytes, cert_pem: bytes, passphrase: bytes | None = None):
+        key = serialization.load_pem_private_key(key_pem, password=passphrase)
+        if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise ValueError("keys must be RSA-2048+ or ECDSA P-256")
+        self.private: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = key
+        self.certificate = x509.load_pem_x509_certificate(cert_pem)
+
+    def sign(self, data: bytes) -> bytes:
+        if isinstance(self.private, rsa.RSAPrivateKey):
+            return self.private.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        r, s = decode_dss_signature(self.private.sign(data, ec.ECDSA(hashes.SHA256())))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
 class Signer:
     """Signs outgoing documents with one key; load once, sign many (key loading costs tens of ms).
 
@@ -260,18 +301,23 @@ class Signer:
     around a 25 us ECDSA signature. What it writes is verified by signxml (every answer the tests read, every
     request the tests send) and by xmlsec1 (tests/scenarios/test_e2e_independent.py)."""
 
-    def __init__(self, key_pem: bytes, cert_pem: bytes, passphrase: bytes | None = None):
-        key = serialization.load_pem_private_key(key_pem, password=passphrase)
-        self.cert_pem = cert_pem
-        self.certificate = x509.load_pem_x509_certificate(cert_pem)
-        self.key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
-        if isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, ec.SECP256R1):
-            self.key, self.method = key, ECDSA_SHA256
-        elif isinstance(key, rsa.RSAPrivateKey) and key.key_size >= 2048:
-            self.key, self.method = key, RSA_SHA256
-        else:
-            raise ValueError("keys must be RSA-2048+ or ECDSA P-256")
+    def __init__(self, key: SigningKey):
+        self.key = key
+        self.certificate = key.certificate
+        self.method = method_of(self.certificate)
+        # A key that is not the certificate's (a wrong file or token label) fails here, at start-up, and not
+        # in every answer's verification at the client.
+        probe = b"directlink key check"
+        try:
+            _check_signature(self.certificate.public_key(), self.method, key.sign(probe), probe)
+        except (InvalidSignature, SignatureRejected):
+            raise ValueError("the key does not belong to the certificate") from None
+        self.cert_pem = self.certificate.public_bytes(serialization.Encoding.PEM)
         self._cert_b64 = base64.b64encode(self.certificate.public_bytes(serialization.Encoding.DER)).decode("ascii")
+
+    @classmethod
+    def from_pem(cls, key_pem: bytes, cert_pem: bytes, passphrase: bytes | None = None) -> Signer:
+        return cls(PemKey(key_pem, cert_pem, passphrase))
 
     def sign(self, root: etree._Element) -> bytes:
         """Return the document, enveloped-signed, as UTF-8 bytes with an XML declaration. `root` is signed
@@ -292,17 +338,10 @@ class Signer:
         etree.SubElement(ref, _ds("DigestMethod"), Algorithm=SHA256)
         etree.SubElement(ref, _ds("DigestValue")).text = base64.b64encode(digest).decode("ascii")
         signed_info = etree.tostring(info, method="c14n", exclusive=True)
-        etree.SubElement(sig, _ds("SignatureValue")).text = base64.b64encode(self._signature(signed_info))
+        etree.SubElement(sig, _ds("SignatureValue")).text = base64.b64encode(self.key.sign(signed_info))
         data = etree.SubElement(etree.SubElement(sig, _ds("KeyInfo")), _ds("X509Data"))
         etree.SubElement(data, _ds("X509Certificate")).text = self._cert_b64
         return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
-
-    def _signature(self, data: bytes) -> bytes:
-        if isinstance(self.key, rsa.RSAPrivateKey):   # method RSA_SHA256, as __init__ paired them
-            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        # XML-DSig's ECDSA value is r and s side by side, 32 bytes each (RFC 4050), not DER.
-        r, s = decode_dss_signature(self.key.sign(data, ec.ECDSA(hashes.SHA256())))
-        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 
 def digest_b64(data: bytes) -> str:

@@ -29,7 +29,7 @@ def link(tmp_path):
                           key=tmp_path / "maker.key.pem", certificate=tmp_path / "maker.cert.pem",
                           gateway_certificate=tmp_path / "gateway.cert.pem", timeout_seconds=5)
     made = Link(cfg)
-    made.gateway_signer = signing.Signer(keys.key_pem(gateway_key), keys.cert_pem(gateway_cert))
+    made.gateway_signer = signing.Signer.from_pem(keys.key_pem(gateway_key), keys.cert_pem(gateway_cert))
     return made
 
 

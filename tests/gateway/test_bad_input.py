@@ -117,7 +117,7 @@ class Sha1Signer(XMLSigner):
 def sign_sha1(client, root, method, digest):
     s = Sha1Signer(SignatureConstructionMethod.enveloped, method, digest,
                    CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0)
-    signed = s.sign(root, key=client.signer.key, cert=client.signer.cert_pem)
+    signed = s.sign(root, key=client.signer.key.private, cert=client.signer.cert_pem)
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
 
 
@@ -125,7 +125,7 @@ def attacker(common_name="DEMO/maker"):
     """A fresh key with a self-signed certificate copying the victim's subject."""
     key = keys.new_key()
     cert = keys.self_signed(key, common_name, "Demo Trading Co., Ltd.")
-    return signing.Signer(keys.key_pem(key), keys.cert_pem(cert))
+    return signing.Signer.from_pem(keys.key_pem(key), keys.cert_pem(cert))
 
 
 # ---- XML: parsing, schema, constructs, encodings, size, version (400 / 413) -----------------------------

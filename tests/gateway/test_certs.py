@@ -99,6 +99,15 @@ def test_passphrase_protected_gateway_key(home):
     assert secret not in repr(protected)
 
 
+def test_a_key_file_that_is_not_the_certificates_stops_the_start(home):
+    """A mix-up of key and certificate files would sign every answer with a signature no client verifies:
+    the start refuses it instead."""
+    home.path(home.gateway_key).write_bytes(key_pem(new_key("p256")))
+    with pytest.raises(SystemExit) as refused:
+        build_gateway(home)
+    assert "does not belong to the certificate" in str(refused.value)
+
+
 def test_a_certificate_expired_by_the_real_clock_is_cert_expired(gateway, http, home, clock):
     """signxml checks validity against the wall clock; the gateway must still answer CERT_EXPIRED."""
     key = new_key("p256")

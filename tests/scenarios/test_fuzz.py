@@ -432,7 +432,7 @@ def sample():
     if not _SAMPLE:
         key = keys.new_key()
         cert = keys.self_signed(key, "DEMO/maker", "Demo Trading Co., Ltd.")
-        signer = signing.Signer(keys.key_pem(key), keys.cert_pem(cert))
+        signer = signing.Signer.from_pem(keys.key_pem(key), keys.cert_pem(cert))
         _SAMPLE.update(signer=signer, cert=cert, body=signer.sign(envelope(order("SAMPLE-1"))))
     return _SAMPLE
 

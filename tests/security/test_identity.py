@@ -39,7 +39,7 @@ def test_other_clients_operator_signs_for_this_client(beta, http, home, gateway)
 
 def test_other_clients_operator_signs_for_this_client_without_keyinfo(beta, http, home, gateway):
     """The same without KeyInfo, so the gateway must try DEMO/maker's pinned certificates: none verifies."""
-    body = forge(envelope(pay(EVIL)), beta.signer.key, None)
+    body = forge(envelope(pay(EVIL)), beta.signer.key.private, None)
     refused(gateway, http, home, body, 401, "SIG_INVALID")
 
 

@@ -44,7 +44,7 @@ BASE64_TRANSFORM = "http://www.w3.org/2000/09/xmldsig#base64"
 def test_forged_signature_in_the_profile_is_accepted(maker, http, home, gateway):
     """Proves forge() makes real signatures: with the profile's shape and the maker's key it is simply a good
     request. Every forge() attack below is therefore stopped by the rule it breaks, not by a bad signature."""
-    body = forge(envelope(pay(ref="CTL-1")), maker.signer.key, maker.signer.cert_pem)
+    body = forge(envelope(pay(ref="CTL-1")), maker.signer.key.private, maker.signer.cert_pem)
     before = balances(gateway.engine)
     answer, _ = post(http, home, body)
     assert outcomes(answer) == [("SETTLED", None)]
@@ -80,7 +80,7 @@ ALGORITHMS = {   # case: forge() keyword arguments; every one is a real signatur
 def test_algorithm_forbidden(maker, http, home, gateway, case):
     """Anything but enveloped + exc-C14N, SHA-256 and RSA/ECDSA-SHA256 is SIG_ALGORITHM_FORBIDDEN, checked
     before any cryptography (so an XSLT or XPath transform is never run)."""
-    body = forge(envelope(pay()), maker.signer.key, maker.signer.cert_pem, **ALGORITHMS[case])
+    body = forge(envelope(pay()), maker.signer.key.private, maker.signer.cert_pem, **ALGORITHMS[case])
     refused(gateway, http, home, body, 401, "SIG_ALGORITHM_FORBIDDEN")
 
 

@@ -66,7 +66,7 @@ def test_retrieval_method_in_keyinfo_is_never_followed(maker, http, home, gatewa
     trust comes from the pinned certificate, so the maker's otherwise good request is executed as signed."""
     url, hits = listener
     root = envelope(pay(ref="RM-1"))
-    body = forge(root, maker.signer.key, None)
+    body = forge(root, maker.signer.key.private, None)
     root = tree(body)
     sig(root).append(ds("KeyInfo", ds("RetrievalMethod", URI=f"{url}/key",
                                       Type="http://www.w3.org/2000/09/xmldsig#X509Data")))

@@ -208,7 +208,7 @@ def test_duplicate_id_reference(maker, http, home, gateway):
     URI but "" (checked alone below)."""
     root = envelope(pay())
     root.find(q("PaymentOrder")).set("Id", "op")
-    body = forge(root, maker.signer.key, maker.signer.cert_pem, refs=(Ref("#op"),))
+    body = forge(root, maker.signer.key.private, maker.signer.cert_pem, refs=(Ref("#op"),))
     evil = tree(body)
     sig(evil).append(ds("Object", altered(evil.find(q("PaymentOrder"))), Id="op"))
     body = dump(evil)
@@ -221,7 +221,7 @@ def test_duplicate_id_inside_the_signature(maker, http, home, gateway):
     copy of the operation), plus a second ds:Object with the same Id and an altered copy."""
     root = envelope(pay())
     obj = ds("Object", copy.deepcopy(root.find(q("PaymentOrder"))), Id="obj")
-    body = forge(root, maker.signer.key, maker.signer.cert_pem, refs=(Ref("#obj"),), objects=[obj])
+    body = forge(root, maker.signer.key.private, maker.signer.cert_pem, refs=(Ref("#obj"),), objects=[obj])
     evil = tree(body)
     sig(evil).append(ds("Object", altered(evil.find(q("PaymentOrder"))), Id="obj"))
     refused(gateway, http, home, dump(evil), 401, "SIG_INVALID")
@@ -319,7 +319,7 @@ def test_reference_to_a_sub_element_with_an_id(maker, http, home, gateway):
     (Client, Operator, MessageId, Created) is outside the signature (SIG-05 partial reference)."""
     root = envelope(pay())
     root.find(q("PaymentOrder")).set("Id", "po")
-    body = forge(root, maker.signer.key, maker.signer.cert_pem, refs=(Ref("#po"),))
+    body = forge(root, maker.signer.key.private, maker.signer.cert_pem, refs=(Ref("#po"),))
     refused(gateway, http, home, body, 400, "XML_SCHEMA_INVALID")
     signature_layer_refuses(body, maker.signer.certificate)
 
@@ -328,7 +328,7 @@ def test_reference_to_the_header_through_ds_object(maker, http, home, gateway):
     """The same partial reference in a shape the XSD lets through: the signature covers only a ds:Object."""
     root = envelope(pay())
     obj = ds("Object", "covered", Id="hdr")
-    refused(gateway, http, home, forge(root, maker.signer.key, maker.signer.cert_pem, refs=(Ref("#hdr"),),
+    refused(gateway, http, home, forge(root, maker.signer.key.private, maker.signer.cert_pem, refs=(Ref("#hdr"),),
                                        objects=[obj]), 401, "SIG_INVALID")
 
 
@@ -336,5 +336,5 @@ def test_reference_to_the_header_through_ds_object(maker, http, home, gateway):
 def test_more_than_one_reference(maker, http, home, gateway, refs):
     """SIG-13: a real signature with two References (each digest correct) is outside the profile."""
     objects = [ds("Object", "x", Id="obj")] if len(refs) > 1 and refs[1].uri else []
-    body = forge(envelope(pay()), maker.signer.key, maker.signer.cert_pem, refs=refs, objects=objects)
+    body = forge(envelope(pay()), maker.signer.key.private, maker.signer.cert_pem, refs=refs, objects=objects)
     refused(gateway, http, home, body, 401, "SIG_INVALID")

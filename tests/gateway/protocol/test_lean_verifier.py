@@ -54,7 +54,7 @@ def request() -> etree._Element:
 
 def signed_by_us(key_type: str, root: etree._Element | None = None) -> bytes:
     key, cert = identity(key_type)
-    return signing.Signer(keys.key_pem(key), keys.cert_pem(cert)).sign(request() if root is None else root)
+    return signing.Signer.from_pem(keys.key_pem(key), keys.cert_pem(cert)).sign(request() if root is None else root)
 
 
 def signed_by_signxml(key_type: str) -> bytes:

@@ -34,7 +34,7 @@ def documents() -> list[etree._Element]:
 def test_what_the_gateway_signs_verifies_with_xmlsec1_and_signxml_and_breaks_when_changed(tmp_path, key_type):
     key = keys.new_key(key_type)
     cert = keys.self_signed(key, "GATEWAY", "DirectLink test", days=30)
-    signer = signing.Signer(keys.key_pem(key), keys.cert_pem(cert))
+    signer = signing.Signer.from_pem(keys.key_pem(key), keys.cert_pem(cert))
     cert_file = tmp_path / "gateway.cert.pem"
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     for doc in documents():
@@ -79,7 +79,7 @@ def test_an_answer_is_taken_only_for_the_message_it_names_in_inreplyto():
     from gateway.protocol import client as dl
     key = keys.new_key("p256")
     cert = keys.self_signed(key, "GATEWAY", "DirectLink test", days=1)
-    signer = signing.Signer(keys.key_pem(key), keys.cert_pem(cert))
+    signer = signing.Signer.from_pem(keys.key_pem(key), keys.cert_pem(cert))
 
     def answer(code: ResultCode, in_reply_to: str | None, digest: str | None = "ZGln") -> bytes:
         return signer.sign(messages.render_response(
