@@ -27,7 +27,8 @@ def link(tmp_path):
         (tmp_path / name).write_bytes(pem)
     cfg = SimpleNamespace(gateway="http://gateway.invalid", client="DEMO", operator="maker",
                           key=tmp_path / "maker.key.pem", certificate=tmp_path / "maker.cert.pem",
-                          gateway_certificate=tmp_path / "gateway.cert.pem", timeout_seconds=5)
+                          gateway_certificate=tmp_path / "gateway.cert.pem", timeout_seconds=5,
+                          tls_ca=None, tls_certificate=None, tls_key=None)
     made = Link(cfg)
     made.gateway_signer = signing.Signer.from_pem(keys.key_pem(gateway_key), keys.cert_pem(gateway_cert))
     return made
