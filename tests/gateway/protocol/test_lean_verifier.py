@@ -364,3 +364,16 @@ def test_mutated_documents_get_the_same_verdict_and_signed_tree_from_us_and_sign
     run()
     # Both verdicts are exercised, each many times: the fuzz is not all refusals.
     assert min(outcomes.values()) >= EXAMPLES // 10, outcomes
+
+
+@pytest.mark.parametrize("key_type", ["p256", "rsa"])
+def test_non_ascii_text_in_a_cdata_node_is_judged_on_what_it_holds(key_type):
+    """A tree mutated in memory may hold a CDATA node (a parsed request never does: the parser merges them
+    into text). Its content is what was signed, so both verifiers accept it; the judge once refused it,
+    because lxml writes non-ASCII text inside CDATA as character references when it serialises in ASCII,
+    which signxml did with the tree it was given (a CI run's fuzz test found this)."""
+    _, cert = identity(key_type)
+    root = etree.fromstring(signed_by_us(key_type))
+    name = root.find(".//{urn:directlink:v1}Creditor/{urn:directlink:v1}Name")
+    name.text = etree.CDATA(name.text)
+    assert agree(root, cert) is not None
