@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from itertools import pairwise
 
 from adapters.base import DocumentInvalid
 from domain.errors import XmlRejected
@@ -107,7 +108,11 @@ def join(pages: Sequence[Statement], where: str = "/") -> Statement:
     """Consecutive pages of one account (a file of several messages, or several files) as one statement.
 
     Each page must open where the previous one closed: a gap means a missing page, and reconciling without
-    it would report its entries as never booked."""
+    it would report its entries as never booked.
+
+    Entries keep their EntryIds when those rise across the pages (the gateway's own statements); otherwise
+    (other banks' pages, each numbered from 1 in file order) all entries are numbered 1, 2, ... in order,
+    so that no two entries of the joined statement share an EntryId."""
     if not pages:
         raise DocumentInvalid(where, "no statement in the file")
     first = pages[0]
@@ -122,6 +127,9 @@ def join(pages: Sequence[Statement], where: str = "/") -> Statement:
                                                            f"before closed with {last.closing.amount}: a page is missing")
         entries += page.entries
         last = page
+    ids = [e.entry_id for e in entries]
+    if any(b <= a for a, b in pairwise(ids)):
+        entries = [replace(e, entry_id=n) for n, e in enumerate(entries, start=1)]
     return replace(first, closing=last.closing, closing_date=last.closing_date, entries=tuple(entries),
                    next_cursor=last.next_cursor, complete=last.complete)
 
