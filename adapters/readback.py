@@ -16,7 +16,7 @@ from itertools import pairwise
 from adapters.base import DocumentInvalid
 from domain.errors import XmlRejected
 from domain.models import Party, Statement, StatementEntry
-from domain.money import Money, minor_units
+from domain.money import Money, digits, iso_minor_units
 from gateway.protocol import xmlsafe  # the one hardened parser (no DTD, entities or network)
 
 MAX_STATEMENT_BYTES = 256 * 1024 * 1024    # a month of one busy account is tens of MB in any format
@@ -57,14 +57,16 @@ def parsed_xml(data: bytes, what: str):
 
 
 def check_currency(currency: str, where: str) -> str:
-    if currency not in minor_units():
-        raise DocumentInvalid(where, f"currency {currency!r} is not an ISO 4217 code the gateway knows")
+    """Any current ISO 4217 currency (domain.money.iso_minor_units): a statement from another bank may be
+    kept in CHF or SEK although the gateway books none of them (reading it books nothing)."""
+    if currency not in iso_minor_units():
+        raise DocumentInvalid(where, f"currency {currency!r} is not an ISO 4217 currency")
     return currency
 
 
 def money(value: Decimal, currency: str, where: str) -> Money:
     """An amount with exactly the currency's decimals (more decimals than the currency has is a fault)."""
-    exponent = Decimal(1).scaleb(-minor_units()[currency])
+    exponent = Decimal(1).scaleb(-digits(currency))
     quantized = value.quantize(exponent)
     if quantized != value:
         raise DocumentInvalid(where, f"amount {value} has more decimals than {currency} has")

@@ -268,3 +268,36 @@ def test_mt940_pages_of_another_bank_with_a_gap_are_refused():
     text = text.replace(":62F:C261125EUR3984,72", ":62F:C261125EUR3984,73")     # page 2 adds up, opens wrong
     with pytest.raises(DocumentInvalid, match="a page is missing"):
         reader("mt940")(text.encode())
+
+
+# ---- any ISO 4217 currency in a statement (the gateway books only its own few) -------------------------------
+
+@pytest.mark.parametrize(("name", "currency", "account", "closing", "entries"), [
+    ("postfinance_chf.sta", "CHF", "CH9300762011623852957", "10974.50",
+     [("DBIT", "2375.50", "261125CH00000001"), ("CRDT", "850.00", "261125CH00000002")]),
+    ("sberbank_rub_utf8.sta", "RUB", "40702810938000012345", "142654.33",
+     [("DBIT", "12345.67", "0000457"), ("CRDT", "5000.00", "0000458")]),
+    ("kwd_three_decimals.sta", "KWD", "0123456789", "987.655", [("DBIT", "12.345", "KW-1")]),
+])
+def test_statements_in_any_iso_currency_read(name, currency, account, closing, entries):
+    data = (SAMPLES / name).read_bytes()
+    assert statement_files.detect(data) == "mt940"
+    st = reader("mt940")(data)
+    assert (st.currency, st.account, st.closing.amount) == (currency, account, Decimal(closing))
+    assert [(e.direction, e.amount.amount, e.bank_ref) for e in st.entries] == \
+        [(d, Decimal(a), ref) for d, a, ref in entries]
+    assert _judge(data, "utf-8") == [(d, Decimal(a)) for d, a, _ in entries]
+
+
+def test_cyrillic_text_and_other_formats_in_other_currencies():
+    rub = reader("mt940")((SAMPLES / "sberbank_rub_utf8.sta").read_bytes())
+    assert rub.entries[0].narrative == "Оплата по счету № 42 от 20.11.2026, ООО Ромашка"
+    bai = reader("bai2")(FOREIGN_BAI2.replace("USD", "CHF").encode())
+    assert (bai.currency, bai.closing.amount) == ("CHF", Decimal("5365.00"))
+    camt = reader("camt.053.001.02")(FOREIGN_CAMT.replace(b"EUR", b"SEK"))
+    assert (camt.currency, camt.closing.amount) == ("SEK", Decimal("400.00"))
+    with pytest.raises(DocumentInvalid, match="'ZZZ' is not an ISO 4217 currency"):
+        reader("mt940")((SAMPLES / "postfinance_chf.sta").read_bytes().replace(b"CHF", b"ZZZ"))
+    with pytest.raises(DocumentInvalid, match="more decimals than KWD has"):
+        reader("mt940")((SAMPLES / "kwd_three_decimals.sta").read_bytes().replace(b"12,345", b"12,3451")
+                        .replace(b"987,655", b"987,6549"))

@@ -363,3 +363,16 @@ def test_entries_without_bank_references_are_numbered_across_messages_and_files(
         assert len(result.unmatched_lines) == 4
         assert [e.entry_id for e in st.entries] == [1, 2, 3, 4]
         assert [e.bank_ref for e in st.entries] == ["", "", "", ""]
+
+
+def test_a_chf_statement_reconciles_against_chf_open_items():
+    from pathlib import Path
+
+    from reconcile import statement_files
+    sample = Path(__file__).parent.parent / "adapters" / "statements" / "postfinance_chf.sta"
+    st = statement_files.read_all([sample])
+    items_ = read_csv(b"reference,counterparty_account,amount,currency,due_date,direction\n"
+                      b"261125CH00000002,,850.00,CHF,2026-11-25,receipt\n")
+    result = reconcile(lines_of(st), items_)
+    assert [(m.rule, [x.amount.amount for x in m.lines]) for m in result.matches] == \
+        [("exact-reference", [Decimal("850.00")])]
