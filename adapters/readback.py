@@ -11,11 +11,12 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from itertools import pairwise
 
 from adapters.base import DocumentInvalid
 from domain.errors import XmlRejected
 from domain.models import Party, Statement, StatementEntry
-from domain.money import Money, minor_units
+from domain.money import Money, digits, iso_minor_units
 from gateway.protocol import xmlsafe  # the one hardened parser (no DTD, entities or network)
 
 MAX_STATEMENT_BYTES = 256 * 1024 * 1024    # a month of one busy account is tens of MB in any format
@@ -56,14 +57,16 @@ def parsed_xml(data: bytes, what: str):
 
 
 def check_currency(currency: str, where: str) -> str:
-    if currency not in minor_units():
-        raise DocumentInvalid(where, f"currency {currency!r} is not an ISO 4217 code the gateway knows")
+    """Any current ISO 4217 currency (domain.money.iso_minor_units): a statement from another bank may be
+    kept in CHF or SEK although the gateway books none of them (reading it books nothing)."""
+    if currency not in iso_minor_units():
+        raise DocumentInvalid(where, f"currency {currency!r} is not an ISO 4217 currency")
     return currency
 
 
 def money(value: Decimal, currency: str, where: str) -> Money:
     """An amount with exactly the currency's decimals (more decimals than the currency has is a fault)."""
-    exponent = Decimal(1).scaleb(-minor_units()[currency])
+    exponent = Decimal(1).scaleb(-digits(currency))
     quantized = value.quantize(exponent)
     if quantized != value:
         raise DocumentInvalid(where, f"amount {value} has more decimals than {currency} has")
@@ -107,7 +110,11 @@ def join(pages: Sequence[Statement], where: str = "/") -> Statement:
     """Consecutive pages of one account (a file of several messages, or several files) as one statement.
 
     Each page must open where the previous one closed: a gap means a missing page, and reconciling without
-    it would report its entries as never booked."""
+    it would report its entries as never booked.
+
+    Entries keep their EntryIds when those rise across the pages (the gateway's own statements); otherwise
+    (other banks' pages, each numbered from 1 in file order) all entries are numbered 1, 2, ... in order,
+    so that no two entries of the joined statement share an EntryId."""
     if not pages:
         raise DocumentInvalid(where, "no statement in the file")
     first = pages[0]
@@ -122,6 +129,9 @@ def join(pages: Sequence[Statement], where: str = "/") -> Statement:
                                                            f"before closed with {last.closing.amount}: a page is missing")
         entries += page.entries
         last = page
+    ids = [e.entry_id for e in entries]
+    if any(b <= a for a, b in pairwise(ids)):
+        entries = [replace(e, entry_id=n) for n, e in enumerate(entries, start=1)]
     return replace(first, closing=last.closing, closing_date=last.closing_date, entries=tuple(entries),
                    next_cursor=last.next_cursor, complete=last.complete)
 

@@ -70,7 +70,7 @@ def _item(fields: Mapping[str, str], where: str) -> OpenItem:
         raise OpenItemsInvalid(f"{where}, field direction", f"{field('direction')!r} is not CRDT/receipt or "
                                                            "DBIT/payment")
     try:
-        amount = parse_amount(field("amount"), field("currency").upper())
+        amount = parse_amount(field("amount"), field("currency").upper(), any_iso=True)
     except PaymentRejected as err:
         name = "currency" if err.reason.value == "CURRENCY_NOT_ALLOWED" else "amount"
         raise OpenItemsInvalid(f"{where}, field {name}", err.detail) from None

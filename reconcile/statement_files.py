@@ -3,7 +3,8 @@
 Readers come from the adapters (every `statement_readers` entry of every registered adapter) plus the
 gateway's own answer format, "directlink" (reconcile/native.py). Without --format the first bytes decide:
 XML in the ISO 20022 camt namespace, XML in urn:directlink:v1, ":20:" or a SWIFT block (MT940), "01,"
-(BAI2), or JSON with formid bei_transdetail (Kingdee). Several files of one account are joined in the
+(BAI2), JSON with formid bei_transdetail (Kingdee), or else a :25: line followed by :60F:/:60M: (MT940
+after a bank's header lines, or without :20:). Several files of one account are joined in the
 order given, and must follow each other without a gap.
 """
 from __future__ import annotations
@@ -20,6 +21,8 @@ from reconcile.native import FORMAT as NATIVE
 from reconcile.native import read_native
 
 _CAMT = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[23]\.001\.[0-9]{2})")
+# MT940 after a bank's header lines (ABN AMRO's "ABNANL2A"/"940") or without :20:: an account and an opening.
+_MT940 = re.compile(rb"(?:^|\n):25:[^\n]*\n(?:[^\n]*\n)*?:60[FM]:")
 
 
 class StatementFileInvalid(ValueError):
@@ -50,6 +53,8 @@ def detect(data: bytes) -> str | None:
         return "bai2"
     if head.startswith(b"{") and b"bei_transdetail" in head:
         return "kingdee.statement.json"
+    if _MT940.search(head):
+        return "mt940"
     return None
 
 

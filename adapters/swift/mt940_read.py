@@ -1,7 +1,17 @@
 """Reading MT940 statements back into the domain (for reconciliation): ours, and other banks' plain ones.
 
-A file holds one or more messages (each from :20: to a line "-"; SWIFT FIN blocks {1:...}{4: ... -} are
-tolerated) of one account; consecutive messages are joined into one statement (adapters/readback.py).
+A file holds one or more messages of one account; consecutive messages are joined into one statement
+(adapters/readback.py). What banks really send is read (issue 25), what does not add up is still refused:
+  framing      SWIFT FIN blocks {1:...}{4: ... -}; a line "-" between messages, or none (a new message
+               starts at :20:, or at :25:/:28:/:60: after the previous message's closing balance :62:)
+  header lines before a message's first field: a bank's header such as ABN AMRO's "ABNANL2A" / "940",
+               ING's "0000 01INGBNL2AXXXX", Rabobank's ":940:", and blank lines; other text is refused
+  :20:         optional (it only carries our EntryIds); :28: or :28C:; :60F:/:60M:, :62F:/:62M:
+  :25:         "BIC/account", or "account CCC" (Rabobank) with the statement's currency after a blank
+  text         UTF-8 if the file is UTF-8, else ISO 8859-1 (German banks' umlauts); soft hyphens dropped;
+               control characters (other than line ends and tabs) refused
+  :61:         blanks between subfields (Knab, Citi) ignored; a zero amount (Citi's balance-only lines)
+               moves no money and is left out
 
 What comes back from our writer (adapters/swift/__init__.py), and what cannot:
   amounts, C/D/RD/RC marks, value dates, booking days, balances      exactly
@@ -21,15 +31,19 @@ import re
 from decimal import Decimal
 
 from adapters.base import DocumentInvalid
-from adapters.readback import Row, build, check_currency, check_size, day_start, decoded, join
+from adapters.readback import Row, build, check_currency, check_size, day_start, join
 from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement
 
 _TAG = re.compile(r":([0-9]{2}[A-Z]?):")
 _BALANCE = re.compile(r"([CD])([0-9]{6})([A-Z]{3})([0-9]{1,14},[0-9]*)")
 # 6!n[4!n]2a[1!a]15d1!a3!c16x[//16x]: value date, entry date, mark (RC/RD/C/D), funds code, amount, type.
-_LINE = re.compile(r"([0-9]{6})([0-9]{4})?(RC|RD|C|D)([A-Z])?([0-9]{1,14},[0-9]*)([NSF][A-Z0-9]{3})"
+_LINE = re.compile(r"([0-9]{6}) *([0-9]{4})? *(RC|RD|C|D) *([A-Z])? *([0-9]{1,14},[0-9]*) *([NSF][A-Z0-9]{3})"
                    r"(.*?)(?://(.*))?")
+# A bank's header line before a message: a BIC, a message type, ING's "0000 01INGBNL2AXXXX", Rabobank's :940:.
+_HEADER = re.compile(r"[A-Z0-9][A-Z0-9 ]{0,34}|:940:")
+_STARTS = ("20", "25", "28", "60")       # a field that opens a new message once the previous one has its :62:
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _CNAPS = re.compile(r"[0-9]{12}")
 _BIC = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
 _STRUCTURED = re.compile(r"/(EREF|KREF|CNTP|REMI)/")
@@ -48,18 +62,29 @@ def _amount(text: str) -> Decimal:
 
 
 def _messages(text: str) -> list[list[tuple[int, str]]]:
-    """The lines of each message, numbered as in the file; FIN block framing and blank lines dropped."""
-    messages, current = [], []
+    """The lines of each message, numbered as in the file; FIN block framing, bank header lines before a
+    message and blank lines dropped."""
+    messages: list[list[tuple[int, str]]] = []
+    current: list[tuple[int, str]] = []
+    tags: set[str] = set()
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.rstrip()
         if line.startswith("{1:") or line.startswith("{4:"):
             line = line[line.rfind("{4:") + 3:] if "{4:" in line else ""
-        if line in ("-", "-}") or line.startswith("-}"):
+        tag = _TAG.match(line)
+        field = tag.group(1)[:2] if tag else None
+        if line in ("-", "-}") or line.startswith("-}") or (
+                field and current and ((field == "20" and "20" in tags) or (field in _STARTS and "62" in tags))):
             if current:
                 messages.append(current)
-            current = []
-        elif line:
-            current.append((number, line))
+            current, tags = [], set()
+            if not field:
+                continue
+        if not line or (not current and not field and _HEADER.fullmatch(line)):
+            continue                      # a blank line, or a bank's header line before the first field
+        current.append((number, line))
+        if field:
+            tags.add(field)
     if current:
         messages.append(current)
     return messages
@@ -75,7 +100,7 @@ def _fields(lines: list[tuple[int, str]]) -> list[tuple[int, str, list[str]]]:
         elif fields:
             fields[-1][2].append(line)
         else:
-            raise DocumentInvalid(f"line {number}", "text before the first field (:20:)")
+            raise DocumentInvalid(f"line {number}", "text before the first field (:20: or :25:)")
     return fields
 
 
@@ -99,7 +124,8 @@ def _details(text: str, own_bic: str) -> dict:
         return {"narrative": text}
     out: dict = {}
     parts = _STRUCTURED.split(text)[1:]
-    for key, value in zip(parts[::2], parts[1::2]):
+    for key, raw in zip(parts[::2], parts[1::2]):
+        value = raw.rstrip("/")             # Rabobank ends each value with "/" or "//"; ours never end so
         if key == "CNTP":
             account, _, rest = value.partition("/")
             code, _, name = rest.partition("/")
@@ -125,7 +151,7 @@ def _party(name: str, account: str, code: str, own_bic: str) -> Party:
 
 def _entry(number: int, value: list[str], details: str, own_bic: str, entry_id: int | None) -> Row:
     where = f"line {number}"
-    match = _LINE.fullmatch(value[0])
+    match = _LINE.fullmatch(value[0].strip())
     if not match:
         raise DocumentInvalid(where, f"{value[0]!r} is not a statement line (:61:)")
     value_day, entry_mmdd, mark, _, amount, _, customer, bank = match.groups()
@@ -162,14 +188,16 @@ def _message(lines: list[tuple[int, str]]) -> Statement:
     for number, tag, value in fields:
         by_tag.setdefault(tag[:2], (number, value))
     start = f"line {lines[0][0]}"
-    for tag in ("20", "25", "60", "62"):
+    for tag in ("25", "60", "62"):
         if tag not in by_tag:
             raise DocumentInvalid(start, f"the message has no :{tag}: field")
-    reference = by_tag["20"][1][0]
-    identification = by_tag["25"][1][0]
+    reference = by_tag["20"][1][0] if "20" in by_tag else ""
+    identification = by_tag["25"][1][0].strip()
     own_bic, _, account = identification.rpartition("/")
-    opening, opening_date, currency = _balance(by_tag["60"][1][0], f"line {by_tag['60'][0]}")
-    closing, closing_date, closing_currency = _balance(by_tag["62"][1][0], f"line {by_tag['62'][0]}")
+    opening, opening_date, currency = _balance(by_tag["60"][1][0].strip(), f"line {by_tag['60'][0]}")
+    if account.endswith(f" {currency}"):              # Rabobank: "NL50RABO0123456789 EUR"
+        account = account[:-4].rstrip()
+    closing, closing_date, closing_currency = _balance(by_tag["62"][1][0].strip(), f"line {by_tag['62'][0]}")
     check_currency(currency, f"line {by_tag['60'][0]}")
     if closing_currency != currency:
         raise DocumentInvalid(f"line {by_tag['62'][0]}", f"closing balance in {closing_currency}, opening in {currency}")
@@ -183,14 +211,24 @@ def _message(lines: list[tuple[int, str]]) -> Statement:
         if i + 1 < len(fields) and fields[i + 1][1] == "86":
             details = "".join(fields[i + 1][2])          # our writer wraps without changing the text
         entry_id = first_id + len(rows) if first_id else None
-        rows.append(_entry(number, value, details, own_bic, entry_id))
+        row = _entry(number, value, details, own_bic, entry_id)
+        if row.amount:                                   # a zero amount moves no money (Citi)
+            rows.append(row)
     return build(account, currency, opening, opening_date, closing, closing_date, rows, where=start)
 
 
 def read_mt940(data: bytes) -> Statement:
     """An MT940 file (one or more messages of one account) as one Statement; DocumentInvalid if it is not."""
     check_size(data, "MT940")
-    text = decoded(data, "ascii", "MT940 is ASCII (SWIFT characters)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")        # every byte is a character: German banks' ISO 8859-1
+    control = _CONTROL.search(text)
+    if control:
+        line = text.count("\n", 0, control.start()) + 1
+        raise DocumentInvalid(f"line {line}", f"control character {control.group()!r}: not a text file")
+    text = text.replace("\u00ad", "")          # soft hyphens: a line-break hint, not text
     messages = _messages(text)
     if not messages:
         raise DocumentInvalid("line 1", "no MT940 message (:20: ... -)")

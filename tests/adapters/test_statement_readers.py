@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 
+import mt940
 import pytest
 from conftest import OPERATING, PAYROLL, SUPPLIER
 from lxml import etree
@@ -192,3 +194,110 @@ def test_gateway_statements_in_every_format_read_back_as_the_native_one(maker, g
         assert statement_files.detect(data) == fmt
         back = reader(fmt)(data)
         assert_same_entries(fmt, back, native)
+
+
+# ---- MT940 dialects of other banks (tests/adapters/statements/README.md says where each shape is from) -------
+
+SAMPLES = Path(__file__).parent / "statements"
+
+
+def _judge(data: bytes, encoding: str) -> list[tuple[str, Decimal]]:
+    """What the independent mt-940 package reads: (direction, amount) of each non-zero transaction."""
+    found = []
+    for tx in mt940.parse(data.decode(encoding)):
+        amount = tx.data["amount"].amount
+        if amount:
+            found.append(("CRDT" if amount > 0 else "DBIT", abs(amount)))
+    return found
+
+
+@pytest.mark.parametrize(("name", "encoding", "account", "opening", "closing", "entries"), [
+    ("abnamro.sta", "ascii", "517852257", "3236.28", "3984.72",
+     [("DBIT", "1.56", "", None), ("CRDT", "1000.00", "", None), ("DBIT", "250.00", "", None)]),
+    ("rabobank.swi", "ascii", "NL50RABO0123456789", "1147.95", "1300.00",
+     [("DBIT", "127.50", "", "EREF"), ("CRDT", "300.00", "", "EREF"), ("DBIT", "20.45", "", None)]),
+    ("sparkasse_latin1.sta", "latin-1", "1234567890", "1000.00", "1150.50",
+     [("CRDT", "250.50", "2611251234", None), ("DBIT", "100.00", "", None)]),
+    ("zero_spacing_no20.sta", "utf-8", "0123456789", "500.00", "434.75",
+     [("DBIT", "75.25", "CITI-REF-1", "PAY-5001"), ("CRDT", "10.00", "CITI-REF-2", None)]),
+])
+def test_mt940_dialects_of_other_banks_read(name, encoding, account, opening, closing, entries):
+    data = (SAMPLES / name).read_bytes()
+    assert statement_files.detect(data) == "mt940"
+    st = reader("mt940")(data)
+    assert (st.account, st.currency, st.opening.amount, st.closing.amount) == \
+        (account, "EUR", Decimal(opening), Decimal(closing))
+    assert [(e.direction, e.amount.amount, e.bank_ref, e.client_ref) for e in st.entries] == \
+        [(d, Decimal(a), ref, client) for d, a, ref, client in entries]
+    assert [e.entry_id for e in st.entries] == list(range(1, len(entries) + 1))
+    if name != "zero_spacing_no20.sta":     # mt-940 needs :20: and the SWIFT spacing; the others it reads
+        assert _judge(data, encoding) == [(d, Decimal(a)) for d, a, _, _ in entries]
+
+
+def test_mt940_text_of_other_banks_is_kept():
+    spk = reader("mt940")((SAMPLES / "sparkasse_latin1.sta").read_bytes())
+    assert "Rechnung 42 Größe Müller?32MÜLLER GMBH" in spk.entries[0].narrative    # soft hyphen dropped
+    assert "Kontoführung" in spk.entries[1].narrative
+    rabo = reader("mt940")((SAMPLES / "rabobank.swi").read_bytes())
+    assert (rabo.entries[1].end_to_end_id, rabo.entries[1].counterparty.account,
+            rabo.entries[1].counterparty.name) == ("INV-2026-0042", "NL91ABNA0417164300", "ACME BV")
+    abn = reader("mt940")((SAMPLES / "abnamro.sta").read_bytes())
+    assert abn.entries[0].narrative.startswith("BEA   NR:1F8GR3") and "INV-2026-0042" in abn.entries[1].narrative
+    # the same file in UTF-8 reads the same
+    utf8 = (SAMPLES / "sparkasse_latin1.sta").read_bytes().decode("latin-1").encode("utf-8")
+    assert reader("mt940")(utf8).entries == spk.entries
+
+
+@pytest.mark.parametrize(("change", "detail"), [
+    (lambda t: t.replace(":62F:C261125EUR1150,50", ":62F:C261125EUR1150,51"), "add up"),
+    (lambda t: t.replace(":20:STARTUMSE", "Some text\r\n:20:STARTUMSE"), "text before the first field"),
+    (lambda t: t.replace(":86:805", ":86:8\x0705"), "control character"),
+    (lambda t: t.replace(":61:2611251125D100,NCHG", ":61:2611251125X100,NCHG"), "not a statement line"),
+    (lambda t: t.replace(":25:37050198/1234567890\r\n", ""), "no :25:"),
+])
+def test_mt940_inconsistencies_are_still_refused(change, detail):
+    text = (SAMPLES / "sparkasse_latin1.sta").read_bytes().decode("latin-1")
+    changed = change(text)
+    assert changed != text
+    with pytest.raises(DocumentInvalid, match=detail):
+        reader("mt940")(changed.encode("latin-1"))
+
+
+def test_mt940_pages_of_another_bank_with_a_gap_are_refused():
+    text = (SAMPLES / "abnamro.sta").read_text("ascii").replace(":60F:C261124EUR4234,72", ":60F:C261124EUR4234,73")
+    text = text.replace(":62F:C261125EUR3984,72", ":62F:C261125EUR3984,73")     # page 2 adds up, opens wrong
+    with pytest.raises(DocumentInvalid, match="a page is missing"):
+        reader("mt940")(text.encode())
+
+
+# ---- any ISO 4217 currency in a statement (the gateway books only its own few) -------------------------------
+
+@pytest.mark.parametrize(("name", "currency", "account", "closing", "entries"), [
+    ("postfinance_chf.sta", "CHF", "CH9300762011623852957", "10974.50",
+     [("DBIT", "2375.50", "261125CH00000001"), ("CRDT", "850.00", "261125CH00000002")]),
+    ("sberbank_rub_utf8.sta", "RUB", "40702810938000012345", "142654.33",
+     [("DBIT", "12345.67", "0000457"), ("CRDT", "5000.00", "0000458")]),
+    ("kwd_three_decimals.sta", "KWD", "0123456789", "987.655", [("DBIT", "12.345", "KW-1")]),
+])
+def test_statements_in_any_iso_currency_read(name, currency, account, closing, entries):
+    data = (SAMPLES / name).read_bytes()
+    assert statement_files.detect(data) == "mt940"
+    st = reader("mt940")(data)
+    assert (st.currency, st.account, st.closing.amount) == (currency, account, Decimal(closing))
+    assert [(e.direction, e.amount.amount, e.bank_ref) for e in st.entries] == \
+        [(d, Decimal(a), ref) for d, a, ref in entries]
+    assert _judge(data, "utf-8") == [(d, Decimal(a)) for d, a, _ in entries]
+
+
+def test_cyrillic_text_and_other_formats_in_other_currencies():
+    rub = reader("mt940")((SAMPLES / "sberbank_rub_utf8.sta").read_bytes())
+    assert rub.entries[0].narrative == "Оплата по счету № 42 от 20.11.2026, ООО Ромашка"
+    bai = reader("bai2")(FOREIGN_BAI2.replace("USD", "CHF").encode())
+    assert (bai.currency, bai.closing.amount) == ("CHF", Decimal("5365.00"))
+    camt = reader("camt.053.001.02")(FOREIGN_CAMT.replace(b"EUR", b"SEK"))
+    assert (camt.currency, camt.closing.amount) == ("SEK", Decimal("400.00"))
+    with pytest.raises(DocumentInvalid, match="'ZZZ' is not an ISO 4217 currency"):
+        reader("mt940")((SAMPLES / "postfinance_chf.sta").read_bytes().replace(b"CHF", b"ZZZ"))
+    with pytest.raises(DocumentInvalid, match="more decimals than KWD has"):
+        reader("mt940")((SAMPLES / "kwd_three_decimals.sta").read_bytes().replace(b"12,345", b"12,3451")
+                        .replace(b"987,655", b"987,6549"))

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from domain.codes import ReasonCode
 from domain.errors import DirectLinkError, PaymentRejected
 from domain.models import BankCode, build_instruction, check_account, check_text
-from domain.money import check_currency, minor_units
+from domain.money import check_currency, check_iso_currency, iso_minor_units, minor_units, parse_amount
 from gateway.protocol.messages import parse_datetime
 
 ACCOUNT = re.compile(r"[0-9A-Za-z]{1,34}", re.ASCII)
@@ -60,6 +60,20 @@ def test_malformed_bics_fail(code):
 def test_currencies_are_the_allowed_iso_codes(text):
     expected = None if text in minor_units() else ReasonCode.CURRENCY_NOT_ALLOWED
     assert reason(lambda: check_currency(text)) == expected
+
+
+def test_statements_know_every_iso_currency_payments_only_the_gateways():
+    """iso_minor_units (the iso4217 package) is for what other banks report; payments keep the gateway's list."""
+    iso = iso_minor_units()
+    assert (iso["CHF"], iso["JPY"], iso["KWD"], iso["CLF"], len(iso) > 150) == (2, 0, 3, 4, True)
+    assert "XAU" not in iso and "XXX" not in iso                # no minor units: not an account's currency
+    assert all(iso[code] == places for code, places in minor_units().items())     # the two lists agree
+    assert reason(lambda: check_currency("CHF")) == ReasonCode.CURRENCY_NOT_ALLOWED
+    assert reason(lambda: parse_amount("10.00", "CHF")) == ReasonCode.CURRENCY_NOT_ALLOWED
+    assert parse_amount("1.250", "KWD", any_iso=True).minor == 1250
+    assert reason(lambda: parse_amount("1.2501", "KWD", any_iso=True)) == ReasonCode.AMOUNT_INVALID
+    for code in ("ZZZ", "XAU", "chf", ""):
+        assert reason(lambda code=code: check_iso_currency(code)) == ReasonCode.CURRENCY_NOT_ALLOWED
 
 
 @settings(max_examples=300)

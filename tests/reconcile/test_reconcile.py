@@ -338,3 +338,41 @@ def test_a_busy_month_reconciles_in_seconds():
     assert len(result.matches) >= 4900
     assert all(m.lines[0].entry_id - 1 == int(m.items[0].id[4:]) for m in result.matches if len(m.items) == 1)
     assert elapsed < 10, f"{elapsed:.1f} s for 5,000 x 5,000"
+
+
+# ---- statements of several messages or files without bank references (issue 25) -------------------------
+
+def _plain_mt940(opening: str, closing: str, day: str, amounts: list[str]) -> str:
+    """One message of another bank's MT940 whose entries carry no bank reference (//...)."""
+    lines = "".join(f":61:{day}C{a}NTRFNONREF\r\n:86:Zahlung {a}\r\n" for a in amounts)
+    return (f":20:STMT{day}\r\n:25:DE89370400440532013000\r\n:28C:1/1\r\n:60F:C{day}EUR{opening}\r\n"
+            f"{lines}:62F:C{day}EUR{closing}\r\n-\r\n")
+
+
+def test_entries_without_bank_references_are_numbered_across_messages_and_files(tmp_path):
+    from reconcile import statement_files
+
+    first = _plain_mt940("100,00", "130,00", "261124", ["10,00", "20,00"])
+    second = _plain_mt940("130,00", "160,00", "261125", ["10,00", "20,00"])
+    (tmp_path / "both.mt940").write_text(first + second)
+    (tmp_path / "a.mt940").write_text(first)
+    (tmp_path / "b.mt940").write_text(second)
+    for paths in ([tmp_path / "both.mt940"], [tmp_path / "a.mt940", tmp_path / "b.mt940"]):
+        st = statement_files.read_all(paths)
+        result = reconcile(lines_of(st), [])            # crashed: statement line (..., 1, '') appears twice
+        assert len(result.unmatched_lines) == 4
+        assert [e.entry_id for e in st.entries] == [1, 2, 3, 4]
+        assert [e.bank_ref for e in st.entries] == ["", "", "", ""]
+
+
+def test_a_chf_statement_reconciles_against_chf_open_items():
+    from pathlib import Path
+
+    from reconcile import statement_files
+    sample = Path(__file__).parent.parent / "adapters" / "statements" / "postfinance_chf.sta"
+    st = statement_files.read_all([sample])
+    items_ = read_csv(b"reference,counterparty_account,amount,currency,due_date,direction\n"
+                      b"261125CH00000002,,850.00,CHF,2026-11-25,receipt\n")
+    result = reconcile(lines_of(st), items_)
+    assert [(m.rule, [x.amount.amount for x in m.lines]) for m in result.matches] == \
+        [("exact-reference", [Decimal("850.00")])]
