@@ -18,8 +18,11 @@ def certs_add(client: str, operator: str, pem: Path, home: Home = Path(".")) -> 
     """Register (pin) a certificate for an operator."""
     from gateway import directory
     _, engine = migrated(home)
-    with engine.begin() as conn:
-        fp = directory.register_certificate(conn, client, operator, pem.read_bytes(), now())
+    try:
+        with engine.begin() as conn:
+            fp = directory.register_certificate(conn, client, operator, pem.read_bytes(), now())
+    except ValueError as err:   # an unknown operator, a file that is no certificate, a key type not allowed
+        fail(f"{pem}: {err}")
     typer.echo(fp)
 
 
