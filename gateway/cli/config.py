@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.common import Home, current, fail, migrated, now
-from gateway.settings import Settings
+from gateway.cli.common import Home, current, fail, home_settings, migrated, now
 
 config_app = typer.Typer(help="Clients, accounts, operators, certificates and grants.", no_args_is_help=True)
 
@@ -26,7 +25,7 @@ def config_apply(file: Path, home: Home = Path(".")) -> None:
     import tomllib
 
     from gateway.setup import apply_directory
-    settings = Settings.load(home)   # outside the try: its own mistakes are the settings file's, not FILE's
+    settings = home_settings(home)   # outside the try: its own mistakes are the settings file's, not FILE's
     try:
         counts = apply_directory(settings, file)
     except tomllib.TOMLDecodeError as err:

@@ -9,7 +9,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import typer
 from processes import Servers, cli, free_port
+
+from gateway.cli import app
 
 USAGE, UNREACHABLE = 2, 3
 REQUEST = """<Request xmlns="urn:directlink:v1" version="1">
@@ -154,4 +157,42 @@ def test_config_apply_refuses_a_bad_file_whole(home, tmp_path, content, says):
 def test_directory_changes_refuse_unknown_names(home, args, says):
     before = snapshot(home)
     refused(cli(*args, "--home", str(home), cwd=home), USAGE, says)
+    assert snapshot(home) == before
+
+
+# ---- every command ----------------------------------------------------------------------------------------
+
+def home_commands() -> list[list[str]]:
+    """Every command that works on a gateway home (it takes --home), with each required value given as "1":
+    walked from the command itself, so that a command added later is tried too."""
+    def walk(command, path: list[str]):
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                yield from walk(sub, [*path, name])
+        elif any(p.name == "home" for p in command.params):
+            args = []
+            for p in command.params:
+                if p.required:
+                    args += ["1"] if p.param_type_name == "argument" else [p.opts[0], "1"]
+            yield [*path, *args]
+    return list(walk(typer.main.get_command(app), []))
+
+
+@pytest.mark.parametrize("command", home_commands(), ids=" ".join)
+def test_every_home_command_refuses_a_folder_that_is_no_home(tmp_path, command):
+    """Run where there is no gateway, each fails in one line and leaves no stray database or key behind."""
+    done = cli(*command, "--home", str(tmp_path), cwd=tmp_path)
+    refused(done, USAGE, "")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["init", "."], "exists already"),
+    (["agent", "--config", "missing.toml", "--once"], "missing.toml: cannot be read"),
+    (["agent", "--config", "directlink.toml", "--once"], "missing key(s)"),
+    (["reconcile", "--statement", "missing.sta", "--open-items", "missing.csv"], "missing.sta: cannot be read"),
+])
+def test_the_other_commands_name_the_mistake(home, args, says):
+    before = snapshot(home)
+    refused(cli(*args, cwd=home), USAGE, says)
     assert snapshot(home) == before
