@@ -30,13 +30,14 @@ SCHEMA_NAMES = sorted(p.name.removesuffix(".xsd") for p in SCHEMA_DIR.iterdir() 
 
 def build_gateway(settings: Settings, *, run_migrations: bool = True) -> Gateway:
     """Open the database (migrated to head) and load the gateway key once."""
-    engine = make_engine(settings.db_url)
-    if run_migrations:
-        migrate(engine)
+    # The key first: a gateway that cannot sign must not have created or migrated a database.
     try:
         signer = signing.Signer(gateway_key(settings))
     except ValueError as err:   # a key outside the profile, or not the certificate's
         raise SystemExit(f"cannot sign with the gateway key and {settings.gateway_cert}: {err}") from None
+    engine = make_engine(settings.db_url)
+    if run_migrations:
+        migrate(engine)
     return Gateway(settings, engine, signer)
 
 

@@ -128,12 +128,23 @@ def open_account(conn: Connection, number: str, client_id: str, name: str, curre
 
 
 def upsert_operator(conn: Connection, client_id: str, operator_id: str, name: str, now: dt.datetime) -> None:
+    if conn.execute(select(clients.c.id).where(clients.c.id == client_id)).first() is None:
+        raise ValueError(f"no client {client_id} for operator {operator_id}: add the client first")
     key = (operators.c.client_id == client_id) & (operators.c.id == operator_id)
     if conn.execute(select(operators.c.id).where(key)).first() is None:
         conn.execute(insert(operators).values(client_id=client_id, id=operator_id, name=name))
     else:
         conn.execute(update(operators).where(key).values(name=name))
     audit_change(conn, now, "OPERATOR_SET", f"{client_id}/{operator_id} {name}")
+
+
+def require_operator(conn: Connection, client_id: str, operator_id: str) -> None:
+    """ValueError naming the operator when it is not in the directory: said plainly, before a foreign key
+    refuses the row in the database's words (or, without one, the row names nobody)."""
+    key = (operators.c.client_id == client_id) & (operators.c.id == operator_id)
+    if conn.execute(select(operators.c.id).where(key)).first() is None:
+        raise ValueError(f"no operator {operator_id} of client {client_id}: `directlink config apply` adds "
+                         "operators")
 
 
 def set_operator_enabled(conn: Connection, client_id: str, operator_id: str, enabled: bool,
@@ -155,6 +166,7 @@ def set_operator_enabled(conn: Connection, client_id: str, operator_id: str, ena
 def register_certificate(conn: Connection, client_id: str, operator_id: str, pem: bytes,
                          now: dt.datetime) -> str:
     """Register (pin) a certificate for an operator; returns its fingerprint. Re-registering is a no-op."""
+    require_operator(conn, client_id, operator_id)
     cert = x509.load_pem_x509_certificate(pem)
     check_key(cert)
     fp = fingerprint(cert)
@@ -194,6 +206,7 @@ def set_grant(conn: Connection, client_id: str, operator_id: str, account: str, 
         accounts.c.number == account, accounts.c.client_id == client_id)).scalar()
     if currency is None:
         raise ValueError(f"account {account} does not belong to client {client_id}")
+    require_operator(conn, client_id, operator_id)
     unknown = set(rights) - {g.value for g in Grant}
     if unknown:
         raise ValueError(f"unknown grants {sorted(unknown)} (query, pay, approve)")

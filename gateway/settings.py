@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
-from pydantic import BaseModel, ConfigDict, PositiveInt, SecretStr
+from pydantic import BaseModel, ConfigDict, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SETTINGS_FILE = "directlink.toml"
@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     # --- issue 8: fund-flow rules ---
     # --- issue 7: performance ---
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        # Checked when read, not when the first business day is computed deep inside a running server.
+        if name not in available_timezones():
+            raise ValueError(f"unknown time zone {name!r} (an IANA name such as Asia/Shanghai)")
+        return name
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
@@ -119,7 +127,10 @@ class Settings(BaseSettings):
         values: dict = {}
         file = home / SETTINGS_FILE
         if file.exists():
-            values = tomllib.loads(file.read_text("utf-8")).get("gateway", {})
+            try:
+                values = tomllib.loads(file.read_text("utf-8")).get("gateway", {})
+            except tomllib.TOMLDecodeError as err:
+                raise SystemExit(f"{file} is not valid TOML ({err}): fix the file") from None
             if written := [key for key in SECRETS if key in values]:
                 raise SystemExit(f"{file}: {', '.join(written)} may not be written in the settings file; "
                                  f"set {', '.join('DIRECTLINK_' + key.upper() for key in written)} in the "

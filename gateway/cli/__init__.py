@@ -14,6 +14,7 @@ from gateway.cli import (
     certs,
     config,
     db,
+    errors,
     notify,
     operators,
     reconcile,
@@ -25,6 +26,7 @@ from gateway.cli import (
 app = typer.Typer(help="DirectLink bank-enterprise direct-link gateway.", no_args_is_help=True,
                   add_completion=False,
                   pretty_exceptions_enable=False)
+app.callback()(errors.debug_option)
 app.command()(serve.init)
 app.command()(serve.serve)
 app.command()(send.send)
@@ -45,4 +47,4 @@ app.add_typer(rules.rules_app, name="rules")
 
 
 def main() -> None:
-    app(prog_name="directlink")
+    errors.run(lambda: app(prog_name="directlink"))

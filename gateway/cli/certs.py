@@ -6,8 +6,7 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.common import Home, current, fail, migrated, now
-from gateway.settings import Settings
+from gateway.cli.common import Home, current, fail, home_settings, migrated, now
 
 certs_app = typer.Typer(help="Operator certificates: add, list, revoke.", no_args_is_help=True)
 keys_app = typer.Typer(help="The gateway's own signing key.", no_args_is_help=True)
@@ -18,8 +17,11 @@ def certs_add(client: str, operator: str, pem: Path, home: Home = Path(".")) -> 
     """Register (pin) a certificate for an operator."""
     from gateway import directory
     _, engine = migrated(home)
-    with engine.begin() as conn:
-        fp = directory.register_certificate(conn, client, operator, pem.read_bytes(), now())
+    try:
+        with engine.begin() as conn:
+            fp = directory.register_certificate(conn, client, operator, pem.read_bytes(), now())
+    except ValueError as err:   # an unknown operator, a file that is no certificate, a key type not allowed
+        fail(f"{pem}: {err}")
     typer.echo(fp)
 
 
@@ -56,7 +58,7 @@ def keys_rotate(home: Home = Path("."),
     from gateway.hsm import TokenError
     from gateway.rotation import rotate_gateway_key
     try:
-        path = rotate_gateway_key(Settings.load(home), key_type)
+        path = rotate_gateway_key(home_settings(home), key_type)
     except (TokenError, ValueError) as err:
         fail(str(err))
     typer.echo(f"new gateway certificate {path}; restart each replica, then distribute it to clients")

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from gateway.settings import Settings
+from gateway.settings import SETTINGS_FILE, Settings
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -27,10 +27,23 @@ def fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
+def home_settings(home: Path) -> Settings:
+    """The settings of a gateway home, for a command that writes there. A folder with neither a settings file
+    nor its database is refused, before connecting to SQLite would leave a stray database in it."""
+    from sqlalchemy.engine import make_url
+    settings = Settings.load(home)
+    url = make_url(settings.db_url)
+    if (not (settings.home / SETTINGS_FILE).exists() and url.get_backend_name() == "sqlite" and url.database
+            and not Path(url.database).exists()):
+        fail(f"{settings.home} is not a gateway home (no {SETTINGS_FILE}, no database): run `directlink init` "
+             "there, or give --home")
+    return settings
+
+
 def migrated(home: Path) -> tuple[Settings, Engine]:
     """The home's settings and database, migrated to the newest schema: for commands that write."""
     from gateway.storage.engine import make_engine, migrate
-    settings = Settings.load(home)
+    settings = home_settings(home)
     engine = make_engine(settings.db_url)
     migrate(engine)
     return settings, engine

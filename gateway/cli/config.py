@@ -6,27 +6,34 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.common import Home, current, fail, migrated, now
-from gateway.settings import Settings
+from gateway.cli.common import Home, current, fail, home_settings, migrated, now
 
 config_app = typer.Typer(help="Clients, accounts, operators, certificates and grants.", no_args_is_help=True)
 
 
 def _refused() -> tuple[type[Exception], ...]:
-    """What a directory change refuses with, nothing changed: a bad value (ValueError), an amount or currency
-    the gateway does not take (PaymentRejected), or a row the database's keys refuse, such as an unknown
-    operator (imported here, not at the top: see common.py)."""
-    from sqlalchemy.exc import IntegrityError
-
+    """What a directory change refuses with, nothing changed: a bad value or an unknown operator or account
+    (ValueError), or an amount or currency the gateway does not take (PaymentRejected; imported here, not at
+    the top: see common.py). A row the database's keys still refuse is gateway/cli/errors.py's."""
     from domain.errors import PaymentRejected
-    return ValueError, PaymentRejected, IntegrityError
+    return ValueError, PaymentRejected
 
 
 @config_app.command("apply")
 def config_apply(file: Path, home: Home = Path(".")) -> None:
     """Apply a directory TOML file (clients, accounts, operators, certificates, grants)."""
+    import tomllib
+
     from gateway.setup import apply_directory
-    counts = apply_directory(Settings.load(home), file)
+    settings = home_settings(home)   # outside the try: its own mistakes are the settings file's, not FILE's
+    try:
+        counts = apply_directory(settings, file)
+    except tomllib.TOMLDecodeError as err:
+        fail(f"{file} is not valid TOML ({err}): fix the file")
+    except KeyError as err:
+        fail(f"{file}: an entry lacks {err}: config/directory.toml shows the keys each kind of entry has")
+    except _refused() as err:
+        fail(f"{file}: {err}; nothing was applied")
     typer.echo(", ".join(f"{v} {k}" for k, v in counts.items()))
 
 

@@ -25,7 +25,12 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
     from gateway.protocol import client as dl
     from gateway.protocol.xmlsafe import q, text
     cert = cert or Path(str(key).replace(".key.pem", ".cert.pem"))
-    root = etree.fromstring(file.read_bytes(), etree.XMLParser(resolve_entities=False, no_network=True))
+    if not url.startswith(("http://", "https://")):
+        fail(f"--url {url}: give the gateway's URL with http:// or https://, e.g. http://127.0.0.1:8080")
+    try:
+        root = etree.fromstring(file.read_bytes(), etree.XMLParser(resolve_entities=False, no_network=True))
+    except etree.XMLSyntaxError as err:
+        fail(f"{file} is not XML ({err}): give a Request document")
     client = client or text(root.find(f"{q('Header')}/{q('Client')}"))
     if not client:
         fail("no client: give --client or fill Header/Client in the file")
@@ -40,7 +45,13 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
     else:
         typer.echo("warning: no --gateway-cert; trusting the certificate the gateway serves", err=True)
         pinned = http.get(f"{url.rstrip('/')}/v1/certificate").content
-    c = dl.Client(url, client, operator, key.read_bytes(), cert.read_bytes(), pinned, http=http)
+    key_pem, cert_pem = key.read_bytes(), cert.read_bytes()
+    if b"PRIVATE KEY-----" not in key_pem:
+        fail(f"--key {key} holds no private key: give the operator's .key.pem, not its certificate")
+    try:
+        c = dl.Client(url, client, operator, key_pem, cert_pem, pinned, http=http)
+    except ValueError as err:   # unreadable PEM, or a key that is not the certificate's
+        fail(f"cannot sign with --key {key} and --cert {cert}: {err}")
     answer = c.post(c.sign_document(root))
     pretty = etree.tostring(etree.fromstring(answer.raw), pretty_print=True, encoding="unicode")
     typer.echo(pretty)

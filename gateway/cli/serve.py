@@ -46,6 +46,9 @@ def serve(home: Home = Path("."), host: str = "127.0.0.1", port: int = 8080,
     from gateway.app import build_gateway, create_app
     from gateway.transport import uvicorn_tls
     settings = Settings.load(home)
+    key = settings.path(settings.gateway_key)
+    if settings.gateway_key_pkcs11 is None and not key.exists():
+        fail(f"{settings.home} is not a gateway home (no {key}): run `directlink init` there, or give --home")
     try:
         tls = uvicorn_tls(settings)
     except ValueError as err:
