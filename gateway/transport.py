@@ -7,6 +7,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+from gateway.protocol.client import load_tls_identity, trusting
 from gateway.settings import Settings
 
 
@@ -17,17 +18,15 @@ def uvicorn_tls(settings: Settings) -> dict[str, Any]:
         if key is not None or client_ca is not None:
             raise ValueError("tls_key and tls_client_ca need tls_certificate in directlink.toml")
         return {}
-    files = {"tls_certificate": settings.path(cert)}
-    if key is not None:
-        files["tls_key"] = settings.path(key)
+    cert_file = settings.path(cert)
+    key_file = settings.path(key) if key is not None else None
+    # Loaded here, as the client loads its own, so that a wrong file is one line before uvicorn starts.
+    load_tls_identity(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), cert_file, key_file)
+    options: dict[str, Any] = {"ssl_certfile": str(cert_file)}
+    if key_file is not None:
+        options["ssl_keyfile"] = str(key_file)
     if client_ca is not None:
-        files["tls_client_ca"] = settings.path(client_ca)
-    for name, path in files.items():
-        if not path.is_file():
-            raise ValueError(f"{name}: no such file: {path}")
-    options: dict[str, Any] = {"ssl_certfile": str(files["tls_certificate"])}
-    if "tls_key" in files:
-        options["ssl_keyfile"] = str(files["tls_key"])
-    if "tls_client_ca" in files:
-        options |= {"ssl_ca_certs": str(files["tls_client_ca"]), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+        ca_file = settings.path(client_ca)
+        trusting(ca_file, "tls_client_ca")
+        options |= {"ssl_ca_certs": str(ca_file), "ssl_cert_reqs": ssl.CERT_REQUIRED}
     return options

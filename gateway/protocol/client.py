@@ -29,11 +29,38 @@ def http_client(timeout: float = 30, *, tls_ca: Path | None = None, tls_certific
     trusted for its XML signature alone (Client.post)."""
     if tls_key is not None and tls_certificate is None:
         raise ValueError("a TLS key without its certificate (tls_certificate)")
-    context = ssl.create_default_context(cafile=str(tls_ca) if tls_ca else None)
+    context = trusting(tls_ca, "tls_ca")
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if tls_certificate is not None:
-        context.load_cert_chain(str(tls_certificate), str(tls_key) if tls_key else None)
+        load_tls_identity(context, tls_certificate, tls_key)
     return httpx.Client(timeout=timeout, verify=context)
+
+
+def trusting(ca: Path | None, name: str) -> ssl.SSLContext:
+    """A TLS context that trusts the CA certificates in `ca` (None: the system's); a ValueError names the
+    setting `name` when the file is missing or holds no PEM certificate. The server checks its client CA
+    with it too (gateway/transport.py)."""
+    if ca is not None and not ca.is_file():
+        raise ValueError(f"{name}: no such file: {ca}")
+    try:
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+    except ssl.SSLError as err:
+        raise ValueError(f"{name}: {ca} holds no PEM certificate ({err.reason})") from None
+
+
+def load_tls_identity(context: ssl.SSLContext, certificate: Path, key: Path | None) -> None:
+    """Load a TLS certificate (with its chain) and its private key, from one file or two, into `context`;
+    a ValueError names the file that is missing or is not what it should be (ssl's own errors name neither).
+    The server's TLS settings are checked with it too (gateway/transport.py)."""
+    for name, path in (("tls_certificate", certificate), ("tls_key", key)):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{name}: no such file: {path}")
+    try:
+        context.load_cert_chain(str(certificate), str(key) if key else None)
+    except ssl.SSLError as err:
+        where = f"{certificate} and {key}" if key else f"{certificate} (no tls_key given)"
+        raise ValueError(f"tls_certificate: no PEM certificate with its private key in {where}"
+                         + (f" ({err.reason})" if err.reason else "")) from None
 
 
 @dataclass(frozen=True)

@@ -190,8 +190,22 @@ def test_send_takes_the_client_certificate_on_the_command_line(tls_home, gateway
 @pytest.mark.parametrize("env, problem", [
     ({"DIRECTLINK_TLS_KEY": "tls/gateway.key.pem"}, "need tls_certificate"),
     ({"DIRECTLINK_TLS_CERTIFICATE": "tls/missing.pem"}, "tls_certificate: no such file"),
+    ({"DIRECTLINK_TLS_CERTIFICATE": "tls/gateway.cert.pem"}, "no PEM certificate with its private key"),
+    ({"DIRECTLINK_TLS_CERTIFICATE": "tls/gateway.cert.pem", "DIRECTLINK_TLS_KEY": "tls/gateway.key.pem",
+      "DIRECTLINK_TLS_CLIENT_CA": "tls/gateway.key.pem"}, "tls_client_ca: "),
 ])
 def test_serve_refuses_an_incomplete_tls_configuration(tls_home, env, problem):
     done = subprocess.run([*CLI, "serve", "--home", str(tls_home["settings"].home), "--port", "1"],
                           capture_output=True, text=True, timeout=60, env=env_with(**env))
     assert done.returncode == 2 and problem in done.stderr, (done.returncode, done.stderr)
+
+
+@pytest.mark.parametrize("files, problem", [
+    ({"tls_ca": "missing.pem"}, "tls_ca: no such file"),
+    ({"tls_ca": "gateway.key.pem"}, "tls_ca: "),
+    ({"tls_certificate": "demo-erp.key.pem"}, "no PEM certificate with its private key"),
+    ({"tls_certificate": "demo-erp.cert.pem", "tls_key": "missing.pem"}, "tls_key: no such file"),
+])
+def test_the_client_names_the_tls_file_that_is_wrong(tls_home, files, problem):
+    with pytest.raises(ValueError, match=problem):
+        dl.http_client(**{name: tls_home["pki"] / file for name, file in files.items()})
