@@ -116,7 +116,9 @@ def decide(engine: Engine, cache: ConfigCache, settings: Settings, client: str, 
             audit.append(uow, chain=client, at=now, kind="console", code=evidence.REFUSED, client_id=client,
                          operator_id=operator, detail=f"{_summary(decision, items)} refused, nothing changed: {why}",
                          request=proof)
-        return [o if not o.applied else Outcome(o.payment_id, False, o.state, None, None) for o in refused.outcomes]
+        return [o if not o.applied else Outcome(o.payment_id, False, PaymentState.PENDING_APPROVAL.value, None,
+                                                "not taken: the decision is taken whole or not at all")
+                for o in refused.outcomes]
 
 
 def _pay_context(uow: UnitOfWork, cache: ConfigCache, settings: Settings, client: str, operator: str,

@@ -58,8 +58,9 @@ def verify_all(conn: Connection) -> tuple[int, list[Problem]]:
     enrolled: dict[tuple[str, str], tuple[str, str]] = {}   # (chain, credential id) -> (operator, public key)
     for row in conn.execute(select(a.chain, a.operator_id, a.detail).where(a.kind == "console",
                                                                           a.code == "KEY_ENROLLED")):
-        _, cred, _, key = (row.detail or "").split(" ")[:4]
-        enrolled[(row.chain, cred)] = (row.operator_id, key)
+        words = (row.detail or "").split(" ")   # "credential ID public key KEY" (keys.register)
+        if len(words) == 5:
+            enrolled[(row.chain, words[1])] = (row.operator_id, words[4])
     checked, problems = 0, []
     for row in conn.execute(select(a.chain, a.seq, a.client_id, a.operator_id, a.request)
                             .where(a.kind == "console", a.code.in_((SIGNED, REFUSED))).order_by(a.chain, a.seq)):

@@ -5,6 +5,8 @@ draws every page in both languages (tests/gateway/console/test_console_labels.py
 """
 from __future__ import annotations
 
+from domain.money import Money, digits
+
 LANGUAGES = ("zh", "en")
 DEFAULT = "zh"
 
@@ -87,6 +89,12 @@ def translator(lang: str):
     def t(key: str) -> str:
         return CATALOGUE[key][index]
     return t
+
+
+def grouped(money: Money) -> str:
+    """An amount as treasury staff read it: thousands grouped, every minor digit (1,234,567.80)."""
+    places = digits(money.currency)
+    return f"{money.amount:,.{places}f}"
 
 
 def chosen(cookie: str | None) -> str:

@@ -10,6 +10,7 @@ from domain.cash import Position
 from domain.codes import Grant
 from domain.money import Money
 from gateway import cash
+from gateway.console.labels import grouped
 from gateway.directory import AccountGrant
 
 DAYS = 30
@@ -75,7 +76,7 @@ def chart(days: list[tuple[dt.date, int, int]], currency: str, width: int = 720,
         return top + plot_h - (v - low) / (high - low) * plot_h
 
     def major(v: int) -> str:
-        return Money.from_minor(v, currency).text()
+        return grouped(Money.from_minor(v, currency))
 
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
              f'class="chart" aria-labelledby="chart-{currency}-title chart-{currency}-desc">']

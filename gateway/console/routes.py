@@ -65,6 +65,7 @@ def router(gateway: Gateway) -> APIRouter:
     window = dt.timedelta(minutes=settings.console_signin_window_minutes)
     pages = Environment(loader=PackageLoader("gateway.console", "templates"),
                         autoescape=select_autoescape(default=True, default_for_string=True))
+    pages.filters["money"] = labels.grouped
     static = {name: resources.files("gateway.console").joinpath("static", name).read_bytes() for name in STATIC}
     api = APIRouter()
 
