@@ -96,8 +96,8 @@ def chart(days: list[tuple[dt.date, int, int]], currency: str, width: int = 720,
     for n, (date, p, _) in enumerate(days):
         parts.append(f'<circle cx="{left + n * step + step / 2:.1f}" cy="{y(p):.1f}" r="2.5" fill="#1f5fa8">'
                      f'<title>{date.isoformat()} {major(p)}</title></circle>')
-    for n in (0, len(days) // 2, len(days) - 1):
-        parts.append(f'<text x="{left + n * step + step / 2:.1f}" y="{height - 8}" text-anchor="middle" '
+    for n, anchor in ((0, "start"), (len(days) // 2, "middle"), (len(days) - 1, "end")):
+        parts.append(f'<text x="{left + n * step + step / 2:.1f}" y="{height - 8}" text-anchor="{anchor}" '
                      f'font-size="11" fill="#444">{days[n][0].isoformat()}</text>')
     parts.append("</svg>")
     return "".join(parts)
