@@ -11,8 +11,10 @@ import time
 import pytest
 from console_kit import pending, shot
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from gateway import directory, ledger
+from gateway.cli import app as cli
 from gateway.console.labels import CATALOGUE
 from gateway.console.routes import CSP
 from gateway.setup import DEMO_ACCOUNTS
@@ -138,7 +140,13 @@ def test_sign_in_attempts_are_rate_limited_and_audited(console):
 
 def test_an_enrolment_link_works_once_and_not_after_it_expires(console, clock):
     page = console.page("en")
-    link = console.enrolment_link("checker")
+    home = str(console.home.home)
+    printed = CliRunner().invoke(cli, ["operators", "enrol", "DEMO", "checker", "--home", home, "--url", console.url])
+    assert printed.exit_code == 0, printed.output
+    link, said = printed.output.splitlines()
+    assert link.startswith(f"{console.url}/console/enrol/") and said.startswith("one-time enrolment link for DEMO/checker")
+    nobody = CliRunner().invoke(cli, ["operators", "enrol", "DEMO", "nobody", "--home", home])
+    assert nobody.exit_code == 2 and "no operator nobody of client DEMO" in nobody.output
     page.goto(link)
     shot(page, "enrol-en")
     page.click("#enrol-form button")
