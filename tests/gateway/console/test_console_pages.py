@@ -198,3 +198,27 @@ def test_pages_draw_in_under_200_ms_on_the_demo_data(console):
         timings[name] = statistics.median(runs)
     print("console page times (median of 7):", {k: f"{v * 1000:.1f} ms" for k, v in timings.items()})
     assert max(timings.values()) < 0.2, timings
+
+
+def test_sign_in_and_approve_with_the_keyboard_alone(console):
+    pid, _ = pending(console.xml("maker"), "KEYS-1")
+    page = console.page("en")
+    console.enrol(page, "checker")
+    page.goto(f"{console.url}/console/signin")
+    assert page.evaluate("document.activeElement.id") == "client"   # autofocus
+    page.keyboard.type("DEMO")
+    page.keyboard.press("Tab")
+    page.keyboard.type("checker")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/console/inbox")
+    for _ in range(8):   # skip link, the two pages, the language, sign-out, then the first payment
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == f"pick-{pid}":
+            break
+    page.keyboard.press("Space")
+    for _ in range(2):                            # the comment, then Approve
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.id") == "approve"
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results li")
+    assert console.state(pid) == "SETTLED"
