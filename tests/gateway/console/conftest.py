@@ -4,8 +4,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from console_kit import ARGS, CHROMIUM, Console
 
+from console.console_kit import ARGS, CHROMIUM, Console
 from gateway.app import create_app
 from gateway.server import background
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-from console_kit import pending, shot
 from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from console.console_kit import pending, shot
 from gateway import directory
 from gateway.clearing import Clearing
 from gateway.cli import app as cli

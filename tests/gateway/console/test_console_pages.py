@@ -9,10 +9,10 @@ import statistics
 import time
 
 import pytest
-from console_kit import pending, shot
 from sqlalchemy import select
 from typer.testing import CliRunner
 
+from console.console_kit import pending, shot
 from gateway import directory, ledger
 from gateway.cli import app as cli
 from gateway.console.labels import CATALOGUE
@@ -60,9 +60,13 @@ def test_pages_carry_a_strict_policy_and_the_session_cookie_is_strict(console):
     assert answer.headers["cache-control"] == "no-store" and answer.headers["x-frame-options"] == "DENY"
     [cookie] = [c for c in page.context.cookies() if c["name"] == "dl_console"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/console"
-    # No inline script anywhere: every script element names this origin's file.
+    # No inline script anywhere: every script element names this origin's file, and the browser reports
+    # nothing the policy blocked.
+    said = []
+    page.on("console", lambda message: said.append(message.text))
     for name in ("inbox", "balances"):
         page.goto(f"{console.url}/console/{name}")
+        assert not [m for m in said if "Content Security Policy" in m], said
         assert page.eval_on_selector_all("script", "s => s.map(e => e.src.endsWith('/console/static/console.js') "
                                                    "&& !e.textContent.trim())") == [True]
 
