@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 from console.console_kit import pending, shot
 from gateway import directory, ledger
 from gateway.cli import app as cli
+from gateway.console.frame import CSP
 from gateway.console.labels import CATALOGUE
-from gateway.console.routes import CSP
 from gateway.setup import DEMO_ACCOUNTS
 from gateway.storage.tables import audit_log, certificates
 
