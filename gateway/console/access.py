@@ -91,6 +91,7 @@ def add(api: APIRouter, frame: Frame) -> None:
                 registered = keys.credentials(conn, client, operator) if known else []
                 if not registered:
                     raise Problem(400, "PERMISSION_DENIED", "no security key is registered for this operator")
+                keys.purge(conn, now)   # each sign-in clears what is a day old: the tables stay small
                 handle, challenge = keys.new_challenge(conn, "signin", client, operator, now, address=address)
                 options = keys.authentication_options(frame.party(request), challenge, registered)
         except Problem as err:

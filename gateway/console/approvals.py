@@ -8,9 +8,11 @@ adds only that one signed decision on several payments is taken whole or not at 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, exists, select
+from sqlalchemy.exc import DBAPIError
 
 from domain.codes import Grant, PaymentState, ReasonCode
 from domain.errors import DirectLinkError
@@ -97,6 +99,20 @@ class _Refused(Exception):
 
 def decide(engine: Engine, cache: ConfigCache, settings: Settings, client: str, operator: str, decision: str,
            items: list[tuple[str, str]], comment: str | None, proof: bytes, now: dt.datetime) -> list[Outcome]:
+    """decide_once, run again (up to 5 times) when PostgreSQL chose it as a deadlock's or serialization
+    failure's victim: its transaction rolled back whole, so running it again takes the decision once."""
+    for attempt in range(5):
+        try:
+            return decide_once(engine, cache, settings, client, operator, decision, items, comment, proof, now)
+        except DBAPIError as err:
+            if getattr(err.orig, "sqlstate", None) not in ("40001", "40P01") or attempt == 4:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def decide_once(engine: Engine, cache: ConfigCache, settings: Settings, client: str, operator: str, decision: str,
+                items: list[tuple[str, str]], comment: str | None, proof: bytes, now: dt.datetime) -> list[Outcome]:
     """Take one signed decision on every payment named, each through lifecycle.approve, all in one
     transaction: if any is refused (changed, cancelled, decided since the page was drawn; the maker's own;
     over the limit) none is taken, and the refusal is audited with the evidence instead."""

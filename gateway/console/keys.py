@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import webauthn
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, or_, select, update
 from webauthn.helpers import bytes_to_base64url
 from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
 from webauthn.helpers.structs import (
@@ -24,7 +24,13 @@ from webauthn.helpers.structs import (
 )
 
 from gateway import audit, directory
-from gateway.storage.tables import console_challenges, console_credentials, console_enrolments, operators
+from gateway.storage.tables import (
+    console_challenges,
+    console_credentials,
+    console_enrolments,
+    console_sessions,
+    operators,
+)
 from gateway.storage.unit_of_work import UnitOfWork
 
 CHALLENGE_MINUTES = 5
@@ -102,6 +108,14 @@ def new_challenge(conn: Connection, purpose: str, client: str, operator: str, no
         statement=statement, session_hash=session_hash, address=address, created_at=now,
         expires_at=now + dt.timedelta(minutes=CHALLENGE_MINUTES)))
     return handle, challenge
+
+
+def purge(conn: Connection, now: dt.datetime) -> None:
+    """Forget challenges and sessions over a day past their use (the rate limit counts minutes back)."""
+    day = now - dt.timedelta(days=1)
+    conn.execute(delete(console_challenges).where(console_challenges.c.expires_at < day))
+    s = console_sessions.c
+    conn.execute(delete(console_sessions).where(or_(s.ended_at < day, s.last_seen < day)))
 
 
 def take_challenge(conn: Connection, handle: str, purpose: str, now: dt.datetime):

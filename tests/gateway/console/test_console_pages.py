@@ -9,7 +9,7 @@ import statistics
 import time
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from console.console_kit import pending, shot
@@ -18,7 +18,7 @@ from gateway.cli import app as cli
 from gateway.console.frame import CSP
 from gateway.console.labels import CATALOGUE
 from gateway.setup import DEMO_ACCOUNTS
-from gateway.storage.tables import audit_log, certificates
+from gateway.storage.tables import audit_log, certificates, console_challenges, console_sessions
 
 
 @pytest.fixture
@@ -99,6 +99,12 @@ def test_sign_out_and_the_idle_timeout_end_the_session(console, clock):
     assert page.url.endswith("/console/signin?ended=1")
     assert page.inner_text("#note") == "Your session has ended. Please sign in again."
     assert "SIGNOUT" in console_codes(console)
+    # A sign-in clears the sessions and challenges of more than a day ago.
+    clock.offset = dt.timedelta(days=2)
+    console.sign_in(page, "checker")
+    with console.gateway.engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(console_sessions)).scalar() == 1
+        assert conn.execute(select(func.count()).select_from(console_challenges)).scalar() == 1
 
 
 @pytest.mark.parametrize("how", ["disabled", "certificate revoked"])
