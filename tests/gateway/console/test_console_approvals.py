@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from console.console_kit import pending, shot
-from gateway import directory
+from gateway import directory, rulebook
 from gateway.clearing import Clearing
 from gateway.cli import app as cli
 from gateway.console import evidence
@@ -87,8 +87,16 @@ def test_the_inbox_shows_exactly_what_waits_for_this_operator(console):
     own, _ = pending(checker, "CON-C", "260000.00")           # the checker's own
     gone, _ = pending(maker, "CON-D", "220000.00")
     maker.call(dl.cancel(gone))                                # no longer waiting
+    with console.gateway.engine.begin() as conn:               # a probable duplicate waits for an approver
+        rulebook.set_rule(conn, "DEMO", "", "duplicate", {"window_days": 7}, dt.datetime.now(dt.UTC))
+    again = [maker.call(dl.payment_order(dl.payment(ref, OPERATING, "3800.50", "上海某某科技有限公司", "31001234567890",
+                                                    scheme="CNAPS", bank_code="102290012345")))
+             for ref in ("CON-E1", "CON-E2")]
+    held = again[1].body.find("{urn:directlink:v1}PaymentStatus").findtext("{urn:directlink:v1}PaymentId")
     page = console.signed_in("checker")
-    assert rows(page) == {mine}
+    assert rows(page) == {mine, held}
+    assert "RULE_PROBABLE_DUPLICATE" in page.inner_text(f"#row-{held} td:nth-child(7)")   # the rule hits
+    shot(page, "inbox-rules-en")
     other = console.signed_in("maker")
     assert rows(other) == {own}                               # never the maker's own
     viewer = console.page("en")
