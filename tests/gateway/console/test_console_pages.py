@@ -84,6 +84,9 @@ def test_a_request_without_the_csrf_token_is_refused_and_changes_nothing(console
     page.goto(f"{console.url}/console/inbox")   # still signed in, the payment untouched
     assert page.locator(f"#row-{pid}").is_visible() and console.state(pid) == "PENDING_APPROVAL"
     assert console_codes(console).count("CSRF_REFUSED") == 2
+    huge = page.request.post(f"{console.url}/console/approvals/options", data="x" * (300 * 1024),
+                             headers={"Content-Type": "application/json"})
+    assert huge.status == 413
 
 
 def test_sign_out_and_the_idle_timeout_end_the_session(console, clock):
