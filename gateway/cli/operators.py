@@ -57,3 +57,17 @@ def operators_enrol(client: str, operator: str, home: Home = Path("."),
     base = (url or settings.console_origin or "http://localhost:8080").rstrip("/")
     typer.echo(f"{base}/console/enrol/{token}")
     typer.echo(f"one-time enrolment link for {client}/{operator}, valid until {expires.isoformat(timespec='seconds')}")
+
+
+@operators_app.command("revoke-keys")
+def operators_revoke_keys(client: str, operator: str, home: Home = Path(".")) -> None:
+    """Revoke every console security key of OPERATOR (a key lost): their console sessions end at once and they
+    sign in again only with a key enrolled anew; audited. Their certificates and the XML protocol are untouched."""
+    from gateway.console import keys
+    _, engine = migrated(home)
+    try:
+        with engine.begin() as conn:
+            count = keys.revoke_all(conn, client, operator, now())
+    except ValueError as err:
+        fail(str(err))
+    typer.echo(f"{count} security key(s) of {client}/{operator} revoked")

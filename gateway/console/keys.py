@@ -146,6 +146,21 @@ def credentials(conn: Connection, client: str, operator: str) -> list:
                                                           c.revoked_at.is_(None))).all()
 
 
+def revoke_all(conn: Connection, client: str, operator: str, now: dt.datetime) -> int:
+    """Revoke every security key of an operator (a key lost or an operator leaving): their sessions end at
+    their next request and they cannot sign in until a new key is enrolled; audited. Returns how many."""
+    directory.require_operator(conn, client, operator)
+    c = console_credentials.c
+    ids = conn.execute(select(c.id).where(c.client_id == client, c.operator_id == operator,
+                                          c.revoked_at.is_(None))).scalars().all()
+    if ids:
+        conn.execute(update(console_credentials).where(c.id.in_(ids)).values(revoked_at=now))
+        with UnitOfWork(conn) as uow:
+            audit.append(uow, chain=client, at=now, kind="console", code="KEYS_REVOKED", client_id=client,
+                         operator_id=operator, detail=f"{len(ids)} key(s) of {client}/{operator}: {' '.join(ids)}")
+    return len(ids)
+
+
 def _descriptors(rows) -> list[PublicKeyCredentialDescriptor]:
     return [PublicKeyCredentialDescriptor(id=webauthn.base64url_to_bytes(r.id)) for r in rows]
 

@@ -110,14 +110,17 @@ def test_sign_out_and_the_idle_timeout_end_the_session(console, clock):
         assert conn.execute(select(func.count()).select_from(console_challenges)).scalar() == 1
 
 
-@pytest.mark.parametrize("how", ["disabled", "certificate revoked"])
+@pytest.mark.parametrize("how", ["disabled", "certificate revoked", "keys revoked"])
 def test_disabling_the_operator_or_revoking_a_certificate_ends_their_session(console, how):
     page = console.signed_in("checker")
     now = dt.datetime.now(dt.UTC)
+    if how == "keys revoked":
+        done = CliRunner().invoke(cli, ["operators", "revoke-keys", "DEMO", "checker", "--home", str(console.home.home)])
+        assert done.exit_code == 0 and "1 security key(s) of DEMO/checker revoked" in done.output
     with console.gateway.engine.begin() as conn:
         if how == "disabled":
             directory.set_operator_enabled(conn, "DEMO", "checker", False, now)
-        else:
+        elif how == "certificate revoked":
             fp = conn.execute(select(certificates.c.fingerprint).where(certificates.c.operator_id == "checker")).scalar()
             directory.revoke_certificate(conn, fp, now)
     page.goto(f"{console.url}/console/inbox")
@@ -125,7 +128,7 @@ def test_disabling_the_operator_or_revoking_a_certificate_ends_their_session(con
     page.fill("#client", "DEMO")
     page.fill("#operator", "checker")
     page.click("#signin-form button")
-    if how == "disabled":   # a disabled operator cannot sign in again
+    if how != "certificate revoked":   # disabled, or without a key: no sign-in either
         page.wait_for_selector("#status[data-kind=error]")
         assert "/console/signin" in page.url
     else:                   # the key still works: a new session, begun after the revocation
