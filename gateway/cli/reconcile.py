@@ -26,6 +26,10 @@ def reconcile_command(
         max_group: Annotated[int, typer.Option(help="most items one entry may pay (and entries one item)")] = 5,
         encoding: Annotated[str, typer.Option(help="of a CSV open-items file, e.g. gbk")] = "utf-8",
         fail_on_unmatched: Annotated[bool, typer.Option(help="exit 1 if anything is left unmatched")] = False,
+        account: Annotated[str | None, typer.Option(help="of statement files holding several accounts, only "
+                                                         "this one (default: each, one section per account)")] = None,
+        lenient: Annotated[bool, typer.Option(help="read statement files whose balances or control totals "
+                                                   "disagree, and list that at the top of the report")] = False,
 ) -> None:
     """Match a statement against the ERP's open items (and the gateway's payments); docs/reconciliation.md."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -47,7 +51,8 @@ def reconcile_command(
         fail(f"tolerances: {err}")
     try:
         report = build_report(statement, open_items, fmt=format, tolerances=tolerances, encoding=encoding,
-                              payments=None if home is None else partial(gateway_payments.load, home))
+                              payments=None if home is None else partial(gateway_payments.load, home),
+                              account=account, lenient=lenient)
     except (StatementFileInvalid, OpenItemsInvalid, FileNotFoundError) as err:
         fail(str(err))
     except SQLAlchemyError as err:
@@ -57,6 +62,8 @@ def reconcile_command(
         sys.stdout.buffer.write(data)
     else:
         out.write_bytes(data)
+    for note in report.inconsistencies:
+        typer.echo(f"inconsistent (read with --lenient): {note}", err=True)
     unmatched = 0
     for section in report.sections:
         r = section.result
