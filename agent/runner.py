@@ -243,6 +243,14 @@ class Agent:
             reason = f"{answer.code}: {answer.detail} (MessageId {row['message_id']})"
             with self.state.transaction() as db:
                 self.state.finish_file(db, sha256, FAILED, None, reason)
+                # The ERP learns it where it reads every status: a pain.002 rejecting the whole file (GrpSts
+                # RJCT) in the inbox, beside the .reason.txt in failed/ that a person reads. Other status
+                # formats have no way to say "the whole file" and keep the .reason.txt alone.
+                if self.cfg.status_format.startswith("pain.002."):
+                    rejection = StatusReport((), original_message_id=row["message_id"],
+                                             rejected=(answer.code, answer.detail))
+                    self.state.add_delivery(db, f"{{seq}}-status-{Path(name).stem}.{self.status_extension}",
+                                            self.status_writer(rejection))
             summary.failed += 1
             logs.event("file_refused", f"  FAILED {name}: {answer.code}: {answer.detail}",
                        level=logging.WARNING, file=name, code=answer.code, detail=answer.detail,

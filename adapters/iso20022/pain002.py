@@ -153,7 +153,17 @@ def write(report: StatusReport, v: _Version) -> bytes:
     original = (report.original_message_id or UNKNOWN_ORIGINAL)[:35]
     _sub(v, group, "OrgnlMsgId", original)
     _sub(v, group, "OrgnlMsgNmId", v.original)
-    if report.statuses:
+    if report.rejected is not None:
+        # The whole file refused (no payment of it was taken): GrpSts RJCT and why, so that the ERP's
+        # importer marks every payment of the file as not paid.
+        code, why = report.rejected
+        _sub(v, group, "GrpSts", "RJCT")
+        info = _sub(v, group, "StsRsnInf")
+        _sub(v, _sub(v, info, "Rsn"), "Prtry", code[:35])
+        why = " ".join(why.split())
+        for start in range(0, min(len(why), _ADDTL_INF * _ADDTL_LINES), _ADDTL_INF):
+            _sub(v, info, "AddtlInf", why[start:start + _ADDTL_INF])
+    elif report.statuses:
         group_sts = _sub(v, group, "GrpSts")   # filled in below, once the transactions are known
         block = _sub(v, body, "OrgnlPmtInfAndSts")
         _sub(v, block, "OrgnlPmtInfId", original)

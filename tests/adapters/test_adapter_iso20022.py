@@ -470,3 +470,19 @@ def test_statement_in_camt_matches_the_ledger(maker, gateway, fmt):
     got = parser.get_transactions()
     assert [row(t) for t in got] == rows
     assert (got[1]["CreditorName"], got[1]["RemittanceInformation"]) == ("ACME Supplies", "货款 2026-11")
+
+
+def test_pain002_rejecting_a_whole_file_is_valid_and_says_why():
+    """A file the gateway refused whole (issue 25): GrpSts RJCT with the result code and its text, no
+    transaction, valid against the official XSD; a long reason is cut into AddtlInf of at most 105."""
+    why = "/Document/CstmrCdtTrfInitn/PmtInf[1]/NbOfTxs: says 3, the block has 2 " + "x" * 150
+    data = pain002.writer(pain002.V03)(StatusReport((), original_message_id="ERP-FILE-7",
+                                                     rejected=("DOCUMENT_INVALID", why)))
+    assert_xsd_valid(data, "pain.002.001.03")
+    ns = {"p": pain002.V03.ns}
+    group = etree.fromstring(data).find("p:CstmrPmtStsRpt/p:OrgnlGrpInfAndSts", ns)
+    assert (group.findtext("p:OrgnlMsgId", namespaces=ns), group.findtext("p:GrpSts", namespaces=ns),
+            group.findtext("p:StsRsnInf/p:Rsn/p:Prtry", namespaces=ns)) == ("ERP-FILE-7", "RJCT", "DOCUMENT_INVALID")
+    parts = [el.text for el in group.findall("p:StsRsnInf/p:AddtlInf", ns)]
+    assert "".join(parts) == why and all(len(p) <= 105 for p in parts)
+    assert etree.fromstring(data).find("p:CstmrPmtStsRpt/p:OrgnlPmtInfAndSts", ns) is None
