@@ -62,6 +62,7 @@ class StatusReport:
     # The file refused whole before any payment of it was taken: (result code, why). A status writer says so
     # for the whole group (pain.002: GrpSts RJCT with the reason); `statuses` is then empty.
     rejected: tuple[str, str] | None = None
+    payment_info_ids: Mapping[str, str] = field(default_factory=dict)   # ClientRef -> the file's PmtInfId
 
 
 @dataclass(frozen=True)

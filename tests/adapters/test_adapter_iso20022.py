@@ -6,6 +6,7 @@ pycamt reads our camt.053/.052 as an ERP's importer would.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from decimal import Decimal
 
@@ -486,3 +487,33 @@ def test_pain002_rejecting_a_whole_file_is_valid_and_says_why():
     parts = [el.text for el in group.findall("p:StsRsnInf/p:AddtlInf", ns)]
     assert "".join(parts) == why and all(len(p) <= 105 for p in parts)
     assert etree.fromstring(data).find("p:CstmrPmtStsRpt/p:OrgnlPmtInfAndSts", ns) is None
+
+
+def test_pain002_names_each_payment_block_of_the_original_file():
+    """Statuses of a pain.001 of two PmtInf blocks: one OrgnlPmtInfAndSts per block, with its PmtInfId, as
+    the ERP wrote it (pain001.payment_info_ids reads them from the file the agent sends)."""
+    from adapters.iso20022.pain001 import payment_info_ids
+    from domain.codes import PaymentState
+    from domain.models import PaymentStatus
+
+    data = sepa_file("pain.001.001.03", [
+        {"name": "ACME GmbH", "IBAN": CREDITOR_IBAN, "BIC": OWN_BIC, "amount": 100, "endtoend_id": "E2E-A"},
+        {"name": "ACME GmbH", "IBAN": CREDITOR_IBAN, "BIC": OWN_BIC, "amount": 200, "endtoend_id": "E2E-B"}])
+    ns1 = {"p": NS + "pain.001.001.03"}
+    root = etree.fromstring(data)
+    [block] = root.findall(".//p:PmtInf", ns1)
+    second = copy.deepcopy(block)                  # a second block holding the second payment
+    second.find("p:PmtInfId", ns1).text = "BLOCK-2"
+    block.remove(block.findall("p:CdtTrfTxInf", ns1)[1])
+    second.remove(second.findall("p:CdtTrfTxInf", ns1)[0])
+    block.addnext(second)
+    ids = payment_info_ids(etree.tostring(root))
+    assert ids == {"E2E-A": block.findtext("p:PmtInfId", namespaces=ns1), "E2E-B": "BLOCK-2"}
+    assert payment_info_ids(b'{"formid": "bei_bankpaybill"}') == {} and payment_info_ids(b"<a/>") == {}
+    statuses = tuple(PaymentStatus(ref, PaymentState.ACCEPTED, f"P-{ref}") for ref in ("E2E-A", "E2E-B"))
+    report = pain002.writer(pain002.V03)(StatusReport(statuses, original_message_id="MSG-1", payment_info_ids=ids))
+    assert_xsd_valid(report, "pain.002.001.03")
+    ns = {"p": pain002.V03.ns}
+    blocks = etree.fromstring(report).findall(".//p:OrgnlPmtInfAndSts", ns)
+    assert [(b.findtext("p:OrgnlPmtInfId", namespaces=ns), [t[0] for t in tx_statuses(etree.tostring(b), "pain.002.001.03")])
+            for b in blocks] == [(ids["E2E-A"], ["E2E-A"]), ("BLOCK-2", ["E2E-B"])]

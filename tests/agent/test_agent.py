@@ -74,6 +74,11 @@ def test_drop_folder_is_paid_once_reported_and_statements_arrive(erp, gateway):
     assert (group.findtext("p:GrpSts", namespaces=ns), group.findtext("p:StsRsnInf/p:Rsn/p:Prtry", namespaces=ns)) \
         == ("RJCT", "DOCUMENT_INVALID")
     assert group.findtext("p:OrgnlMsgId", namespaces=ns).startswith("ERP-")
+    # the sepa file's status report names its payments' block as the file did (its PmtInfId), not the MsgId
+    sent = etree.fromstring((erp.outbox / "processed" / "f110-run1.xml").read_bytes())
+    pmt_inf_id = sent.findtext(".//p1:PmtInfId", namespaces={"p1": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"})
+    [report] = [p for p in erp.files("inbox", ".xml") if "-status-f110-run1" in p.name]
+    assert [el.text for el in etree.fromstring(report.read_bytes()).iterfind(".//p:OrgnlPmtInfId", ns)] == [pmt_inf_id]
     assert erp.files("outbox") == []
     assert "files submitted 2, failed 1" in first.stdout and "sent kingdee-batch1.json" in first.stdout
 
