@@ -13,7 +13,7 @@ section of the items no account settled. Gateway payments are per account: one s
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from reconcile import open_items, statement_files
@@ -27,14 +27,16 @@ Payments = Callable[[str, dt.date], Sequence[OpenItem]]
 
 def build_report(statements: Sequence[Path], items_file: Path, *, fmt: str | None = None,
                  tolerances: Tolerances = Tolerances(), payments: Payments | None = None,
-                 encoding: str = "utf-8", account: str | None = None, lenient: bool = False) -> Report:
+                 encoding: str = "utf-8", account: str | None = None, lenient: bool = False,
+                 columns: Mapping | None = None) -> Report:
     """Read, match and assemble; raises StatementFileInvalid / OpenItemsInvalid on bad input.
 
     `payments` is called only once the statement is read, since its account and closing date say which.
     `account` keeps one account of files that hold several; `lenient` reads files whose figures disagree
-    and lists the inconsistencies at the top of the report."""
-    read = statement_files.read_accounts(statements, fmt, account=account, lenient=lenient)
-    items = open_items.load(items_file, encoding)
+    and lists the inconsistencies at the top of the report; `columns` is the column mapping XLSX files are
+    read through (reconcile/xlsx.py)."""
+    read = statement_files.read_accounts(statements, fmt, account=account, lenient=lenient, columns=columns)
+    items = open_items.load(items_file, encoding, columns)
     title = f"open items ({items_file.name})"
     lines = [line for st in read.statements for line in lines_of(st)]
     result = reconcile(lines, items, tolerances)

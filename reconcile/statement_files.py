@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,9 +21,11 @@ from adapters.base import DocumentInvalid
 from adapters.readback import SeveralAccounts, accounts, leniently
 from adapters.registry import adapters
 from domain.models import Statement
+from reconcile import xlsx
 from reconcile.native import FORMAT as NATIVE
 from reconcile.native import read_native
 
+XLSX = "xlsx"                         # a spreadsheet statement, read through the user's column mapping
 _CAMT = re.compile(rb"urn:iso:std:iso:20022:tech:xsd:(camt\.05[234]\.001\.[0-9]{2})")
 # MT940 after a bank's header lines (ABN AMRO's "ABNANL2A"/"940") or without :20:: an account and an opening.
 _MT940 = re.compile(rb"(?:^|\n):25:[^\n]*\n(?:[^\n]*\n)*?:60[FM]:")
@@ -80,19 +82,26 @@ def _reader(fmt: str, known: dict) -> Callable[[bytes], Statement]:
     raise StatementFileInvalid("--format", f"no reader for {fmt!r}; formats: {', '.join(sorted(known))}")
 
 
-def _read(path: Path, fmt: str | None, noted: list[str] | None) -> list[Statement]:
+def _read(path: Path, fmt: str | None, noted: list[str] | None, columns: Mapping | None = None) -> list[Statement]:
     """One statement file's statements (one per account), in `fmt` or the format it looks like; read
-    leniently when given a list `noted` to add the inconsistencies to."""
+    leniently when given a list `noted` to add the inconsistencies to. An XLSX statement is read through
+    the column mapping `columns` (reconcile/xlsx.py)."""
     try:
         data = path.read_bytes()
     except OSError as err:
         raise StatementFileInvalid(str(path), f"cannot be read: {err.strerror or err}") from None
-    known = readers()
+    if fmt == XLSX or (fmt is None and xlsx.is_xlsx(data)):
+        if columns is None:
+            raise StatementFileInvalid(str(path), "an XLSX statement is read through a column mapping: give it "
+                                                  "with --columns FILE (docs/reconciliation.md)")
+        fmt, known = XLSX, {XLSX: lambda data: xlsx.read_statement(data, columns, "")}
+    else:
+        known = readers()
     fmt = fmt or detect(data)
     if fmt is None:
         raise StatementFileInvalid(str(path), "format not recognised; name it with --format "
                                               f"({', '.join(sorted(known))})")
-    reader = _reader(fmt, known)
+    reader = known[fmt] if fmt == XLSX else _reader(fmt, known)
     where = f"{path.name} ({fmt})"
     found: list[str] = []
     try:
@@ -113,11 +122,11 @@ def read(path: Path, fmt: str | None = None) -> Statement:
 
 
 def read_accounts(paths: Sequence[Path], fmt: str | None = None, *, account: str | None = None,
-                  lenient: bool = False) -> Statements:
+                  lenient: bool = False, columns: Mapping | None = None) -> Statements:
     """Every account of the files, each account's statements joined in the order given; with `account`
     only that one (StatementFileInvalid naming the accounts there are if it is not in the files)."""
     noted: list[str] = []
-    pages = [st for p in paths for st in _read(p, fmt, noted if lenient else None)]
+    pages = [st for p in paths for st in _read(p, fmt, noted if lenient else None, columns)]
     try:
         with leniently() if lenient else contextlib.nullcontext([]) as found:
             statements = accounts(pages, where="statement files: ")
