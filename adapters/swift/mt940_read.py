@@ -25,6 +25,8 @@ What comes back from our writer (adapters/swift/__init__.py), and what cannot:
   counterparty /CNTP/account/bank code/name: the bank code is a BIC, a CNAPS code, or this bank's BIC
                (the :25: prefix) for an account of this bank; names are folded to SWIFT characters
   narrative    /REMI/ (folded); another bank's unstructured :86: is kept whole as the narrative
+  other banks  Rabobank's/ING's structured :86:: /EREF/, /REMI/, the NAME of /BENM/ or /ORDP/ (the account
+               on the line after :61:); the customer reference "EREF" is none
   EntryIds     the :20: suffix is the page's first EntryId; entries follow in sequence
 """
 from __future__ import annotations
@@ -51,7 +53,11 @@ _CONTROL = re.compile(r"[\x00\x02\x04-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _FRAMING = str.maketrans("", "", "\x01\x03")      # SOH and ETX: transmission marks around a message
 _CNAPS = re.compile(r"[0-9]{12}")
 _BIC = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
-_STRUCTURED = re.compile(r"/(EREF|KREF|CNTP|REMI)/")
+_STRUCTURED = re.compile(r"/(EREF|KREF|CNTP|REMI|BENM|ORDP|NAME|ADDR|ISDT|MARF|CSID|PURP|ULTB|ULTD|RTRN|BUSP)/")
+# Codes of Rabobank's and ING's structured :86: that say nothing reconciliation uses (dates, mandates, ...).
+_IGNORED = {"BENM", "ORDP", "ADDR", "ISDT", "MARF", "CSID", "PURP", "ULTB", "ULTD", "RTRN", "BUSP"}
+# The customer reference of Rabobank's :61: points to the :86: ("EREF": see /EREF/); no reference itself.
+_NO_CUSTOMER_REF = ("", "NONREF", "EREF")
 
 
 def _date6(text: str, where: str) -> dt.date:
@@ -124,7 +130,8 @@ def _unfold16(short: str, full: str) -> bool:
 
 
 def _details(text: str, own_bic: str) -> dict:
-    """Our structured :86: (/EREF/.../KREF/.../CNTP/acct/bank/name/REMI/...), or the whole text as narrative."""
+    """A structured :86: -- ours (/EREF/.../KREF/.../CNTP/acct/bank/name/REMI/...) or Rabobank's and ING's
+    (/EREF/.../BENM//NAME/.../REMI/.../ISDT/...) -- or the whole text as narrative."""
     if not _STRUCTURED.match(text):
         return {"narrative": text}
     out: dict = {}
@@ -135,7 +142,9 @@ def _details(text: str, own_bic: str) -> dict:
             account, _, rest = value.partition("/")
             code, _, name = rest.partition("/")
             out["counterparty"] = _party(name, account, code, own_bic)
-        else:
+        elif key == "NAME":                 # of the beneficiary (BENM) or the ordering party (ORDP)
+            out["name"] = value
+        elif key not in _IGNORED:
             out[{"EREF": "end_to_end_id", "KREF": "client_ref", "REMI": "narrative"}[key]] = value
     return out
 
@@ -177,10 +186,14 @@ def _entry(number: int, value: list[str], details: str, own_bic: str, entry_id: 
     if supplementary and _unfold16(bank_ref, supplementary):
         bank_ref = supplementary
     found = _details(details, own_bic)
+    if "name" in found and "counterparty" not in found:
+        # Rabobank: the name in /BENM//NAME/ or /ORDP//NAME/, the account on the line after :61:
+        account = supplementary if supplementary and " " not in supplementary else None
+        found["counterparty"] = Party(found["name"], account, None)
     customer = customer.strip()
     client_ref = found.get("client_ref")
     e2e = found.get("end_to_end_id")
-    if client_ref is None and customer not in ("", "NONREF"):
+    if client_ref is None and customer not in _NO_CUSTOMER_REF:
         client_ref = e2e if e2e and (e2e == customer or _unfold16(customer, e2e)) else customer
     return Row(where, day_start(booking_day), value_date, direction, _amount(amount), found.get("counterparty"),
                "" if bank_ref == "NONREF" else bank_ref, found.get("narrative", ""), client_ref, e2e,

@@ -45,7 +45,7 @@ def judge_mt940(name: str) -> list[tuple[str, Decimal]]:
 @pytest.mark.parametrize(("name", "account", "currency", "opening", "closing", "expected"), [
     # Rabobank: :25: IBAN with currency, :28C:, structured :86: (/EREF/.../BENM//NAME/...)
     ("rabobank_iban.sta", "NL71RABO0123456789", "EUR", "1000.00", "930.00",
-     [("DBIT", "25.00", "", "EREF"), ("DBIT", "10.00", "", None), ("DBIT", "25.00", "", "EREF"),
+     [("DBIT", "25.00", "", None), ("DBIT", "10.00", "", None), ("DBIT", "25.00", "", None),
       ("DBIT", "10.00", "", None)]),
     # SNS: the counterparty account as customer reference, free :86:
     ("sns.sta", "0123456789", "EUR", "1234.56", "1209.56",
@@ -65,6 +65,17 @@ def test_mt940_of_other_banks(name, account, currency, opening, closing, expecte
     assert entries(st) == [(d, Decimal(a), ref, client) for d, a, ref, client in expected]
     assert [e.entry_id for e in st.entries] == list(range(1, len(expected) + 1))
     assert judge_mt940(name) == [(d, Decimal(a)) for d, a, _, _ in expected]
+
+
+def test_rabobank_structured_details():
+    """/EREF/ is the EndToEndId, /BENM//NAME/ the counterparty with the account from the line after :61:,
+    /REMI/ the narrative; the dates (/ISDT/) are left out."""
+    [st] = read("rabobank_iban.sta")
+    first, second = st.entries[:2]
+    assert (first.end_to_end_id, first.counterparty.name, first.counterparty.account, first.narrative) == \
+        ("01-01-2013 12:00 0030000987654321", "CONTRA ACCOUNT HOLDER", "NL70ABNA0987654321", "")
+    assert (second.end_to_end_id, second.counterparty.name, second.counterparty.account, second.narrative) == \
+        (None, "JOHN DOE", "P001234567", "Reference 201301234")
 
 
 def test_asn_statement_reads_and_adds_up():
