@@ -128,7 +128,7 @@ def _party(t: _Tree, details, role: str, servicer_bic: str | None) -> Party | No
     return Party(name or "", account, bank)
 
 
-def _entry(t: _Tree, ntry, currency: str, servicer_bic: str | None) -> Row | None:
+def _entry(t: _Tree, ntry, currency: str, servicer_bic: str | None, made: dt.datetime | None) -> Row | None:
     where = _path(ntry)
     status = t.text(ntry, "Sts/Cd", "Sts")
     if status is not None and status != "BOOK":
@@ -144,8 +144,9 @@ def _entry(t: _Tree, ntry, currency: str, servicer_bic: str | None) -> Row | Non
         raise DocumentInvalid(f"{where}/CdtDbtInd", f"{direction!r} is neither CRDT nor DBIT")
     reversal = (t.text(ntry, "RvslInd") or "false").lower() in ("true", "1")
     value_moment = _date(t, ntry, "ValDt", where, required=False)
-    # BookgDt is optional in every revision (camt.054 notifications often give only the value date).
-    booked = _date(t, ntry, "BookgDt", where, required=value_moment is None) or value_moment
+    # BookgDt is optional in every revision: camt.054 notifications often give only the value date, some
+    # no date at all, and then the entry was booked by the time the report was made (`made`).
+    booked = _date(t, ntry, "BookgDt", where, required=value_moment is None and made is None) or value_moment or made
     value_date = value_moment.date() if value_moment else booked.date()
     reference = t.text(ntry, "NtryRef")
     details = t.find(ntry, "NtryDtls/TxDtls")
@@ -180,6 +181,16 @@ def _balance(t: _Tree, report, codes: tuple[str, ...], where: str, currency: str
     return None
 
 
+def _made(t: _Tree, report) -> dt.datetime | None:
+    """When the report (Stmt, Rpt, Ntfctn) was made, by its CreDtTm; None if it has none or no date."""
+    value = t.text(report, "CreDtTm")
+    try:
+        moment = dt.datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=dt.UTC) if moment and moment.tzinfo is None else moment
+
+
 def _report(t: _Tree, report) -> Statement:
     where = _path(report)
     account = _account(t, t.find(report, "Acct"))
@@ -191,7 +202,8 @@ def _report(t: _Tree, report) -> Statement:
     amounts = [el for el in (t.find(report, "Bal/Amt"), t.find(report, "Ntry/Amt")) if el is not None]
     currency = t.text(report, "Acct/Ccy") or next((el.get("Ccy") for el in amounts), None) or ""
     check_currency(currency, f"{where}/Acct/Ccy")
-    rows = [row for ntry in ntries if (row := _entry(t, ntry, currency, servicer_bic)) is not None]
+    made = _made(t, report)
+    rows = [row for ntry in ntries if (row := _entry(t, ntry, currency, servicer_bic, made)) is not None]
     opening = _balance(t, report, _OPENING, where, currency)
     closing = _balance(t, report, _CLOSING, where, currency)
     if opening is None and closing is None:

@@ -3,6 +3,7 @@ where each comes from and under which licence): what our readers make of them, j
 readers (mt-940, bai2, pycamt) where those read the file, and by the files' own balances and control totals."""
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
@@ -162,6 +163,13 @@ def test_camt054_v04_notification():
         [("DBIT", Decimal("200000"), "ACSR160617103200001", "UXC06170000006PI00001II00001",
           "UXC06170000006PI00001EE00001")]
     assert statement_files.detect((REAL / "camt054_v04.xml").read_bytes()) == "camt.054.001.04"
+
+
+def test_camt054_v08_entry_without_dates_is_booked_when_the_notification_was_made():
+    [note] = read("camt054_v08_no_dates.xml")
+    assert [(e.direction, e.amount.amount, e.value_date) for e in note.entries] == \
+        [("DBIT", Decimal("200000"), dt.date(2007, 10, 18))]
+    # (pycamt reads no camt.054: it refuses the document, so no independent judge here)
 
 
 def test_camt_balance_in_another_currency_is_refused():
