@@ -59,6 +59,10 @@ class StatusReport:
     original_message_id: str | None = None  # the file the statuses answer, when there is one
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     amounts: Mapping[str, tuple[Decimal, str]] = field(default_factory=dict)  # ClientRef -> (amount, ccy)
+    # The file refused whole before any payment of it was taken: (result code, why). A status writer says so
+    # for the whole group (pain.002: GrpSts RJCT with the reason); `statuses` is then empty.
+    rejected: tuple[str, str] | None = None
+    payment_info_ids: Mapping[str, str] = field(default_factory=dict)   # ClientRef -> the file's PmtInfId
 
 
 @dataclass(frozen=True)
