@@ -4,7 +4,9 @@ gets an adapter, without code (what SAP's DMEE does for payment media).
     spec.py     the mapping's keys, checked, with the line and key of every fault (MappingError)
     syntax.py   JSON, XML, CSV and fixed-width files <-> tables of text values, both ways
     kinds.py    tables <-> payments (PaymentFile), statements and statuses, both ways
-    check.py    the conformance kit run on a mapping: its golden cases, hostile inputs, round trips
+
+adapters/kit_mapping.py runs the conformance kit on a mapping (outside this package: the kit reads the
+registry, which reads this package).
 
 A mapping is data: it cannot run code, name a file or a host, declare XML entities (files are parsed by
 gateway.protocol.xmlsafe) or ask for unbounded sizes (spec.py has every bound). `directlink adapters add

@@ -65,6 +65,15 @@ def _bounded(values: Values, name: str, f: Field, where: str) -> None:
 
 def decode(data: bytes, encoding: str, where: str = "/") -> str:
     """Strictly, in the declared encoding; UTF-8 bytes labelled GBK are refused (张三 would become 寮犱笁)."""
+    data = _plausible(data, encoding, where)
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        raise DocumentInvalid(where, f"the bytes are not valid {encoding} at offset {exc.start}") from None
+
+
+def _plausible(data: bytes, encoding: str, where: str) -> bytes:
+    """The checks before decoding: no UTF-16/32, no misplaced byte-order mark, no UTF-8 labelled GBK."""
     if b"\x00" in data or data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise DocumentInvalid(where, "NUL bytes: UTF-16/32 is not accepted")
     if data.startswith(codecs.BOM_UTF8):
@@ -78,10 +87,7 @@ def decode(data: bytes, encoding: str, where: str = "/") -> str:
             pass
         else:
             raise DocumentInvalid(where, f"the format is {encoding} but the bytes are UTF-8")
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise DocumentInvalid(where, f"the bytes are not valid {encoding} at offset {exc.start}") from None
+    return data
 
 
 def _encode(text: str, encoding: str, what: str) -> bytes:
@@ -326,14 +332,13 @@ def _slice(s: Section, line: bytes, f: Field, where: str) -> str | None:
     try:
         text = raw.decode(s.encoding)
     except UnicodeDecodeError:
-        raise DocumentInvalid(where, f"bytes {f.start}-{f.start + f.width - 1} are not valid {s.encoding} "
-                                     "(a character cut in two by the field's width?)") from None
+        raise DocumentInvalid(where, f"bytes {f.start}-{f.start + f.width - 1} are not valid {s.encoding}: a "
+                                     "character cut in two (a width counted in characters, not bytes?)") from None
     return text.strip(" ") or None
 
 
 def _read_fixed(s: Section, data: bytes) -> Table:
-    decode(data, s.encoding)                       # the whole file first: encoding faults name no field
-    lines = data.split(b"\n")
+    lines = _plausible(data, s.encoding, "/").split(b"\n")
     if lines and lines[-1] in (b"", b"\r"):
         lines.pop()
     records: list[Values] = []
@@ -359,7 +364,8 @@ def _read_fixed(s: Section, data: bytes) -> Table:
             if "trailer" in batch_line:
                 raise DocumentInvalid(f"line {n}", "a record after the trailer line")
             numbers.append(n)
-            records.append({k: _slice(s, line, f, f"line {n}/{k}") for k, f in s.fields.items() if f.value is None})
+            records.append({k: _slice(s, line, f, f"line {n}/{k} (bytes {f.start}-{f.start + f.width - 1})")
+                            for k, f in s.fields.items() if f.value is None})
             if len(records) > s.max_records:
                 break
             continue
@@ -368,7 +374,7 @@ def _read_fixed(s: Section, data: bytes) -> Table:
         batch_line[kind] = n
         for k, f in s.batch.items():
             if f.value is None and f.line == kind:
-                batch[k] = _slice(s, line, f, f"line {n}/{k}")
+                batch[k] = _slice(s, line, f, f"line {n}/{k} (bytes {f.start}-{f.start + f.width - 1})")
     for k in s.batch:
         batch.setdefault(k, None)
     return Table(batch, records, where)
