@@ -427,6 +427,11 @@ def _codes(r: _Reader, key: str, name: str, ftype: str, table: object) -> tuple[
 def _check_section(r: _Reader, s: Section) -> None:
     """What a section as a whole must say, beyond each field on its own."""
     both = {**s.batch, **s.fields}
+    batch_table, record_table = KINDS[s.kind]
+    for part, table in (("batch", batch_table), ("fields", record_table)):
+        for name, (_, required) in table.items():
+            if required and name not in both:
+                raise r.fail(f"{s.key}.{part}", f"{name} is missing: a {s.kind} file needs it")
     if s.kind == "payments":
         for name in ("debtor_account", "currency"):
             if name not in both:
