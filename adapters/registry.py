@@ -48,13 +48,15 @@ def declared(folder: Path) -> tuple[dict[str, declared_formats.Declared], dict[s
     builtin = installed()
     owner = {fmt: a.name for a in builtin.values() for fmt in a.formats}
     usable = {}
-    for name, d in sorted(mapped.items()):
+    for name, d in sorted(mapped.items()):     # of two mappings claiming one format, the first by name serves
         clash = next((fmt for fmt in d.adapter.formats if fmt in owner), None)
         if name in builtin or clash is not None:
             what = f"the name {name!r}" if name in builtin else f"the format {clash!r}"
-            broken[f"{name}{declared_formats.SUFFIX}"] = f"{what} belongs to the installed adapter " \
+            whose = "installed adapter" if name in builtin or owner[clash or ""] in builtin else "declared mapping"
+            broken[f"{name}{declared_formats.SUFFIX}"] = f"{what} belongs to the {whose} " \
                                                          f"{owner.get(clash or '', name)!r}"
             continue
+        owner |= dict.fromkeys(d.adapter.formats, name)
         usable[name] = d
     return usable, broken
 

@@ -141,6 +141,8 @@ def load(path: Path) -> AgentConfig:
     except ValueError as err:
         raise bad("schedule", f"not a crontab expression (minute hour day month weekday): {err}") from err
     declared = path.parent / values["formats"] if values["formats"] else None
+    if declared is not None and not declared.is_dir():
+        raise bad("formats", f"no such folder: {declared}")
     try:
         # Status reports are written here from the gateway's signed answers, so the format must be known
         # locally (installed, or declared in `formats`); payment and statement formats are the gateway's to judge.

@@ -309,8 +309,12 @@ def read_statement(s: Section, data: bytes) -> Statement:
     if currency not in iso_minor_units():
         raise DocumentInvalid(t.where(None, "currency"), f"{currency!r} is not an ISO 4217 currency")
 
-    def money(value: Decimal) -> Money:
-        return Money(value.quantize(Decimal(1).scaleb(-iso_minor_units()[currency])), currency)
+    places = Decimal(1).scaleb(-iso_minor_units()[currency])
+
+    def money(value: Decimal, where: str) -> Money:
+        if value != value.quantize(places):       # never rounded: 1.005 CNY is a fault of the file
+            raise DocumentInvalid(where, f"{value} has more decimals than {currency} has")
+        return Money(value.quantize(places), currency)
 
     entries = [_entry(r, i, currency, money) for i, r in enumerate(rows)]
     opening = head.amount("opening_balance", currency)
@@ -328,7 +332,8 @@ def read_statement(s: Section, data: bytes) -> Statement:
     closing_date = head.moment("closing_date") or (max(days) if days else opening_date)
     if not isinstance(opening_date, dt.date) or not isinstance(closing_date, dt.date):
         raise DocumentInvalid(t.where(None, "opening_date"), "is missing and there are no entries")
-    return Statement(account, currency, money(opening), opening_date, money(closing), closing_date, tuple(entries),
+    return Statement(account, currency, money(opening, t.where(None, "opening_balance")), opening_date,
+                     money(closing, t.where(None, "closing_balance")), closing_date, tuple(entries),
                      head.text("next_cursor") or "", head.flag("complete") if "complete" in s.batch else True)
 
 
@@ -359,7 +364,7 @@ def _entry(r: _Read, i: int, currency: str, money) -> StatementEntry:
     return StatementEntry(
         entry_id=r.count("entry_id") or i + 1, booked=booked.astimezone(dt.UTC),
         value_date=value_date if isinstance(value_date, dt.date) else booked.date(), direction=direction,
-        amount=money(amount), balance_after=money(r.amount("balance", currency) or Decimal(0)),
+        amount=money(amount, where), balance_after=money(r.amount("balance", currency) or Decimal(0), where),
         counterparty=party, bank_ref=r.text("bank_ref") or "", narrative=r.text("narrative") or "",
         client_ref=r.text("client_ref"), end_to_end_id=r.text("end_to_end_id"), reversal=r.flag("reversal"))
 

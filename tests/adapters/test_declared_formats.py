@@ -293,3 +293,22 @@ def test_dates_and_amounts_convert_both_ways():
     assert d.payment_writers["treasury.fixed"](batch) == data               # the same bytes, written again
     assert json.loads((EXAMPLES / "treasury-fixed.golden" / "basic" / "expected.json").read_text("utf-8"))[
         "transactions"][1]["instruction"]["amount"] == {"amount": "3800.50", "currency": "CNY"}
+
+
+def test_of_two_mappings_claiming_one_format_the_second_serves_nothing(tmp_path):
+    folder = tmp_path / "formats"
+    folder.mkdir()
+    (folder / "acme.toml").write_text(MINIMAL, "utf-8")
+    (folder / "zeta.toml").write_text(MINIMAL.replace('name = "acme"', 'name = "zeta"'), "utf-8")
+    usable, broken = registry.declared(folder)
+    assert list(usable) == ["acme"]
+    assert broken == {"zeta.toml": "the format 'acme.fixed' belongs to the declared mapping 'acme'"}
+
+
+def test_a_statement_amount_with_more_decimals_than_its_currency_is_refused_not_rounded():
+    d = example("bank-csv")
+    data = (EXAMPLES / "bank-csv.golden" / "statement-basic" / "statement.bankcsv.statement.csv").read_bytes()
+    bad = data.replace(b",12500.00,", b",12500.005,", 1)
+    with pytest.raises(DocumentInvalid) as caught:
+        d.adapter.statement_readers["bankcsv.statement.csv"](bad)
+    assert caught.value.where.startswith("line 14") and "more decimals than CNY" in caught.value.detail

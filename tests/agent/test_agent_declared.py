@@ -83,3 +83,16 @@ def test_a_format_added_to_the_running_gateway_works_through_the_agent(tmp_path,
     run_and_read_back(erp, gateway, load(mapping), "treasury.fixed", "treasury.status.fixed",
                       "treasury.statement.fixed", formats="formats")
     assert Path(gateway.home / "formats" / "treasury-fixed.toml").read_bytes() == mapping.read_bytes()
+
+
+def test_a_formats_folder_that_is_not_there_names_the_key(tmp_path):
+    from agent.config import ConfigError
+    from agent.config import load as load_config
+    config = tmp_path / "agent.toml"
+    erp = {"gateway": "http://127.0.0.1:1", "gateway_certificate": "g.pem", "client": "DEMO", "operator": "maker",
+           "key": "k.pem", "certificate": "c.pem", "outbox": "out", "inbox": "in", "state": "s.db",
+           "payment_format": "treasury.fixed", "status_format": "treasury.status.fixed",
+           "statement_format": "treasury.statement.fixed", "schedule": "*/5 * * * *", "formats": "nowhere"}
+    config.write_text("\n".join(f'{k} = "{v}"' for k, v in erp.items()) + '\naccounts = ["1"]\n', "utf-8")
+    with pytest.raises(ConfigError, match=r"formats: no such folder: .*nowhere"):
+        load_config(config)
