@@ -42,9 +42,17 @@ def installed() -> dict[str, Adapter]:
     return found
 
 
+_composed: dict[Path, tuple[object, tuple[dict, dict]]] = {}
+
+
 def declared(folder: Path) -> tuple[dict[str, declared_formats.Declared], dict[str, str]]:
-    """The usable declared mappings of a folder, and file name -> why each other one is not used."""
-    mapped, broken = declared_formats.folder(folder)
+    """The usable declared mappings of a folder, and file name -> why each other one is not used.
+    Worked out again only when the folder's mappings were read again (every request asks)."""
+    mapped, found_broken = declared_formats.folder(folder)
+    kept = _composed.get(folder)
+    if kept is not None and kept[0] is mapped:
+        return kept[1]
+    broken = dict(found_broken)
     builtin = installed()
     owner = {fmt: a.name for a in builtin.values() for fmt in a.formats}
     usable = {}
@@ -58,6 +66,7 @@ def declared(folder: Path) -> tuple[dict[str, declared_formats.Declared], dict[s
             continue
         owner |= dict.fromkeys(d.adapter.formats, name)
         usable[name] = d
+    _composed[folder] = (mapped, (usable, broken))
     return usable, broken
 
 

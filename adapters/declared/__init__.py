@@ -104,7 +104,6 @@ def folder(root: Path) -> tuple[dict[str, Declared], dict[str, str]]:
     mapping added by `directlink adapters add` is served by running gateways at the next request. A file
     that fails its checks (edited by hand after `add`, say) serves nothing and is reported, while the other
     mappings go on."""
-    root = root.resolve()
     signature = _signature(root)
     with _lock:
         kept = _seen.get(root)

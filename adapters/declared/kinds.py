@@ -47,49 +47,50 @@ class _Read:
         self.s, self.t, self.i = s, table, i
         self.values = table.records[i] if i is not None else table.batch
 
-    def field(self, name: str) -> tuple[Field | None, str | None, str]:
+    def field(self, name: str) -> tuple[Field | None, str | None, tuple[int | None, str]]:
+        """(its declaration, its text, its place as (record, name): spelled out only for a fault)."""
         f = (self.s.fields if self.i is not None else self.s.batch).get(name)
         whole = self.s.batch.get(name) if self.i is not None else None   # a field the whole file gives once
         if f is not None and (self.values.get(name) is not None or whole is None):
-            return f, self.values.get(name), self.t.where(self.i, name)
+            return f, self.values.get(name), (self.i, name)
         if whole is not None:           # absent from the record (or not a record field): the file's value
-            return whole, self.t.batch.get(name), self.t.where(None, name)
-        return None, None, self.t.where(self.i, name)
+            return whole, self.t.batch.get(name), (None, name)
+        return None, None, (self.i, name)
 
     def text(self, name: str, required: bool = False) -> str | None:
         f, value, where = self.field(name)
         if value is None and (required or (f is not None and f.required)):
-            raise DocumentInvalid(where, "is missing")
+            raise DocumentInvalid(self.t.where(*where), "is missing")
         return value
 
     def code(self, name: str, default: str | None = None) -> str | None:
         f, value, where = self.field(name)
         if value is None:
             if f is not None and f.required:
-                raise DocumentInvalid(where, "is missing")
+                raise DocumentInvalid(self.t.where(*where), "is missing")
             return default
         if not f.codes:
             return value
         found = f.to_domain(value)
         if found is None:
             known = ", ".join(repr(v) for _, v in f.codes)
-            raise DocumentInvalid(where, f"{value!r} is not in the mapping's code table ({known})")
+            raise DocumentInvalid(self.t.where(*where), f"{value!r} is not in the mapping's code table ({known})")
         return found
 
     def amount(self, name: str, currency: str | None) -> Decimal | None:
         f, value, where = self.field(name)
         if value is None:
             if f is not None and f.required:
-                raise DocumentInvalid(where, "is missing")
+                raise DocumentInvalid(self.t.where(*where), "is missing")
             return None
         signed = f.type == SIGNED
         if f.unit == "fen":
             if not _WHOLE.fullmatch(value) or (value.startswith("-") and not signed):
-                raise DocumentInvalid(where, f"{value!r} is not a whole number of fen (minor units)")
+                raise DocumentInvalid(self.t.where(*where), f"{value!r} is not a whole number of fen (minor units)")
             places = iso_minor_units().get(currency or "", 2)
             return Decimal(int(value)).scaleb(-places)
         if not (_SIGNED if signed else _DECIMAL).fullmatch(value):
-            raise DocumentInvalid(where, f"{value!r} is not a plain decimal amount in yuan (e.g. 1250.00)")
+            raise DocumentInvalid(self.t.where(*where), f"{value!r} is not a plain decimal amount in yuan (e.g. 1250.00)")
         return Decimal(value)
 
     def count(self, name: str) -> int | None:
@@ -97,19 +98,19 @@ class _Read:
         if value is None:
             return None
         if not _WHOLE.fullmatch(value) or value.startswith("-"):
-            raise DocumentInvalid(where, f"{value!r} is not a whole number")
+            raise DocumentInvalid(self.t.where(*where), f"{value!r} is not a whole number")
         return int(value)
 
     def moment(self, name: str) -> dt.datetime | dt.date | dt.time | None:
         f, value, where = self.field(name)
         if value is None:
             if f is not None and f.required:
-                raise DocumentInvalid(where, "is missing")
+                raise DocumentInvalid(self.t.where(*where), "is missing")
             return None
         try:
             parsed = dt.datetime.strptime(value, f.format or "")
         except ValueError:
-            raise DocumentInvalid(where, f"{value!r} does not match the pattern {f.format}") from None
+            raise DocumentInvalid(self.t.where(*where), f"{value!r} does not match the pattern {f.format}") from None
         if f.type == DATE:
             return parsed.date()
         if f.type == TIME:

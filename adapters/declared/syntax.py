@@ -43,10 +43,10 @@ def read(s: Section, data: bytes) -> Table:
         raise DocumentInvalid(table.where(None, None),
                               f"holds {len(table.records)} records; {s.format} takes at most {s.max_records}")
     for name, f in s.batch.items():
-        _bounded(table.batch, name, f, table.where(None, name))
-    for i, rec in enumerate(table.records):
+        _bounded(table, None, name, f)
+    for i in range(len(table.records)):
         for name, f in s.fields.items():
-            _bounded(rec, name, f, table.where(i, name))
+            _bounded(table, i, name, f)
     return table
 
 
@@ -54,13 +54,20 @@ def write(s: Section, batch: Values, records: list[Values]) -> bytes:
     return _WRITERS[s.syntax](s, batch, records)
 
 
-def _bounded(values: Values, name: str, f: Field, where: str) -> None:
+def _bounded(table: Table, i: int | None, name: str, f: Field) -> None:
+    values = table.batch if i is None else table.records[i]
     if f.value is not None:
         values[name] = f.value
         return
     value = values.get(name)
     if value is not None and len(value) > f.max_length:
-        raise DocumentInvalid(where, f"is {len(value)} characters; the mapping allows at most {f.max_length}")
+        raise DocumentInvalid(table.where(i, name),
+                              f"is {len(value)} characters; the mapping allows at most {f.max_length}")
+
+
+class _Fault(Exception):
+    """A value's fault, before its place is known (places are spelled out only for faults: reading a
+    thousand payments computes no thousand paths)."""
 
 
 def decode(data: bytes, encoding: str, where: str = "/") -> str:
@@ -112,18 +119,30 @@ def _no_constant(name: str):
     raise DocumentInvalid("/", f"{name} is not a JSON number")
 
 
-def _json_value(node: object, path: tuple[str, ...], where: str) -> str | None:
-    for step in path:
+def _json_value(node: object, f: Field) -> str | None:
+    for step in f.path:
         if not isinstance(node, dict):
-            raise DocumentInvalid(where, "sits under something that is not an object")
+            raise _Fault("sits under something that is not an object")
         node = node.get(step)
     if node is None or node == "":
         return None
     if isinstance(node, bool):
         return "true" if node else "false"
     if not isinstance(node, str):
-        raise DocumentInvalid(where, "must be text or a number, not an object or a list")
+        raise _Fault("must be text or a number, not an object or a list")
     return node
+
+
+def _values(fields: dict[str, Field], node: object, get, where: Locate, i: int | None) -> Values:
+    """The fields' values in one record (or the batch), the place named only for a fault."""
+    out: Values = {}
+    for name, f in fields.items():
+        if f.value is None:
+            try:
+                out[name] = get(node, f)
+            except _Fault as fault:
+                raise DocumentInvalid(where(i, name), str(fault)) from None
+    return out
 
 
 def _read_json(s: Section, data: bytes) -> Table:
@@ -150,12 +169,12 @@ def _read_json(s: Section, data: bytes) -> Table:
     items = node.get(s.records[-1]) if isinstance(node, dict) else None
     if not isinstance(items, list):
         raise DocumentInvalid(base, "is missing or is not a list of records")
-    batch = {n: _json_value(doc, f.path, where(None, n)) for n, f in s.batch.items() if f.value is None}
+    batch = _values(s.batch, doc, _json_value, where, None)
     records = []
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             raise DocumentInvalid(f"{base}/{i}", "is not an object of fields")
-        records.append({n: _json_value(item, f.path, where(i, n)) for n, f in s.fields.items() if f.value is None})
+        records.append(_values(s.fields, item, _json_value, where, i))
     return Table(batch, records, where)
 
 
@@ -184,16 +203,16 @@ def _write_json(s: Section, batch: Values, records: list[Values]) -> bytes:
 
 # ---- XML -----------------------------------------------------------------------------------------------
 
-def _xml_value(el: etree._Element, path: tuple[str, ...], where: str) -> str | None:
-    for step in path:
+def _xml_value(el: etree._Element, f: Field) -> str | None:
+    for step in f.path:
         found = [c for c in el if c.tag == step]
         if not found:
             return None
         if len(found) > 1:
-            raise DocumentInvalid(where, "appears more than once")
+            raise _Fault("appears more than once")
         el = found[0]
     if any(isinstance(c.tag, str) for c in el):
-        raise DocumentInvalid(where, "must hold text, not elements")
+        raise _Fault("must hold text, not elements")
     return xmlsafe.text(el) or None
 
 
@@ -218,9 +237,8 @@ def _read_xml(s: Section, data: bytes) -> Table:
             raise DocumentInvalid("/" + "/".join(s.records[:depth]), "must appear exactly once")
         parent = found[0]
     items = [c for c in parent if c.tag == s.records[-1]]
-    batch = {n: _xml_value(root, f.path, where(None, n)) for n, f in s.batch.items() if f.value is None}
-    records = [{n: _xml_value(item, f.path, where(i, n)) for n, f in s.fields.items() if f.value is None}
-               for i, item in enumerate(items)]
+    batch = _values(s.batch, root, _xml_value, where, None)
+    records = [_values(s.fields, item, _xml_value, where, i) for i, item in enumerate(items)]
     return Table(batch, records, where)
 
 
@@ -327,13 +345,13 @@ def _kind_of(s: Section, line: bytes) -> str | None:
     return None
 
 
-def _slice(s: Section, line: bytes, f: Field, where: str) -> str | None:
+def _slice(line: bytes, f: Field, encoding: str) -> str | None:
     raw = line[f.start - 1:f.start - 1 + f.width]
     try:
-        text = raw.decode(s.encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError:
-        raise DocumentInvalid(where, f"bytes {f.start}-{f.start + f.width - 1} are not valid {s.encoding}: a "
-                                     "character cut in two (a width counted in characters, not bytes?)") from None
+        raise _Fault(f"bytes {f.start}-{f.start + f.width - 1} are not valid {encoding}: a character cut in two "
+                     "(a width counted in characters, not bytes?)") from None
     return text.strip(" ") or None
 
 
@@ -354,6 +372,9 @@ def _read_fixed(s: Section, data: bytes) -> Table:
             f, n = s.fields.get(name or ""), numbers[i]
         return f"line {n}/{f.name} (bytes {f.start}-{f.start + f.width - 1})" if f and f.width else f"line {n}"
 
+    def cut(line: bytes, f: Field) -> str | None:
+        return _slice(line, f, s.encoding)
+
     for n, line in enumerate(lines, start=1):
         line = line.removesuffix(b"\r")
         kind = _kind_of(s, line)
@@ -364,17 +385,14 @@ def _read_fixed(s: Section, data: bytes) -> Table:
             if "trailer" in batch_line:
                 raise DocumentInvalid(f"line {n}", "a record after the trailer line")
             numbers.append(n)
-            records.append({k: _slice(s, line, f, f"line {n}/{k} (bytes {f.start}-{f.start + f.width - 1})")
-                            for k, f in s.fields.items() if f.value is None})
+            records.append(_values(s.fields, line, cut, where, len(records)))
             if len(records) > s.max_records:
                 break
             continue
         if kind in batch_line or (kind == "header" and (records or batch_line)):
             raise DocumentInvalid(f"line {n}", f"a second {kind} line, or a header after records")
         batch_line[kind] = n
-        for k, f in s.batch.items():
-            if f.value is None and f.line == kind:
-                batch[k] = _slice(s, line, f, f"line {n}/{k} (bytes {f.start}-{f.start + f.width - 1})")
+        batch |= _values({k: f for k, f in s.batch.items() if f.line == kind}, line, cut, where, None)
     for k in s.batch:
         batch.setdefault(k, None)
     return Table(batch, records, where)
