@@ -80,7 +80,7 @@ class Agent:
                 raise ConfigError(f"{cfg.source}: {key}: {folder} cannot be made a folder ({err.strerror})") from err
         self.state = State(cfg.state, cfg.outbox)
         self.link = Link(cfg)
-        self.status_writer, is_text = registry.status_writer(cfg.status_format)
+        self.status_writer, is_text = registry.status_writer(cfg.status_format, cfg.formats)
         self.status_extension = cfg.status_format.rsplit(".", 1)[-1] if is_text else "xml"
         self.stopping = threading.Event()
 
