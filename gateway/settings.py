@@ -77,6 +77,7 @@ class Settings(BaseSettings):
     tls_key: Path | None = None                         # omit when tls_certificate holds the key too
     tls_client_ca: Path | None = None
     directory_file: Path = Path("config/directory.toml")
+    formats_dir: Path = Path("formats")                 # declared mappings, added by `directlink adapters add`
     clearing_interval_seconds: int = 5                  # how often the clearing job runs
     clearing_timeout_seconds: int = 60                  # PROCESSING with no answer this long: UNKNOWN
     clearing_faults: ClearingFaults = ClearingFaults()
@@ -118,6 +119,11 @@ class Settings(BaseSettings):
     def path(self, p: Path) -> Path:
         """A configured path, resolved against the home directory."""
         return p if p.is_absolute() else self.home / p
+
+    @property
+    def formats(self) -> Path:
+        """The folder of declared mappings the registry adds to the installed adapters."""
+        return self.path(self.formats_dir)
 
     @property
     def db_url(self) -> str:
