@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     # Deliver to loopback, private and link-local addresses too (an ERP on this machine or its LAN, demos):
     # off, so that a subscription cannot make the gateway reach into the bank's own network.
     notify_private_addresses: bool = False
+    # --- issue 26: the treasury console (docs/console.md) ---
+    # The address operators open, e.g. "https://treasury.bank.example": WebAuthn binds each key to its host
+    # name. Unset: the address the request came to (fine on one host; set it behind a proxy).
+    console_origin: str | None = None
+    console_idle_minutes: int = 15                      # a session unused this long ends
+    console_signin_attempts: int = 10                   # sign-ins begun per operator (and per address) ...
+    console_signin_window_minutes: int = 10             # ... within this window; past it, refused a while
     # --- issue 8: fund-flow rules ---
     # --- issue 7: performance ---
 
