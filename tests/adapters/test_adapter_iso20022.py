@@ -529,6 +529,23 @@ def test_pain002_rejecting_a_whole_file_is_valid_and_says_why():
     assert etree.fromstring(data).find("p:CstmrPmtStsRpt/p:OrgnlPmtInfAndSts", ns) is None
 
 
+def test_a_pain001s_msg_id_is_read_even_from_a_file_refused_whole():
+    """The agent's pain.002 refusing a file names it by the file's MsgId when there is one to read."""
+    from adapters.iso20022.pain001 import file_message_id
+
+    data = sepa_file("pain.001.001.03", TWO_PAYMENTS)
+    msg_id = etree.fromstring(data).findtext(f".//{{{NS}pain.001.001.03}}MsgId")
+    spoiled = data.replace(b"<CtrlSum>17.34<", b"<CtrlSum>17.35<", 1)
+    with pytest.raises(DocumentInvalid, match="CtrlSum"):
+        SAP.payment_readers["sap.pain.001.001.03"](spoiled)
+    assert file_message_id(data) == file_message_id(spoiled) == msg_id and msg_id
+    assert file_message_id(cgi_file("pain.001.001.09")) == "SAP-F110-0001"
+    no_id = data.replace(f"<MsgId>{msg_id}</MsgId>".encode(), b"<MsgId> </MsgId>")
+    unreadable = (b'{"formid": "bei_bankpaybill"}', data[:len(data) // 2], no_id,
+                  camt.write(SAMPLE, FACTS, camt.CAMT053_08))
+    assert [file_message_id(d) for d in unreadable] == [None] * 4
+
+
 def test_pain002_names_each_payment_block_of_the_original_file():
     """Statuses of a pain.001 of two PmtInf blocks: one OrgnlPmtInfAndSts per block, with its PmtInfId, as
     the ERP wrote it (pain001.payment_info_ids reads them from the file the agent sends)."""
