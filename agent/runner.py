@@ -6,6 +6,7 @@ Each step commits its decision to the state file before it acts (agent/state.py)
 anywhere and run again neither loses nor doubles a payment, a status report or a statement entry."""
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import logging
@@ -21,7 +22,7 @@ from lxml import etree
 
 from adapters import registry
 from adapters.base import StatusReport
-from adapters.iso20022.pain001 import payment_info_ids
+from adapters.iso20022.pain001 import file_message_id, payment_info_ids
 from agent import answers, crash, folders, logs
 from agent.config import AgentConfig, ConfigError, load
 from agent.link import Link, NoAnswer
@@ -251,7 +252,10 @@ class Agent:
                 # RJCT) in the inbox, beside the .reason.txt in failed/ that a person reads. Other status
                 # formats have no way to say "the whole file" and keep the .reason.txt alone.
                 if self.cfg.status_format.startswith("pain.002."):
-                    rejection = StatusReport((), original_message_id=row["message_id"],
+                    # OrgnlMsgId: the file's own MsgId when it has one to read, as the ERP knows the file by
+                    # it; else (not XML, no pain.001) the request's MessageId, which its .reason.txt names too.
+                    original = file_message_id(_file_of(row["request"])) or row["message_id"]
+                    rejection = StatusReport((), original_message_id=original,
                                              rejected=(answer.code, answer.detail))
                     self.state.add_delivery(db, f"{{seq}}-status-{Path(name).stem}.{self.status_extension}",
                                             self.status_writer(rejection))
@@ -373,6 +377,11 @@ def _operation(request: bytes) -> etree._Element:
     """The DocumentSubmit of a stored request (our own bytes), for a new message carrying the same file."""
     root = etree.fromstring(request, etree.XMLParser(resolve_entities=False, no_network=True))
     return copy.deepcopy(root.find(q("DocumentSubmit")))
+
+
+def _file_of(request: bytes) -> bytes:
+    """The ERP file a stored DocumentSubmit request carries (our own bytes: base64, see dl.document_submit)."""
+    return base64.b64decode(_operation(request).findtext(q("Document")) or "")
 
 
 def _entries_between(after: str, next_cursor: str) -> int:

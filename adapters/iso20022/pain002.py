@@ -8,10 +8,10 @@ The group status sums them up: RJCT when all are rejected, PART when some are, A
 that, otherwise ACCP.
 
 Transactions are grouped in one OrgnlPmtInfAndSts per PmtInfId of the original file, when the caller
-knows them (StatusReport.payment_info_ids: the agent keeps them from the files it sends); the gateway
-keeps neither the PmtInfId nor, for a status query, the original MsgId, so there the transactions go in
-one OrgnlPmtInfAndSts named after the original message (or UNKNOWN). ERPs match the transactions by
-OrgnlEndToEndId, which is always given.
+knows them (StatusReport.payment_info_ids: the agent keeps them from the files it sends, the gateway with
+each payment that came in a pain.001); the others go in one OrgnlPmtInfAndSts named after the original
+message (or UNKNOWN: the gateway's status query answers for payments of any message). ERPs match the
+transactions by OrgnlEndToEndId, which is always given.
 """
 from __future__ import annotations
 

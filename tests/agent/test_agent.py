@@ -112,6 +112,29 @@ def test_drop_folder_is_paid_once_reported_and_statements_arrive(erp, gateway):
     assert "files submitted 0, failed 0" in third.stdout and "statement entries 0" in third.stdout
 
 
+def test_a_pain001_refused_whole_is_rejected_under_its_own_msg_id(erp, gateway):
+    """The pain.002 refusing a whole file names it by the file's own GrpHdr/MsgId when it has one (here a
+    control sum is wrong: the file parses, the gateway refuses it); a file with none to read keeps the
+    agent's request MessageId (broken.json in the test above)."""
+    erp.write_config(payment_formats={"*.xml": "sap.pain.001.001.03"}, accounts=[OPERATING, DEBTOR_IBAN])
+    path, refs = erp.sepa("f110-bad.xml")
+    data = path.read_bytes().replace(b"<CtrlSum>17.34<", b"<CtrlSum>17.35<", 1)
+    assert b"17.35" in data
+    path.write_bytes(data)
+    ok(erp.run())
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 0)
+    reason = (erp.outbox / "failed" / "f110-bad.xml.reason.txt").read_text("utf-8")
+    assert reason.startswith("DOCUMENT_INVALID: ") and "GrpHdr/CtrlSum" in reason
+    [rejection] = [p for p in erp.files("inbox", ".xml") if "-status-f110-bad" in p.name]
+    assert erp.status_reports() == []               # XSD-checked; no transaction in it
+    ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"}
+    group = etree.fromstring(rejection.read_bytes()).find("p:CstmrPmtStsRpt/p:OrgnlGrpInfAndSts", ns)
+    msg_id = etree.fromstring(data).findtext(".//p1:GrpHdr/p1:MsgId",
+                                             namespaces={"p1": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"})
+    assert (group.findtext("p:OrgnlMsgId", namespaces=ns), group.findtext("p:GrpSts", namespaces=ns)) == (msg_id, "RJCT")
+    assert not msg_id.startswith("ERP-") and "MessageId ERP-" in reason   # the request's id is another one
+
+
 @pytest.mark.parametrize("fmt", ["bai2", "camt.053.001.08"])
 def test_other_statement_formats_read_back_by_independent_parsers(erp, gateway, fmt):
     erp.write_config(statement_format=fmt, accounts=[PAYROLL], status_format="kingdee.status.json")
