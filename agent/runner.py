@@ -331,10 +331,7 @@ class Agent:
                 after = self.state.cursor(account)
                 answer = self.link.call(dl.statement_query(account, after, self.cfg.statement_page_size, fmt))
                 if answer.code != ResultCode.OK:
-                    problem = f"statement of {account}: {answer.code}: {answer.detail}"
-                    summary.problems.append(problem)
-                    logs.event("statement_refused", f"  ! {problem}", level=logging.ERROR, account=account,
-                               code=answer.code, detail=answer.detail)
+                    _refused(summary, "statement", account, answer)
                     break
                 page = answers.statement_page(answer.body, fmt)
                 crash.point(crash.STATEMENT_AFTER_FETCH)
@@ -370,10 +367,7 @@ class Agent:
                 after = self.state.cursor(key)
                 answer = self.link.call(dl.receipt_query(account=account, after=after, limit=20, form=form))
                 if answer.code != ResultCode.OK:
-                    problem = f"receipts of {account}: {answer.code}: {answer.detail}"
-                    summary.problems.append(problem)
-                    logs.event("receipts_refused", f"  ! {problem}", level=logging.ERROR, account=account,
-                               code=answer.code, detail=answer.detail)
+                    _refused(summary, "receipts", account, answer)
                     break
                 page = answers.receipt_page(answer.body)
                 if page.next_cursor == after:
@@ -387,6 +381,14 @@ class Agent:
                 self.deliver(summary)
                 if page.complete:
                     break
+
+
+def _refused(summary: Summary, what: str, account: str, answer: dl.Answer) -> None:
+    """A statement or receipt pull the gateway refused: a problem of the pass (the exit code says so)."""
+    problem = f"{what} of {account}: {answer.code}: {answer.detail}"
+    summary.problems.append(problem)
+    logs.event(f"{what}_refused", f"  ! {problem}", level=logging.ERROR, account=account,
+               code=answer.code, detail=answer.detail)
 
 
 def _operation(request: bytes) -> etree._Element:
