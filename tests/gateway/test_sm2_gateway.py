@@ -72,3 +72,28 @@ def test_an_openssl_signed_request_with_an_edited_amount_is_refused(home, http, 
     reply = http.post("/v1/messages", content=body.replace(b">1.00<", b">9.00<"),
                       headers={"Content-Type": "application/xml"})
     assert etree.fromstring(reply.content).find(q("Result")).get("code") == "SIG_INVALID"
+
+
+@pytest.mark.slow
+def test_init_rotate_and_certs_add_take_sm2(tmp_path):
+    """The commands as an operator runs them: an SM2 home, an SM2 certificate made by openssl registered for
+    an operator, and the gateway key rotated to a new SM2 key (the old certificate kept as the previous one)."""
+    from processes import cli
+    from sm2_judge import openssl_pair
+    home = tmp_path / "gw"
+    done = cli("init", str(home), "--key-type", "sm2")
+    assert done.returncode == 0, done.stderr
+    first = (home / "certs" / "gateway.cert.pem").read_bytes()
+    assert signing.method_of(x509.load_pem_x509_certificate(first)) == signing.SM2_SM3
+    _, cert = openssl_pair(tmp_path, "checker2")
+    done = cli("certs", "add", "DEMO", "checker", str(cert), "--home", str(home))
+    assert done.returncode == 0 and done.stdout.strip() == signing.fingerprint(
+        x509.load_pem_x509_certificate(cert.read_bytes())), done.stderr
+    done = cli("keys", "rotate", "--key-type", "sm2", "--home", str(home))
+    assert done.returncode == 0, done.stderr
+    rotated = x509.load_pem_x509_certificate((home / "certs" / "gateway.cert.pem").read_bytes())
+    assert signing.method_of(rotated) == signing.SM2_SM3
+    assert (home / "certs" / "gateway.previous.cert.pem").read_bytes() == first
+    key = signing.PemKey((home / "certs" / "gateway.key.pem").read_bytes(),
+                         (home / "certs" / "gateway.cert.pem").read_bytes())
+    assert signing.Signer(key).method == signing.SM2_SM3
