@@ -125,7 +125,13 @@ def verify_xml(data: bytes, gateway_cert: signing.x509.Certificate) -> Checked:
     if root.tag != q("Receipt") or not _schema().validate(root):
         raise ReceiptInvalid("not a receipt document (schemas/receipt.xsd)")
     try:
-        signed = signing.verify(root, gateway_cert).signed
+        # The certificate must have been valid when the entry was booked, not today: receipts are kept for
+        # years. (Without a trusted timestamp that moment is the one the receipt states.)
+        booked = dt.datetime.fromisoformat(text(root.find(q("Booked"))) or "")
+    except ValueError:
+        raise ReceiptInvalid("the receipt's booking time is unreadable") from None
+    try:
+        signed = signing.verify(root, gateway_cert, at=booked).signed
     except SignatureRejected as err:   # verify turns whatever a forged document provokes into this
         raise ReceiptInvalid(f"the gateway's signature does not verify: {err.detail}") from None
     try:

@@ -128,10 +128,12 @@ def keyinfo_certificate(sig: etree._Element) -> x509.Certificate | None:
         raise SignatureRejected("KeyInfo holds an unreadable certificate") from exc
 
 
-def verify(root: etree._Element, certificate: x509.Certificate) -> Verified:
-    """Verify the enveloped signature with a pinned certificate; any failure of any kind is SIG_INVALID."""
+def verify(root: etree._Element, certificate: x509.Certificate, *, at: dt.datetime | None = None) -> Verified:
+    """Verify the enveloped signature with a pinned certificate; any failure of any kind is SIG_INVALID.
+    `at`: the moment the certificate must have been valid (default now; a receipt kept for years is checked
+    at its booking time)."""
     try:
-        signed = _signed_tree(root, certificate)
+        signed = _signed_tree(root, certificate, at or dt.datetime.now(dt.UTC))
     except SignatureRejected as err:
         raise SignatureRejected(f"signature does not verify: {err.detail}") from err
     except Exception as exc:  # a malformed value anywhere (base64, key numbers, ...) is a bad signature (rule 4)
@@ -139,7 +141,7 @@ def verify(root: etree._Element, certificate: x509.Certificate) -> Verified:
     return Verified(signed, certificate)
 
 
-def _signed_tree(root: etree._Element, certificate: x509.Certificate) -> etree._Element:
+def _signed_tree(root: etree._Element, certificate: x509.Certificate, now: dt.datetime) -> etree._Element:
     """Check the signature and return what its one Reference covered, re-parsed from the digested bytes."""
     if root.tag == _ds("Signature"):
         raise SignatureRejected("the root element is itself a ds:Signature")
@@ -151,7 +153,6 @@ def _signed_tree(root: etree._Element, certificate: x509.Certificate) -> etree._
     if not _dsig_schema().validate(sig):
         raise SignatureRejected("the ds:Signature is not valid XML-DSig")
     info = _child(sig, "SignedInfo")
-    now = dt.datetime.now(dt.UTC)
     if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
         raise SignatureRejected("the certificate is outside its validity")
     key = public_key(certificate)

@@ -223,3 +223,23 @@ def test_receipt_verify_command_checks_both_forms_and_names_an_edit(home, maker,
     for f, why in ((edited_xml, "signature does not verify"), (edited_pdf, "CNY 1,004.05")):
         done = cli("receipt", "verify", str(f), "--gateway-cert", cert)
         assert done.returncode == 1 and "FAILED" in done.stdout and why in done.stdout, done.stdout + done.stderr
+
+
+def test_a_receipt_still_verifies_after_the_gateway_certificate_expired(home, maker, monkeypatch):
+    """Checked at its booking time: years later, with the certificate long expired, it still verifies;
+    a receipt claiming a booking time outside the certificate's validity does not."""
+    payment_id, _ = pay(maker, "RT-1", "1.00")
+    [item] = items(maker.call(dl.receipt_query(payment_ids=(payment_id,), form="XML")))
+    xml, cert = base64.b64decode(text(item.find(q("Xml")))), gateway_cert(home)
+    later = cert.not_valid_after_utc + dt.timedelta(days=3650)
+
+    class Later(dt.datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return later.astimezone(tz) if tz else later.replace(tzinfo=None)
+
+    from gateway.protocol import signing
+    monkeypatch.setattr(signing.dt, "datetime", Later)
+    assert document.verify_xml(xml, cert).receipt.amount.amount == Decimal("1.00")
+    with pytest.raises(document.ReceiptInvalid, match="validity"):
+        document.verify_xml(_edited(xml, "d:Booked", "2001-01-01T00:00:00+08:00"), cert)
