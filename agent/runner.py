@@ -102,6 +102,8 @@ class Agent:
             self.poll(summary, poll_all)
             if statements:
                 self.pull_statements(summary)
+                if self.cfg.receipts != "none":
+                    self.pull_receipts(summary)
         except (NoAnswer, answers.AnswerUnreadable) as err:
             # Nothing more can be done without a usable gateway; every open request is kept for the next pass.
             summary.problems.append(str(err))
@@ -345,10 +347,7 @@ class Agent:
                 after = self.state.cursor(account)
                 answer = self.link.call(dl.statement_query(account, after, self.cfg.statement_page_size, fmt))
                 if answer.code != ResultCode.OK:
-                    problem = f"statement of {account}: {answer.code}: {answer.detail}"
-                    summary.problems.append(problem)
-                    logs.event("statement_refused", f"  ! {problem}", level=logging.ERROR, account=account,
-                               code=answer.code, detail=answer.detail)
+                    _refused(summary, "statement", account, answer)
                     break
                 page = answers.statement_page(answer.body, fmt)
                 crash.point(crash.STATEMENT_AFTER_FETCH)
@@ -371,6 +370,41 @@ class Agent:
             logs.event("statement_pulled", f"  statement {account}: {pulled} new entr"
                        f"{'y' if pulled == 1 else 'ies'} ({fmt}), cursor {self.state.cursor(account) or '-'}",
                        account=account, entries=pulled, cursor=self.state.cursor(account))
+
+    # ---- receipts ---------------------------------------------------------------------------------------
+
+    def pull_receipts(self, summary: Summary) -> None:
+        """Each account's new receipts into the inbox beside the status reports, paged by cursor like the
+        statement (its cursor is kept apart, under receipts/<account>)."""
+        form = self.cfg.receipts.upper()
+        for account in self.cfg.accounts:
+            key = f"receipts/{account}"
+            while not self.stopping.is_set():
+                after = self.state.cursor(key)
+                answer = self.link.call(dl.receipt_query(account=account, after=after, limit=20, form=form))
+                if answer.code != ResultCode.OK:
+                    _refused(summary, "receipts", account, answer)
+                    break
+                page = answers.receipt_page(answer.body)
+                if page.next_cursor == after:
+                    break
+                with self.state.transaction() as db:   # the files and the cursor past them: one decision
+                    for name, data in page.files:
+                        self.state.add_delivery(db, f"{{seq}}-receipt-{name}", data)
+                    self.state.set_cursor(db, key, page.next_cursor)
+                logs.event("receipts_page", f"  receipts {account}: {len(page.files)} file(s), cursor "
+                           f"{page.next_cursor}", account=account, after=after, next_cursor=page.next_cursor)
+                self.deliver(summary)
+                if page.complete:
+                    break
+
+
+def _refused(summary: Summary, what: str, account: str, answer: dl.Answer) -> None:
+    """A statement or receipt pull the gateway refused: a problem of the pass (the exit code says so)."""
+    problem = f"{what} of {account}: {answer.code}: {answer.detail}"
+    summary.problems.append(problem)
+    logs.event(f"{what}_refused", f"  ! {problem}", level=logging.ERROR, account=account,
+               code=answer.code, detail=answer.detail)
 
 
 def _operation(request: bytes) -> etree._Element:

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     # CNAPS codes starting with this prefix are accounts of this bank: those payments settle at once.
     own_cnaps_prefix: str = "999"
     timezone: str = "Asia/Shanghai"                     # the bank's business day
+    sm2_distinguishing_id: str = "1234567812345678"     # SM2 signatures' signer identifier (GM/T 0009 default)
     freshness_seconds: int = 300                        # allowed |Created - now|
     replay_retention_hours: int = 48                    # MessageIds kept at least this long (>= 24 h)
     max_body_bytes: int = 10 * 1024 * 1024

@@ -18,6 +18,7 @@ from gateway.cli import (
     errors,
     notify,
     operators,
+    receipt,
     reconcile,
     rules,
     send,
@@ -45,6 +46,7 @@ app.add_typer(audit.audit_app, name="audit")
 app.add_typer(notify.notify_app, name="notify")
 app.add_typer(bank.sandbox_app, name="sandbox")
 app.add_typer(rules.rules_app, name="rules")
+app.add_typer(receipt.receipt_app, name="receipt")
 
 
 def main() -> None:

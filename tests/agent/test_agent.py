@@ -369,3 +369,27 @@ def test_a_second_agent_on_the_same_state_file_or_outbox_refuses_to_start(tmp_pa
     finally:
         first.close()
     State(tmp_path / "b.db", outbox).close()      # free again once the first has gone
+
+
+def test_receipts_arrive_in_the_inbox_once_each_and_verify(erp, gateway):
+    from cryptography import x509
+
+    from gateway.protocol import receipts
+    erp.write_config(accounts=[PAYROLL], receipts="both", status_format="kingdee.status.json")
+    gateway.pay_internal(f"HAND-{token()}", "1004.05", debtor=PAYROLL)
+    ok(erp.run())
+    cert = x509.load_pem_x509_certificate((gateway.home / "certs" / "gateway.cert.pem").read_bytes())
+    xml, pdf = erp.files("inbox", ".xml"), erp.files("inbox", ".pdf")
+    assert len(xml) == len(pdf) == len(gateway.statement(PAYROLL)) and all("-receipt-R" in p.name for p in xml)
+    checked = [receipts.verify_file(p.read_bytes(), cert).receipt for p in xml + pdf]
+    assert [r.capital for r in checked].count("壹仟零肆元零伍分") == 2
+    gateway.pay_internal(f"HAND-{token()}", "0.50", debtor=PAYROLL)
+    before = {p.name for p in erp.files("inbox")}
+    ok(erp.run())
+    new = sorted({p.name for p in erp.files("inbox")} - before)
+    got = sorted(n.rsplit(".", 1)[1] for n in new if "-receipt-" in n)
+    assert got == ["pdf", "xml"] and len(new) == 3      # and the statement page
+    assert {receipts.verify_file((erp.inbox / n).read_bytes(), cert).receipt.capital
+            for n in new if "-receipt-" in n} == {"伍角整"}
+    ok(erp.run())
+    assert {p.name for p in erp.files("inbox")} == before | set(new)      # nothing twice
