@@ -1,13 +1,15 @@
 """The ERP team's commands: `send` a signed request by hand, and list the `adapters` for their files."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from lxml import etree
 
 from gateway.cli.common import fail
+from gateway.cli.listing import Json, show
 
 
 def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty MessageId/Created are filled in")],
@@ -15,13 +17,17 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
          key: Annotated[Path, typer.Option(help="the operator's private key (PEM)")],
          cert: Annotated[Path | None, typer.Option(help="default: KEY with .cert.pem")] = None,
          client: Annotated[str | None, typer.Option(help="default: Header/Client of FILE")] = None,
-         url: str = "http://127.0.0.1:8080",
+         url: Annotated[str, typer.Option(envvar="DIRECTLINK_URL", help="the gateway's base URL")]
+         = "http://127.0.0.1:8080",
          gateway_cert: Annotated[Path | None, typer.Option(help="pinned gateway certificate")] = None,
          tls_ca: Annotated[Path | None, typer.Option(help="https: CA of the gateway's TLS certificate")] = None,
          tls_cert: Annotated[Path | None, typer.Option(help="mutual TLS: the client certificate")] = None,
          tls_key: Annotated[Path | None, typer.Option(help="mutual TLS: its key, if not in --tls-cert")] = None,
+         dry_run: Annotated[bool, typer.Option("--dry-run", help="a PaymentOrder or DocumentSubmit is decided "
+                                               "as it would be, and nothing is made (dryRun=\"true\")")] = False,
          ) -> None:
-    """Sign FILE, post it, verify the answer's signature and print the answer."""
+    """Sign FILE, post it, verify the answer's signature and print the answer. --gateway-cert may be a
+    bundle of several gateway certificates (a key rollover): the answer is taken from whichever signed it."""
     from gateway.protocol import client as dl
     from gateway.protocol.xmlsafe import q, text
     cert = cert or Path(str(key).replace(".key.pem", ".cert.pem"))
@@ -31,6 +37,11 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
         root = etree.fromstring(file.read_bytes(), etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as err:
         fail(f"{file} is not XML ({err}): give a Request document")
+    if dry_run:
+        operation = next((el for el in root if isinstance(el.tag, str) and el.tag != q("Header")), None)
+        if operation is None or operation.tag not in (q("PaymentOrder"), q("DocumentSubmit")):
+            fail(f"--dry-run: {file} holds no PaymentOrder or DocumentSubmit (only those have a dry run)")
+        operation.set("dryRun", "true")
     client = client or text(root.find(f"{q('Header')}/{q('Client')}"))
     if not client:
         fail("no client: give --client or fill Header/Client in the file")
@@ -59,20 +70,25 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
     raise typer.Exit(0 if answer.code == "OK" else 1)
 
 
-def list_adapters() -> None:
+def list_adapters(as_json: Json = False) -> None:
     """List the ERP adapters and the formats each reads and writes (fails loudly on a broken one)."""
     from adapters.registry import AdapterError, adapters
     try:
         found = adapters()
     except AdapterError as err:
         fail(str(err))
-    for a in found.values():
-        typer.echo(f"{a.name}: {a.description}")
-        for kind, formats in (("reads payments", a.payment_readers), ("writes statements", a.statement_writers),
-                              ("reads statements", a.statement_readers), ("writes statuses", a.status_writers)):
-            if formats:
-                typer.echo(f"  {kind}: {', '.join(formats)}")
-        typer.echo(f"  limits: {a.limits.max_transactions} transactions a file, amounts in {a.limits.amount_unit} "
-                   f"units, encodings {', '.join(a.limits.encodings)}")
-    if not found:
-        typer.echo("no adapters installed")
+    kinds = (("reads payments", "payment_readers"), ("writes statements", "statement_writers"),
+             ("reads statements", "statement_readers"), ("writes statuses", "status_writers"))
+    rows = [{"name": a.name, "description": a.description,
+             **{attr: list(getattr(a, attr)) for _, attr in kinds},
+             "limits": {"max_transactions": a.limits.max_transactions, "amount_unit": a.limits.amount_unit,
+                        "encodings": list(a.limits.encodings)}} for a in found.values()]
+
+    def lines(r: Mapping[str, Any]) -> str:
+        text = [f"{r['name']}: {r['description']}"]
+        text += [f"  {kind}: {', '.join(r[attr])}" for kind, attr in kinds if r[attr]]
+        limits = r["limits"]
+        text.append(f"  limits: {limits['max_transactions']} transactions a file, amounts in {limits['amount_unit']} "
+                    f"units, encodings {', '.join(limits['encodings'])}")
+        return "\n".join(text)
+    show(rows, lines, as_json, "no adapters installed")
