@@ -31,7 +31,7 @@ Fields:
         that parsers such as mt-940 would then take apart).
   :64:  not written: the Statement carries no available balance, and a guessed one is worse than none.
 
-Character set: SWIFT X. Chinese and other characters outside it are replaced, not transliterated; see
+Character set: SWIFT X. Chinese is spelled in pinyin, other characters outside it are replaced; see
 adapters/swift/common.py for the exact rules. Continuation lines never start with ":" or "-" (a line
 ":NN:" would open a new tag, a line "-" ends the message) and never start or end with a blank, which
 readers strip; lines are wrapped a little early instead of changing the text. Every line stays within
