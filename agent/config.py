@@ -35,6 +35,7 @@ _OPTIONAL = {   # key -> default
     "max_body_bytes": 10 * 1024 * 1024,   # the gateway's max_body_bytes: a larger request fails here, unsent
     "log_file": "",                   # JSON lines; empty: standard error
     "log_level": "INFO",
+    "formats": "",                    # a folder of declared mappings (docs/declared-formats.md), for status_format
 }
 
 
@@ -68,6 +69,7 @@ class AgentConfig:
     tls_ca: Path | None = None
     tls_certificate: Path | None = None
     tls_key: Path | None = None
+    formats: Path | None = None
 
     @property
     def processed(self) -> Path:
@@ -108,7 +110,7 @@ def load(path: Path) -> AgentConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown key(s): {', '.join(unknown)} (a typo?)")
     values = {**_OPTIONAL, **doc}
-    for key in (*_REQUIRED, "log_file", "log_level", "tls_ca", "tls_certificate", "tls_key"):
+    for key in (*_REQUIRED, "log_file", "log_level", "tls_ca", "tls_certificate", "tls_key", "formats"):
         if key != "accounts" and not isinstance(values[key], str):
             raise bad(key, "must be a string")
     for key in _REQUIRED:
@@ -138,10 +140,13 @@ def load(path: Path) -> AgentConfig:
         CronTrigger.from_crontab(values["schedule"])
     except ValueError as err:
         raise bad("schedule", f"not a crontab expression (minute hour day month weekday): {err}") from err
+    declared = path.parent / values["formats"] if values["formats"] else None
+    if declared is not None and not declared.is_dir():
+        raise bad("formats", f"no such folder: {declared}")
     try:
         # Status reports are written here from the gateway's signed answers, so the format must be known
-        # locally; payment and statement formats are the gateway's to judge.
-        registry.status_writer(values["status_format"])
+        # locally (installed, or declared in `formats`); payment and statement formats are the gateway's to judge.
+        registry.status_writer(values["status_format"], declared)
     except UnsupportedFormat as err:
         raise bad("status_format", f"{err}; `directlink adapters` lists the status formats") from err
 
@@ -171,5 +176,5 @@ def load(path: Path) -> AgentConfig:
         statement_page_size=values["statement_page_size"], timeout_seconds=values["timeout_seconds"],
         max_body_bytes=values["max_body_bytes"],
         log_file=base / values["log_file"] if values["log_file"] else None,
-        log_level=values["log_level"].upper(),
+        log_level=values["log_level"].upper(), formats=declared,
         **tls, **resolved)

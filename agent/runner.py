@@ -21,6 +21,7 @@ from lxml import etree
 
 from adapters import registry
 from adapters.base import StatusReport
+from adapters.iso20022.pain001 import payment_info_ids
 from agent import answers, crash, folders, logs
 from agent.config import AgentConfig, ConfigError, load
 from agent.link import Link, NoAnswer
@@ -80,7 +81,7 @@ class Agent:
                 raise ConfigError(f"{cfg.source}: {key}: {folder} cannot be made a folder ({err.strerror})") from err
         self.state = State(cfg.state, cfg.outbox)
         self.link = Link(cfg)
-        self.status_writer, is_text = registry.status_writer(cfg.status_format)
+        self.status_writer, is_text = registry.status_writer(cfg.status_format, cfg.formats)
         self.status_extension = cfg.status_format.rsplit(".", 1)[-1] if is_text else "xml"
         self.stopping = threading.Event()
 
@@ -119,8 +120,10 @@ class Agent:
             logs.event("inbox_written", f"  wrote {self.cfg.inbox.name}/{row['name']}", file=row["name"],
                        bytes=len(row["data"]))
 
-    def _status_report(self, db, label: str, batch_id: str | None, statuses: list[PaymentStatus]) -> str:
-        data = self.status_writer(StatusReport(tuple(statuses), original_message_id=batch_id))
+    def _status_report(self, db, label: str, batch_id: str | None, statuses: list[PaymentStatus],
+                       sha256: str) -> str:
+        data = self.status_writer(StatusReport(tuple(statuses), original_message_id=batch_id,
+                                               payment_info_ids=self.state.payment_blocks(db, sha256)))
         return self.state.add_delivery(db, f"{{seq}}-status-{label}.{self.status_extension}", data)
 
     # ---- outbox -----------------------------------------------------------------------------------------
@@ -145,7 +148,8 @@ class Agent:
                 if len(body) > self.cfg.max_body_bytes:
                     self.refuse_too_large(file, len(body), summary)
                     continue
-                self.state.record_intent(file.sha256, file.name, fmt, message_id, body, signed_at)
+                self.state.record_intent(file.sha256, file.name, fmt, message_id, body, signed_at,
+                                         payment_info_ids(file.data))
                 logs.event("file_picked_up", None, file=file.name, format=fmt, sha256=file.sha256,
                            message_id=message_id)
                 crash.point(crash.BEFORE_SEND)
@@ -233,7 +237,7 @@ class Agent:
                     if s.payment_id:
                         self.state.add_payment(db, s.payment_id, s.client_ref, batch_id, sha256, str(s.state),
                                                now + self.cfg.poll_backoff_seconds)
-                report = self._status_report(db, Path(name).stem, batch_id, statuses)
+                report = self._status_report(db, Path(name).stem, batch_id, statuses, sha256)
             counts = Counter(str(s.state) for s in statuses)
             summary.submitted += 1
             summary.payments.update(counts)
@@ -245,6 +249,14 @@ class Agent:
             reason = f"{answer.code}: {answer.detail} (MessageId {row['message_id']})"
             with self.state.transaction() as db:
                 self.state.finish_file(db, sha256, FAILED, None, reason)
+                # The ERP learns it where it reads every status: a pain.002 rejecting the whole file (GrpSts
+                # RJCT) in the inbox, beside the .reason.txt in failed/ that a person reads. Other status
+                # formats have no way to say "the whole file" and keep the .reason.txt alone.
+                if self.cfg.status_format.startswith("pain.002."):
+                    rejection = StatusReport((), original_message_id=row["message_id"],
+                                             rejected=(answer.code, answer.detail))
+                    self.state.add_delivery(db, f"{{seq}}-status-{Path(name).stem}.{self.status_extension}",
+                                            self.status_writer(rejection))
             summary.failed += 1
             logs.event("file_refused", f"  FAILED {name}: {answer.code}: {answer.detail}",
                        level=logging.WARNING, file=name, code=answer.code, detail=answer.detail,
@@ -314,7 +326,7 @@ class Agent:
                                               now + min(base * 2 ** attempts, most))
             for (batch_id, sha256), statuses in changed.items():
                 label = Path(self.state.file(sha256)["name"]).stem
-                report = self._status_report(db, label, batch_id, statuses)
+                report = self._status_report(db, label, batch_id, statuses, sha256)
                 logs.event("payments_changed", f"  {label}: " + ", ".join(
                     f"{s.client_ref} {s.state}" for s in statuses) + f" -> {report}",
                     batch_id=batch_id, changes={s.client_ref: str(s.state) for s in statuses}, report=report)

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import jobs
+from gateway.console.routes import mount as mount_console
 from gateway.limits import InFlight
 from gateway.metrics import Operations
 from gateway.pipeline import Gateway, Reply
@@ -148,6 +149,8 @@ def create_app(gateway: Gateway) -> ASGIApp:
         if name not in SCHEMA_NAMES:  # an allow-list: no path ever reaches the file system from the URL
             raise HTTPException(404, "unknown schema")
         return Response(SCHEMA_DIR.joinpath(f"{name}.xsd").read_bytes(), media_type=XML)
+
+    mount_console(app, gateway)   # the treasury console under /console (docs/console.md)
 
     @app.get("/healthz")
     def healthz() -> dict:

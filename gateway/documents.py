@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import replace
+from pathlib import Path
 
 from lxml import etree
 from sqlalchemy import Connection, select
@@ -37,10 +38,11 @@ def document_bytes(doc: etree._Element) -> bytes:
         raise _invalid("Document", "encoding=\"base64\" but the content is not base64") from exc
 
 
-def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[SubmittedPayment]]:
-    """Read an ERP payment file into the same per-payment form a PaymentOrder has; file-level faults refuse all."""
+def read_payment_file(doc: etree._Element, formats: Path | None = None) -> tuple[PaymentFile, list[SubmittedPayment]]:
+    """Read an ERP payment file into the same per-payment form a PaymentOrder has; file-level faults refuse all.
+    `formats`: the folder of declared mappings (settings.formats), besides the installed adapters."""
     fmt = doc.get("format")
-    reader, limits = registry.payment_reader(fmt)
+    reader, limits = registry.payment_reader(fmt, formats)
     try:
         payment_file = reader(document_bytes(doc))
         check_payment_file(payment_file, fmt, limits)
@@ -66,7 +68,7 @@ def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[SubmittedP
 def render_statement(conn: Connection, fmt: str, statement: Statement, settings, created):
     """A statement page in an adapter's format, as the answer's Document element, with the cursor for the
     next page on it (the rendered file itself has nowhere to carry one)."""
-    writer, is_text = registry.statement_writer(fmt)
+    writer, is_text = registry.statement_writer(fmt, settings.formats)
     owner = conn.execute(select(clients.c.name).join(accounts, accounts.c.client_id == clients.c.id)
                          .where(accounts.c.number == statement.account)).scalar() or ""
     facts = AccountFacts(statement.account, statement.currency, owner, settings.bank_name, settings.bank_bic,
@@ -77,9 +79,9 @@ def render_statement(conn: Connection, fmt: str, statement: Statement, settings,
     return doc
 
 
-def render_statuses(fmt: str, statuses: list[PaymentStatus]):
+def render_statuses(fmt: str, statuses: list[PaymentStatus], formats: Path | None = None):
     """Payment statuses in an adapter's format (pain.002, ...), as the answer's Document element."""
-    writer, is_text = registry.status_writer(fmt)
+    writer, is_text = registry.status_writer(fmt, formats)
     return messages.render_document(fmt, _written(fmt, writer, StatusReport(tuple(statuses))), is_text)
 
 

@@ -126,7 +126,7 @@ def payment_status_query(ctx: Context, el: etree._Element) -> etree._Element:
     found = payments.statuses(ctx.pay_context(), query.client_refs, query.payment_ids,
                               query.date_from, query.date_to)
     if query.format != "directlink":
-        return documents.render_statuses(query.format, found)
+        return documents.render_statuses(query.format, found, ctx.settings.formats)
     return messages.render_payment_report(None, found, ctx.settings.zone)
 
 
@@ -134,7 +134,7 @@ def statement_query(ctx: Context, el: etree._Element) -> etree._Element:
     req = messages.parse_statement_query(el)
     ctx.grant(req.account, Grant.QUERY)
     if req.format != "directlink":
-        registry.statement_writer(req.format)   # an unknown format is refused before any work
+        registry.statement_writer(req.format, ctx.settings.formats)   # unknown: refused before any work
     st = statements.read(ctx.conn, req.account, after=req.after, date_from=req.date_from, date_to=req.date_to,
                          limit=req.limit, zone=ctx.settings.zone, now=ctx.now)
     if req.format != "directlink":
@@ -144,7 +144,7 @@ def statement_query(ctx: Context, el: etree._Element) -> etree._Element:
 
 def document_submit(ctx: Context, el: etree._Element) -> etree._Element:
     """An ERP payment file: its transactions follow exactly the PaymentOrder rules (spec section 5)."""
-    payment_file, parsed = documents.read_payment_file(el.find(q("Document")))
+    payment_file, parsed = documents.read_payment_file(el.find(q("Document")), ctx.settings.formats)
     return _submit(ctx, el, payment_file.message_id[:35], parsed)
 
 

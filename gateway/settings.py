@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     tls_key: Path | None = None                         # omit when tls_certificate holds the key too
     tls_client_ca: Path | None = None
     directory_file: Path = Path("config/directory.toml")
+    formats_dir: Path = Path("formats")                 # declared mappings, added by `directlink adapters add`
     clearing_interval_seconds: int = 5                  # how often the clearing job runs
     clearing_timeout_seconds: int = 60                  # PROCESSING with no answer this long: UNKNOWN
     clearing_faults: ClearingFaults = ClearingFaults()
@@ -99,6 +100,13 @@ class Settings(BaseSettings):
     notify_private_addresses: bool = False
     # Refuse subscriptions to http:// URLs when they are made or changed (notifications carry payment data).
     notify_https_only: bool = False
+    # --- issue 26: the treasury console (docs/console.md) ---
+    # The address operators open, e.g. "https://treasury.bank.example": WebAuthn binds each key to its host
+    # name. Unset: the address the request came to (fine on one host; set it behind a proxy).
+    console_origin: str | None = None
+    console_idle_minutes: int = 15                      # a session unused this long ends
+    console_signin_attempts: int = 10                   # sign-ins begun per operator (and per address) ...
+    console_signin_window_minutes: int = 10             # ... within this window; past it, refused a while
     # --- issue 8: fund-flow rules ---
     # --- issue 7: performance ---
 
@@ -117,6 +125,11 @@ class Settings(BaseSettings):
     def path(self, p: Path) -> Path:
         """A configured path, resolved against the home directory."""
         return p if p.is_absolute() else self.home / p
+
+    @property
+    def formats(self) -> Path:
+        """The folder of declared mappings the registry adds to the installed adapters."""
+        return self.path(self.formats_dir)
 
     @property
     def db_url(self) -> str:

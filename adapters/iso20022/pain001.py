@@ -104,6 +104,28 @@ def read_file(data: bytes, *, vendor: str, message: str, limits: Limits) -> Paym
     return PaymentFile(msg_id, tuple(transactions), _datetime(head.text("CreDtTm")))
 
 
+def payment_info_ids(data: bytes) -> dict[str, str]:
+    """ClientRef (EndToEndId) -> PmtInfId of each transaction of a pain.001 (any version), so that a status
+    report can name each payment's block (pain.002 OrgnlPmtInfId) as the ERP wrote it; {} for anything
+    that is not a readable pain.001 (the reader proper says what is wrong with it)."""
+    try:
+        root = xmlsafe.parse(data, MAX_BYTES)
+    except XmlRejected:
+        return {}
+    ns = etree.QName(root).namespace or ""
+    if not ns.startswith("urn:iso:std:iso:20022:tech:xsd:pain.001."):
+        return {}
+    doc = _Doc(ns)
+    found: dict[str, str] = {}
+    for block in doc.all(root, "CstmrCdtTrfInitn/PmtInf"):
+        block_id = "".join(el.text or "" for el in doc.all(block, "PmtInfId")).strip()
+        for e2e in doc.all(block, "CdtTrfTxInf/PmtId/EndToEndId"):
+            ref = (e2e.text or "").strip()
+            if block_id and ref:
+                found.setdefault(ref, block_id)
+    return found
+
+
 class _Doc:
     """Element access within one message namespace."""
 

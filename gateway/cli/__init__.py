@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from gateway.cli import (
+    adapters,
     agent,
     audit,
     bank,
@@ -33,7 +34,7 @@ app.callback()(errors.debug_option)
 app.command()(serve.init)
 app.command()(serve.serve)
 app.command()(send.send)
-app.command("adapters")(send.list_adapters)
+app.add_typer(adapters.adapters_app, name="adapters")
 app.command()(serve.demo)
 app.command("agent")(agent.agent_command)
 app.command("reconcile")(reconcile.reconcile_command)

@@ -1,15 +1,13 @@
 """The ERP team's commands: `send` a signed request by hand, and list the `adapters` for their files."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from lxml import etree
 
 from gateway.cli.common import fail
-from gateway.cli.listing import Json, show
 
 
 def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty MessageId/Created are filled in")],
@@ -68,27 +66,3 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
     typer.echo(pretty)
     typer.echo(f"HTTP {answer.status} {answer.code}: {answer.detail} (signature verified)", err=True)
     raise typer.Exit(0 if answer.code == "OK" else 1)
-
-
-def list_adapters(as_json: Json = False) -> None:
-    """List the ERP adapters and the formats each reads and writes (fails loudly on a broken one)."""
-    from adapters.registry import AdapterError, adapters
-    try:
-        found = adapters()
-    except AdapterError as err:
-        fail(str(err))
-    kinds = (("reads payments", "payment_readers"), ("writes statements", "statement_writers"),
-             ("reads statements", "statement_readers"), ("writes statuses", "status_writers"))
-    rows = [{"name": a.name, "description": a.description,
-             **{attr: list(getattr(a, attr)) for _, attr in kinds},
-             "limits": {"max_transactions": a.limits.max_transactions, "amount_unit": a.limits.amount_unit,
-                        "encodings": list(a.limits.encodings)}} for a in found.values()]
-
-    def lines(r: Mapping[str, Any]) -> str:
-        text = [f"{r['name']}: {r['description']}"]
-        text += [f"  {kind}: {', '.join(r[attr])}" for kind, attr in kinds if r[attr]]
-        limits = r["limits"]
-        text.append(f"  limits: {limits['max_transactions']} transactions a file, amounts in {limits['amount_unit']} "
-                    f"units, encodings {', '.join(limits['encodings'])}")
-        return "\n".join(text)
-    show(rows, lines, as_json, "no adapters installed")

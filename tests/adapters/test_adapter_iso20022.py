@@ -6,6 +6,7 @@ pycamt reads our camt.053/.052 as an ERP's importer would.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from decimal import Decimal
 
@@ -474,3 +475,49 @@ def test_statement_in_camt_matches_the_ledger(maker, gateway, fmt):
     got = parser.get_transactions()
     assert [row(t) for t in got] == rows
     assert (got[1]["CreditorName"], got[1]["RemittanceInformation"]) == ("ACME Supplies", "货款 2026-11")
+
+
+def test_pain002_rejecting_a_whole_file_is_valid_and_says_why():
+    """A file the gateway refused whole (issue 25): GrpSts RJCT with the result code and its text, no
+    transaction, valid against the official XSD; a long reason is cut into AddtlInf of at most 105."""
+    why = "/Document/CstmrCdtTrfInitn/PmtInf[1]/NbOfTxs: says 3, the block has 2 " + "x" * 150
+    data = pain002.writer(pain002.V03)(StatusReport((), original_message_id="ERP-FILE-7",
+                                                     rejected=("DOCUMENT_INVALID", why)))
+    assert_xsd_valid(data, "pain.002.001.03")
+    ns = {"p": pain002.V03.ns}
+    group = etree.fromstring(data).find("p:CstmrPmtStsRpt/p:OrgnlGrpInfAndSts", ns)
+    assert (group.findtext("p:OrgnlMsgId", namespaces=ns), group.findtext("p:GrpSts", namespaces=ns),
+            group.findtext("p:StsRsnInf/p:Rsn/p:Prtry", namespaces=ns)) == ("ERP-FILE-7", "RJCT", "DOCUMENT_INVALID")
+    parts = [el.text for el in group.findall("p:StsRsnInf/p:AddtlInf", ns)]
+    assert "".join(parts) == why and all(len(p) <= 105 for p in parts)
+    assert etree.fromstring(data).find("p:CstmrPmtStsRpt/p:OrgnlPmtInfAndSts", ns) is None
+
+
+def test_pain002_names_each_payment_block_of_the_original_file():
+    """Statuses of a pain.001 of two PmtInf blocks: one OrgnlPmtInfAndSts per block, with its PmtInfId, as
+    the ERP wrote it (pain001.payment_info_ids reads them from the file the agent sends)."""
+    from adapters.iso20022.pain001 import payment_info_ids
+    from domain.codes import PaymentState
+    from domain.models import PaymentStatus
+
+    data = sepa_file("pain.001.001.03", [
+        {"name": "ACME GmbH", "IBAN": CREDITOR_IBAN, "BIC": OWN_BIC, "amount": 100, "endtoend_id": "E2E-A"},
+        {"name": "ACME GmbH", "IBAN": CREDITOR_IBAN, "BIC": OWN_BIC, "amount": 200, "endtoend_id": "E2E-B"}])
+    ns1 = {"p": NS + "pain.001.001.03"}
+    root = etree.fromstring(data)
+    [block] = root.findall(".//p:PmtInf", ns1)
+    second = copy.deepcopy(block)                  # a second block holding the second payment
+    second.find("p:PmtInfId", ns1).text = "BLOCK-2"
+    block.remove(block.findall("p:CdtTrfTxInf", ns1)[1])
+    second.remove(second.findall("p:CdtTrfTxInf", ns1)[0])
+    block.addnext(second)
+    ids = payment_info_ids(etree.tostring(root))
+    assert ids == {"E2E-A": block.findtext("p:PmtInfId", namespaces=ns1), "E2E-B": "BLOCK-2"}
+    assert payment_info_ids(b'{"formid": "bei_bankpaybill"}') == {} and payment_info_ids(b"<a/>") == {}
+    statuses = tuple(PaymentStatus(ref, PaymentState.ACCEPTED, f"P-{ref}") for ref in ("E2E-A", "E2E-B"))
+    report = pain002.writer(pain002.V03)(StatusReport(statuses, original_message_id="MSG-1", payment_info_ids=ids))
+    assert_xsd_valid(report, "pain.002.001.03")
+    ns = {"p": pain002.V03.ns}
+    blocks = etree.fromstring(report).findall(".//p:OrgnlPmtInfAndSts", ns)
+    assert [(b.findtext("p:OrgnlPmtInfId", namespaces=ns), [t[0] for t in tx_statuses(etree.tostring(b), "pain.002.001.03")])
+            for b in blocks] == [(ids["E2E-A"], ["E2E-A"]), ("BLOCK-2", ["E2E-B"])]

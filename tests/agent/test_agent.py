@@ -17,6 +17,7 @@ from agent_helpers import EUR_DIRECTORY, KILLED, Erp, Gateway, kingdee_bills, to
 from conftest import OPERATING, PAYROLL
 from iso20022_helpers import DEBTOR_IBAN
 from kingdee_files import bill
+from lxml import etree
 from processes import CLI, ROOT, Servers, env_with, free_port
 
 from agent import crash
@@ -66,6 +67,18 @@ def test_drop_folder_is_paid_once_reported_and_statements_arrive(erp, gateway):
     assert [p.name for p in erp.files("failed")] == ["broken.json", "broken.json.reason.txt"]
     reason = (erp.outbox / "failed" / "broken.json.reason.txt").read_text("utf-8")
     assert reason.startswith("DOCUMENT_INVALID: ") and "MessageId ERP-" in reason
+    # and the ERP reads it where it reads every status: a pain.002 rejecting the whole file (XSD-checked below)
+    [rejection] = [p for p in erp.files("inbox", ".xml") if "-status-broken" in p.name]
+    ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"}
+    group = etree.fromstring(rejection.read_bytes()).find("p:CstmrPmtStsRpt/p:OrgnlGrpInfAndSts", ns)
+    assert (group.findtext("p:GrpSts", namespaces=ns), group.findtext("p:StsRsnInf/p:Rsn/p:Prtry", namespaces=ns)) \
+        == ("RJCT", "DOCUMENT_INVALID")
+    assert group.findtext("p:OrgnlMsgId", namespaces=ns).startswith("ERP-")
+    # the sepa file's status report names its payments' block as the file did (its PmtInfId), not the MsgId
+    sent = etree.fromstring((erp.outbox / "processed" / "f110-run1.xml").read_bytes())
+    pmt_inf_id = sent.findtext(".//p1:PmtInfId", namespaces={"p1": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"})
+    [report] = [p for p in erp.files("inbox", ".xml") if "-status-f110-run1" in p.name]
+    assert [el.text for el in etree.fromstring(report.read_bytes()).iterfind(".//p:OrgnlPmtInfId", ns)] == [pmt_inf_id]
     assert erp.files("outbox") == []
     assert "files submitted 2, failed 1" in first.stdout and "sent kingdee-batch1.json" in first.stdout
 

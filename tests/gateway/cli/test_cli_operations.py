@@ -205,7 +205,7 @@ def test_operators_and_grants_list_per_client_and_account(sh):
 
 def test_every_list_command_has_json_and_says_when_it_is_empty(sh):
     for command in (["certs", "list"], ["operators", "list"], ["grants", "list"], ["rules", "list", "DEMO"],
-                    ["notify", "list"], ["notify", "dead"], ["config", "accounts"]):
+                    ["notify", "list"], ["notify", "dead"], ["config", "accounts"], ["adapters"]):
         status, out, err = sh(*command, "--json")
         assert status == 0 and isinstance(json.loads(out), list), (command, err)
     assert sh("rules", "list", "DEMO")[1].startswith("no rules for DEMO")
