@@ -58,6 +58,7 @@ class Summary:
     entries: int = 0
     inbox_files: int = 0
     problems: list[str] = field(default_factory=list)     # not the files' fault: the exit code says so
+    unreachable: bool = False    # the gateway did not answer, or its answer was not trusted: exit status 3
 
     def text(self) -> str:
         states = ", ".join(f"{n} {s}" for s, n in sorted(self.payments.items())) or "none"
@@ -107,6 +108,7 @@ class Agent:
         except (NoAnswer, answers.AnswerUnreadable) as err:
             # Nothing more can be done without a usable gateway; every open request is kept for the next pass.
             summary.problems.append(str(err))
+            summary.unreachable = True
             logs.event("gateway_unreachable", f"  ! {err}", level=logging.ERROR, error=str(err))
         return summary
 
@@ -429,8 +431,9 @@ def _entries_between(after: str, next_cursor: str) -> int:
 # ---- the command -------------------------------------------------------------------------------------------
 
 def main(config_path: Path, once: bool) -> int:
-    """`directlink agent`: 0 when the pass (or the run until stopped) went well, 1 when the gateway could
-    not be reached or refused something that is not a file's fault, 2 when the configuration is unusable."""
+    """`directlink agent`: 0 when the pass (or the run until stopped) went well, 1 when the gateway refused
+    something that is not a file's fault, 2 when the configuration is unusable, 3 when the gateway could not
+    be reached or its answer was not trusted (the exit statuses of every command, docs/protocol.md)."""
     try:
         cfg = load(config_path)
         logs.setup(cfg.log_level, cfg.log_file)
@@ -454,7 +457,7 @@ def _once(agent: Agent) -> int:
     summary = agent.run_pass(statements=True, poll_all=True)
     print(f"done: {summary.text()}", flush=True)
     logs.event("pass_done", None, summary=summary.text(), problems=summary.problems)
-    return 1 if summary.problems else 0
+    return 3 if summary.unreachable else 1 if summary.problems else 0
 
 
 def _forever(agent: Agent) -> int:

@@ -165,13 +165,29 @@ def set_operator_enabled(conn: Connection, client_id: str, operator_id: str, ena
 
 
 def register_certificate(conn: Connection, client_id: str, operator_id: str, pem: bytes,
-                         now: dt.datetime) -> str:
-    """Register (pin) a certificate for an operator; returns its fingerprint. Re-registering is a no-op."""
+                         now: dt.datetime, *, check_validity: bool = True) -> str:
+    """Register (pin) a certificate for an operator; returns its fingerprint. Re-registering it for the same
+    operator is a no-op. Refused (ValueError, nothing written): a certificate registered to another
+    operator (one key speaks for one person), one outside its validity at `now` (it could not sign a request
+    anyway; `check_validity=False` lets a test register one to see the request refused), a key type the
+    profile does not allow."""
     require_operator(conn, client_id, operator_id)
     cert = x509.load_pem_x509_certificate(pem)
     check_key(cert)
     fp = fingerprint(cert)
-    if conn.execute(select(certificates.c.fingerprint).where(certificates.c.fingerprint == fp)).first() is None:
+    if check_validity:
+        if cert.not_valid_after_utc <= now:
+            raise ValueError(f"the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: "
+                             "ask the operator for a current one")
+        if cert.not_valid_before_utc > now:
+            raise ValueError(f"the certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} "
+                             "UTC: register it from then on")
+    owner = conn.execute(select(certificates.c.client_id, certificates.c.operator_id)
+                         .where(certificates.c.fingerprint == fp)).first()
+    if owner is not None and (owner.client_id, owner.operator_id) != (client_id, operator_id):
+        raise ValueError(f"the certificate is registered to {owner.client_id}/{owner.operator_id} already: "
+                         "each operator signs with a certificate of their own")
+    if owner is None:
         conn.execute(insert(certificates).values(
             fingerprint=fp, client_id=client_id, operator_id=operator_id, pem=pem.decode("ascii"),
             not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, added_at=now))

@@ -11,7 +11,7 @@ from lxml import etree
 from sqlalchemy import Connection, select
 
 from adapters import registry
-from adapters.base import AccountFacts, DocumentInvalid, PaymentFile, StatusReport, check_unique_references
+from adapters.base import AccountFacts, DocumentInvalid, PaymentFile, StatusReport, check_payment_file
 from adapters.iso20022.pain001 import payment_info_ids
 from domain.codes import ReasonCode, ResultCode
 from domain.errors import DirectLinkError
@@ -47,12 +47,7 @@ def read_payment_file(doc: etree._Element, formats: Path | None = None) -> tuple
     try:
         data = document_bytes(doc)
         payment_file = reader(data)
-        if len(payment_file.transactions) > limits.max_transactions:
-            raise DocumentInvalid("file", f"{len(payment_file.transactions)} transactions; "
-                                          f"{fmt} takes at most {limits.max_transactions}")
-        if not payment_file.transactions:
-            raise DocumentInvalid("file", "holds no transactions")
-        check_unique_references(payment_file.transactions)
+        check_payment_file(payment_file, fmt, limits)
     except DocumentInvalid as err:
         raise _invalid(err.where, err.detail) from err
     except DirectLinkError as err:

@@ -173,7 +173,7 @@ def test_unreachable_gateway_keeps_the_file_and_fails_the_run(erp, gateway):
     erp.write_config(gateway=f"http://127.0.0.1:{free_port()}")   # nothing listens there
     _, refs = erp.kingdee("waiting.json", *kingdee_bills())
     done = erp.run()
-    assert done.returncode == 1 and "unreachable" in done.stdout
+    assert done.returncode == 3 and "unreachable" in done.stdout
     assert [p.name for p in erp.files("outbox")] == ["waiting.json"] and erp.files("failed") == []
     erp.write_config()
     ok(erp.run())
@@ -187,7 +187,7 @@ def test_answers_not_signed_by_the_pinned_certificate_are_ignored(erp, gateway):
     erp.write_config(gateway_certificate=str(gateway.home / "demo" / "checker.cert.pem"))
     _, refs = erp.kingdee("signed.json", *kingdee_bills())
     done = erp.run()
-    assert done.returncode == 1 and "failed verification" in done.stdout
+    assert done.returncode == 3 and "failed verification" in done.stdout
     assert [p.name for p in erp.files("outbox")] == ["signed.json"] and erp.files("inbox") == []
     with sqlite3.connect(erp.root / "erp" / "agent.db") as db:
         (first_id,) = db.execute("SELECT message_id FROM files").fetchone()
