@@ -87,8 +87,8 @@ def test_init_rotate_and_certs_add_take_sm2(tmp_path):
     assert signing.method_of(x509.load_pem_x509_certificate(first)) == signing.SM2_SM3
     _, cert = openssl_pair(tmp_path, "checker2")
     done = cli("certs", "add", "DEMO", "checker", str(cert), "--home", str(home))
-    assert done.returncode == 0 and done.stdout.strip() == signing.fingerprint(
-        x509.load_pem_x509_certificate(cert.read_bytes())), done.stderr
+    fingerprint = signing.fingerprint(x509.load_pem_x509_certificate(cert.read_bytes()))
+    assert done.returncode == 0 and done.stdout.strip() == f"registered {fingerprint} for DEMO/checker", done.stderr
     done = cli("keys", "rotate", "--key-type", "sm2", "--home", str(home))
     assert done.returncode == 0, done.stderr
     rotated = x509.load_pem_x509_certificate((home / "certs" / "gateway.cert.pem").read_bytes())

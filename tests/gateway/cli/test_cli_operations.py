@@ -139,7 +139,7 @@ def test_certs_add_refuses_another_operators_expired_future_and_weak_certificate
     cases = {"expired": (operator_cert(days=5, start=now - dt.timedelta(days=10))[1], "expired on"),
              "future": (operator_cert(start=now + dt.timedelta(days=3))[1], "not valid before"),
              "weak": (cert_pem(self_signed(_rsa1024(), "DEMO/weak", "Demo")),
-                      "RSA-2048+ or ECDSA P-256")}
+                      "RSA-2048+, ECDSA P-256 or SM2")}
     for name, (pem, says) in cases.items():
         (gw / f"{name}.pem").write_bytes(pem)
         status, _, err = sh("certs", "add", "DEMO", "checker", str(gw / f"{name}.pem"))
