@@ -101,6 +101,19 @@ def have_wrk() -> bool:
     return shutil.which("wrk") is not None
 
 
+def need_wrk() -> None:
+    """wrk, installed with apt-get where it is missing (as root, or through sudo without a password); the
+    benchmark stops, saying so, if it cannot be had: a ratio is never measured with the Python client."""
+    if have_wrk():
+        return
+    print("wrk is not installed: installing it with apt-get install -y wrk")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    done = subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], capture_output=True, text=True)
+    if done.returncode != 0 or not have_wrk():
+        raise SystemExit(f"wrk could not be installed ({(done.stderr or done.stdout).strip()[-300:]}); install it "
+                         f"(Debian and Ubuntu: apt-get install wrk) and run the benchmark again")
+
+
 def load_wrk(urls: list[str], bodies: list[bytes], seconds: float, connections: int = 16,
              warmup: int = 400, servers: list[Server] = ()) -> Result:
     """Post bodies for `seconds` with wrk, one wrk process of one thread for each URL (the connections
