@@ -34,6 +34,7 @@ from gateway.protocol.errors import RETRY_AFTER, http_status
 from gateway.settings import Settings
 from gateway.storage.committer import GroupCommit, PerRequest
 from gateway.storage.engine import read_only
+from gateway.storage.hot import HotRead
 from gateway.storage.tables import certificates, operators
 from gateway.storage.tables import messages as message_log
 from gateway.storage.unit_of_work import UnitOfWork, transaction
@@ -63,6 +64,7 @@ _SEEN = select(_signer.c.signer_ok, VERSION.label("config_version"), _DISABLED.l
                message_log).select_from(
     _signer.outerjoin(message_log, and_(message_log.c.client_id == bindparam("claim_client"),
                                         message_log.c.message_id == bindparam("claim_message"))))
+_SEEN_READ = HotRead(_SEEN)   # past SQLAlchemy's per-run work (storage/hot.py)
 # The MessageId's claim, written with its answer at the request's end (Gateway._conclude).
 _CLAIM = insert(message_log).values(
     client_id=bindparam("claim_client"), message_id=bindparam("claim_message"),
@@ -280,8 +282,8 @@ class Gateway:
         """The request inside its unit of work: the replay guard, then the operation and the stored answer;
         whether the operation ran (not so for a MessageId seen before)."""
         conn = uow.conn
-        found = conn.execute(_SEEN, {"claim_client": header.client, "claim_message": header.message_id,
-                                     "signer": signer, "claim_operator": header.operator, "now": now}).one()
+        found = _SEEN_READ.one(conn, {"claim_client": header.client, "claim_message": header.message_id,
+                                      "signer": signer, "claim_operator": header.operator, "now": now})
         if not found.signer_ok:
             raise _SignerLapsed()
         if found.message_id is not None:

@@ -125,19 +125,23 @@ class GroupCommit:
     def _unit(self, turn: Turn) -> Iterator[UnitOfWork]:
         conn = self._open()
         turn.batch = self._batch
-        savepoint = conn.begin_nested()
+        # The turn's savepoint on the driver's connection: SQLAlchemy's begin_nested() costs some 0.1 ms a
+        # statement more, twice a request. The unit's own savepoints (UnitOfWork.savepoint) nest inside it.
+        driver = conn.connection.dbapi_connection
+        driver.execute("SAVEPOINT directlink_turn")
         try:
             with UnitOfWork(conn) as uow:
                 yield uow
         except BaseException:
             try:
-                savepoint.rollback()
+                driver.execute("ROLLBACK TO SAVEPOINT directlink_turn")
+                driver.execute("RELEASE SAVEPOINT directlink_turn")
             except Exception:  # noqa: BLE001 - whatever it was, the batch cannot go on
                 # The savepoint could not be rolled back (the connection is gone): the batch is lost whole.
                 self._fail_batch()
             raise
         try:
-            savepoint.commit()
+            driver.execute("RELEASE SAVEPOINT directlink_turn")
         except Exception:
             self._fail_batch()
             raise

@@ -207,3 +207,18 @@ def test_concurrent_requests_through_the_gateway_commit_in_fewer_batches_each_an
     finally:
         gw.committer.close()
         gw.engine.dispose()
+
+
+def test_the_writes_run_past_sqlalchemy_fail_as_sqlalchemy_would_and_take_every_value(engine):
+    """storage/hot.py: a unique-key twin raises SQLAlchemy's IntegrityError (the pipeline's retry waits for
+    that), and a statement that would need a default computed in Python is refused, not run without it."""
+    from gateway.storage.hot import HotWrite
+    from gateway.storage.tables import accounts
+    write = HotWrite(insert(messages))
+    with transaction(engine) as uow:
+        write.run(uow.conn, claim("H1"))
+        with pytest.raises(IntegrityError), uow.savepoint():
+            write.run(uow.conn, [claim("H2"), claim("H1")])
+    assert stored(engine) == {"H1"}
+    with transaction(engine) as uow, pytest.raises(ValueError, match="every value is given"):
+        HotWrite(insert(accounts)).run(uow.conn, {"number": "X", "client_id": None, "name": "n", "currency": "CNY"})
