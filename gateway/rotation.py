@@ -8,7 +8,7 @@ from gateway.keys import cert_pem, key_pem, new_key, self_signed, write_private
 from gateway.settings import Settings
 
 
-def rotate_gateway_key(settings: Settings, kind: str = "rsa") -> Path:
+def rotate_gateway_key(settings: Settings, kind: str = "p256") -> Path:
     """Replace the gateway key; the old certificate moves to `gateway_previous_cert`. Returns the new cert's path.
 
     Restart every replica afterwards (one at a time): each then signs with the new key and still publishes
