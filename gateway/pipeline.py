@@ -1,5 +1,6 @@
 """One request, start to end: hardened parse, schema, signature, identity, freshness, replay guard, the
-operation, and a signed answer, all of whose effects commit in one transaction before the answer leaves.
+operation, and a signed answer, all of whose effects are one unit of work, committed (on SQLite with the batch
+it joined: gateway/storage/committer.py) before the answer leaves.
 """
 from __future__ import annotations
 

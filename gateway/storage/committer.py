@@ -151,7 +151,13 @@ class GroupCommit:
         if self._conn is None or self._conn.invalidated or self._conn.closed:
             self._conn = self.engine.connect()
         if self._batch is None:
-            self._conn.begin()
+            try:
+                self._conn.begin()
+            except Exception:
+                # Say, another process held the database longer than the busy timeout: nothing is open, and
+                # the request may run again (pipeline._transient) on a fresh connection.
+                self._discard()
+                raise
             self._batch = _Batch()
         return self._conn
 

@@ -101,6 +101,22 @@ def test_turns_queued_behind_each_other_share_one_commit_and_are_told_only_after
     assert stored(engine) == {"M1", "M2", "M3"}
 
 
+def test_a_batch_commits_at_its_size_bound_with_turns_still_queued(engine):
+    """A steady stream must not keep a batch, and its first answers, open for ever."""
+    committer, commits, outcome = GroupCommit(engine, max_batch=2, max_delay=60), Commits(engine), {}
+    hold, entered = threading.Event(), threading.Event()
+    first = run_turn(committer, lambda c: c.execute(insert(messages), claim("S1")), outcome, "S1", hold, entered)
+    entered.wait(10)
+    others = [run_turn(committer, lambda c, m=m: c.execute(insert(messages), claim(m)), outcome, m)
+              for m in ("S2", "S3", "S4")]
+    queued(committer, 3)
+    hold.set()
+    for t in [first, *others]:
+        t.join(10)
+    assert outcome == dict.fromkeys(("S1", "S2", "S3", "S4"), "durable")
+    assert commits.count == 2, "four turns, two to a batch"
+
+
 def test_a_turn_is_not_told_durable_while_its_batch_is_open(engine):
     committer, outcome = GroupCommit(engine, max_delay=60), {}
     hold_second, entered = threading.Event(), threading.Event()
