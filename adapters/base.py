@@ -7,6 +7,7 @@ bytes. Declare it in pyproject.toml under `[project.entry-points."directlink.ada
 from __future__ import annotations
 
 import datetime as dt
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -59,6 +60,10 @@ class StatusReport:
     original_message_id: str | None = None  # the file the statuses answer, when there is one
     created: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     amounts: Mapping[str, tuple[Decimal, str]] = field(default_factory=dict)  # ClientRef -> (amount, ccy)
+    # The file refused whole before any payment of it was taken: (result code, why). A status writer says so
+    # for the whole group (pain.002: GrpSts RJCT with the reason); `statuses` is then empty.
+    rejected: tuple[str, str] | None = None
+    payment_info_ids: Mapping[str, str] = field(default_factory=dict)   # ClientRef -> the file's PmtInfId
 
 
 @dataclass(frozen=True)
@@ -98,3 +103,14 @@ def check_unique_references(transactions: Iterable[SubmittedPayment]) -> None:
         if t.client_ref in seen:
             raise DocumentInvalid(t.where, f"reference {t.client_ref!r} repeats {seen[t.client_ref]}")
         seen[t.client_ref] = t.where
+
+
+def check_reference(value: str, where: str) -> str:
+    """A file's key under the protocol's Ref35 rule (usable as ClientRef/BatchId): 1-35 characters, no blanks
+    at the ends (what the XSD's \\s calls blank, no more), no control or format characters; else the file
+    is refused, since without a key the gateway cannot make a payment idempotent."""
+    if not 1 <= len(value) <= 35 or value != value.strip(" \t\r\n") or any(
+            unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        raise DocumentInvalid(where, f"{value!r} is not 1-35 characters without blanks at the ends or control "
+                                     "characters")
+    return value

@@ -270,8 +270,11 @@ def _missing(name: str, fmt: str, required: bool) -> None:
 
 
 def checks(adapters: Mapping[str, Adapter] | None = None, golden_root: Path | None = None,
-           require_golden: Collection[str] = (), nondeterministic: Mapping[str, str] | None = None) -> list[Check]:
-    """Every check for every adapter (default: all registered); golden cases are required for the named ones."""
+           require_golden: Collection[str] = (), nondeterministic: Mapping[str, str] | None = None,
+           hooks_of: Mapping[str, tuple[Mapping, Mapping]] | None = None) -> list[Check]:
+    """Every check for every adapter (default: all registered); golden cases are required for the named ones.
+    `hooks_of`: adapter name -> (payment writers, statement readers) for adapters that are not a module's
+    ADAPTER (declared mappings); the others' hooks are found next to their ADAPTER."""
     nondeterministic = nondeterministic or {}
     if adapters is None:
         from adapters.registry import adapters as registered
@@ -280,7 +283,7 @@ def checks(adapters: Mapping[str, Adapter] | None = None, golden_root: Path | No
     for name, a in sorted(adapters.items()):
         def add(suffix: str, fn: Callable, *args, name: str = name) -> None:
             out.append(Check(f"{name}:{suffix}", partial(fn, *args)))
-        writers, readers = hooks(a)
+        writers, readers = (hooks_of or {}).get(name) or hooks(a)
         add("declaration", check_declaration, a)
         if golden_root and name in require_golden:
             add("golden-files-name-formats", _stale, golden_root, a)

@@ -4,11 +4,21 @@ check that a statement read from a file adds up.
 Statement readers are the way back from a bank's file to the domain (for reconciliation and ERP-side tests;
 the gateway itself never reads statements). Their input is a file from outside, so every fault is a
 DocumentInvalid naming the place in the file, never a KeyError or ValueError.
+
+Two kinds of fault are told apart. A file that is not what its format says (a broken line, a missing field)
+is always refused. A file that is well formed but inconsistent (balances that do not add up, a page that
+does not open where the one before closed, control totals that differ from the amounts) is refused too, by
+default; read `leniently()` it is read anyway and each inconsistency is noted, so that reconciliation can
+show it at the top of its report (`directlink reconcile --lenient`). A file of several accounts is read as
+one statement per account (`accounts`); a caller that asked for one statement gets SeveralAccounts, which
+carries them.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import pairwise
@@ -20,6 +30,40 @@ from domain.money import Money, digits, iso_minor_units
 from gateway.protocol import xmlsafe  # the one hardened parser (no DTD, entities or network)
 
 MAX_STATEMENT_BYTES = 256 * 1024 * 1024    # a month of one busy account is tens of MB in any format
+
+# The inconsistencies noted while reading leniently; None: refuse the first one. A context variable, not a
+# parameter, because the reader contract is bytes -> Statement (adapters/base.py) and the checks sit deep
+# in the shared helpers below, several calls away from the reader's entry point.
+_NOTED: ContextVar[list[str] | None] = ContextVar("lenient_statement_notes", default=None)
+
+
+class SeveralAccounts(DocumentInvalid):
+    """The file holds statements of several accounts where one statement was asked for; `statements` has
+    them, one per account in the order the file first names them (reconcile/ reads them all)."""
+
+    def __init__(self, where: str, statements: Sequence[Statement]):
+        names = ", ".join(f"{s.account} {s.currency}" for s in statements)
+        super().__init__(where, f"the file reports several accounts ({names})")
+        self.statements = tuple(statements)
+
+
+def inconsistent(where: str, detail: str) -> None:
+    """A well-formed file whose figures disagree: DocumentInvalid, or a note when read leniently."""
+    noted = _NOTED.get()
+    if noted is None:
+        raise DocumentInvalid(where, detail)
+    noted.append(f"{where}: {detail}" if where else detail)
+
+
+@contextlib.contextmanager
+def leniently() -> Iterator[list[str]]:
+    """Read inside this block to have inconsistencies noted in the list it gives, instead of refused."""
+    noted: list[str] = []
+    token = _NOTED.set(noted)
+    try:
+        yield noted
+    finally:
+        _NOTED.reset(token)
 
 
 @dataclass(frozen=True)
@@ -77,7 +121,8 @@ def build(account: str, currency: str, opening: Decimal, opening_date: dt.date, 
           closing_date: dt.date, rows: Sequence[Row], *, where: str, first_id: int = 1,
           next_cursor: str = "", complete: bool = True) -> Statement:
     """A Statement from rows: running balances from the opening; the closing, if the file states one, must
-    be what opening + entries give (a file that does not add up is refused, not half-believed)."""
+    be what opening + entries give (a file that does not add up is refused, not half-believed; read
+    leniently, the stated closing is kept and the difference noted)."""
     balance = opening
     entries = []
     for i, row in enumerate(rows):
@@ -92,10 +137,11 @@ def build(account: str, currency: str, opening: Decimal, opening_date: dt.date, 
             narrative=row.narrative, client_ref=row.client_ref, end_to_end_id=row.end_to_end_id,
             reversal=row.reversal))
     if closing is not None and closing != balance:
-        raise DocumentInvalid(where, f"does not add up: opening {opening} + entries = {balance}, "
-                                     f"but the closing balance says {closing}")
+        inconsistent(where, f"does not add up: opening {opening} + entries = {balance}, "
+                            f"but the closing balance says {closing}")
     return Statement(account, currency, money(opening, currency, where), opening_date,
-                     money(balance, currency, where), closing_date, tuple(entries), next_cursor, complete)
+                     money(balance if closing is None else closing, currency, where), closing_date,
+                     tuple(entries), next_cursor, complete)
 
 
 def decoded(data: bytes, encoding: str, why: str) -> str:
@@ -106,27 +152,42 @@ def decoded(data: bytes, encoding: str, why: str) -> str:
         raise DocumentInvalid(f"byte {exc.start}", why) from None
 
 
+def accounts(pages: Sequence[Statement], where: str = "/") -> list[Statement]:
+    """Pages of one or several accounts (a file of several messages, or several files) as one statement per
+    account (and currency), in the order the accounts first appear; each account's pages are joined."""
+    if not pages:
+        raise DocumentInvalid(where, "no statement in the file")
+    by_account: dict[tuple[str, str], list[Statement]] = {}
+    for page in pages:
+        by_account.setdefault((page.account, page.currency), []).append(page)
+    return [_join_one(group, where) for group in by_account.values()]
+
+
 def join(pages: Sequence[Statement], where: str = "/") -> Statement:
-    """Consecutive pages of one account (a file of several messages, or several files) as one statement.
+    """Pages as one statement (see _join_one); SeveralAccounts if they are of several accounts."""
+    statements = accounts(pages, where)
+    if len(statements) > 1:
+        raise SeveralAccounts(where or "/", statements)
+    return statements[0]
+
+
+def _join_one(pages: Sequence[Statement], where: str) -> Statement:
+    """Consecutive pages of one account as one statement.
 
     Each page must open where the previous one closed: a gap means a missing page, and reconciling without
-    it would report its entries as never booked.
+    it would report its entries as never booked (read leniently: noted, and the pages joined as they are).
 
     Entries keep their EntryIds when those rise across the pages (the gateway's own statements); otherwise
     (other banks' pages, each numbered from 1 in file order) all entries are numbered 1, 2, ... in order,
     so that no two entries of the joined statement share an EntryId."""
-    if not pages:
-        raise DocumentInvalid(where, "no statement in the file")
     first = pages[0]
     entries = list(first.entries)
     last = first
     for n, page in enumerate(pages[1:], start=2):
-        if (page.account, page.currency) != (first.account, first.currency):
-            raise DocumentInvalid(f"{where}statement {n}", f"account {page.account} {page.currency} differs from "
-                                                           f"the first statement's {first.account} {first.currency}")
         if page.opening != last.closing:
-            raise DocumentInvalid(f"{where}statement {n}", f"opens with {page.opening.amount} but the statement "
-                                                           f"before closed with {last.closing.amount}: a page is missing")
+            inconsistent(f"{where}statement {n} of account {first.account}",
+                         f"opens with {page.opening.amount} but the statement before closed with "
+                         f"{last.closing.amount}: a page is missing")
         entries += page.entries
         last = page
     ids = [e.entry_id for e in entries]

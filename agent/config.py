@@ -33,8 +33,10 @@ _OPTIONAL = {   # key -> default
     "tls_certificate": "",            # mutual TLS: the client certificate the gateway requires ...
     "tls_key": "",                    # ... and its key (omit when the certificate file holds it)
     "max_body_bytes": 10 * 1024 * 1024,   # the gateway's max_body_bytes: a larger request fails here, unsent
+    "receipts": "none",               # electronic receipts of the accounts into the inbox: none, xml, pdf or both
     "log_file": "",                   # JSON lines; empty: standard error
     "log_level": "INFO",
+    "formats": "",                    # a folder of declared mappings (docs/declared-formats.md), for status_format
 }
 
 
@@ -65,9 +67,11 @@ class AgentConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     log_file: Path | None = None
     log_level: str = "INFO"
+    receipts: str = "none"
     tls_ca: Path | None = None
     tls_certificate: Path | None = None
     tls_key: Path | None = None
+    formats: Path | None = None
 
     @property
     def processed(self) -> Path:
@@ -108,7 +112,7 @@ def load(path: Path) -> AgentConfig:
     if unknown:
         raise ConfigError(f"{path}: unknown key(s): {', '.join(unknown)} (a typo?)")
     values = {**_OPTIONAL, **doc}
-    for key in (*_REQUIRED, "log_file", "log_level", "tls_ca", "tls_certificate", "tls_key"):
+    for key in (*_REQUIRED, "log_file", "log_level", "tls_ca", "tls_certificate", "tls_key", "formats"):
         if key != "accounts" and not isinstance(values[key], str):
             raise bad(key, "must be a string")
     for key in _REQUIRED:
@@ -124,6 +128,8 @@ def load(path: Path) -> AgentConfig:
         raise bad("max_body_bytes", "must be a whole number of bytes, at least 1024 (the gateway's max_body_bytes)")
     if not 1 <= values["statement_page_size"] <= 1000 or not isinstance(values["statement_page_size"], int):
         raise bad("statement_page_size", "must be a whole number from 1 to 1000 (the protocol's Limit)")
+    if values["receipts"] not in ("none", "xml", "pdf", "both"):
+        raise bad("receipts", 'must be "none", "xml", "pdf" or "both"')
     if values["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise bad("log_level", "must be DEBUG, INFO, WARNING or ERROR")
     accounts = values["accounts"]
@@ -138,10 +144,13 @@ def load(path: Path) -> AgentConfig:
         CronTrigger.from_crontab(values["schedule"])
     except ValueError as err:
         raise bad("schedule", f"not a crontab expression (minute hour day month weekday): {err}") from err
+    declared = path.parent / values["formats"] if values["formats"] else None
+    if declared is not None and not declared.is_dir():
+        raise bad("formats", f"no such folder: {declared}")
     try:
         # Status reports are written here from the gateway's signed answers, so the format must be known
-        # locally; payment and statement formats are the gateway's to judge.
-        registry.status_writer(values["status_format"])
+        # locally (installed, or declared in `formats`); payment and statement formats are the gateway's to judge.
+        registry.status_writer(values["status_format"], declared)
     except UnsupportedFormat as err:
         raise bad("status_format", f"{err}; `directlink adapters` lists the status formats") from err
 
@@ -171,5 +180,5 @@ def load(path: Path) -> AgentConfig:
         statement_page_size=values["statement_page_size"], timeout_seconds=values["timeout_seconds"],
         max_body_bytes=values["max_body_bytes"],
         log_file=base / values["log_file"] if values["log_file"] else None,
-        log_level=values["log_level"].upper(),
+        log_level=values["log_level"].upper(), formats=declared, receipts=values["receipts"],
         **tls, **resolved)

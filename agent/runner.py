@@ -6,6 +6,7 @@ Each step commits its decision to the state file before it acts (agent/state.py)
 anywhere and run again neither loses nor doubles a payment, a status report or a statement entry."""
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import logging
@@ -21,6 +22,7 @@ from lxml import etree
 
 from adapters import registry
 from adapters.base import StatusReport
+from adapters.iso20022.pain001 import file_message_id, payment_info_ids
 from agent import answers, crash, folders, logs
 from agent.config import AgentConfig, ConfigError, load
 from agent.link import Link, NoAnswer
@@ -79,7 +81,7 @@ class Agent:
                 raise ConfigError(f"{cfg.source}: {key}: {folder} cannot be made a folder ({err.strerror})") from err
         self.state = State(cfg.state, cfg.outbox)
         self.link = Link(cfg)
-        self.status_writer, is_text = registry.status_writer(cfg.status_format)
+        self.status_writer, is_text = registry.status_writer(cfg.status_format, cfg.formats)
         self.status_extension = cfg.status_format.rsplit(".", 1)[-1] if is_text else "xml"
         self.stopping = threading.Event()
 
@@ -100,6 +102,8 @@ class Agent:
             self.poll(summary, poll_all)
             if statements:
                 self.pull_statements(summary)
+                if self.cfg.receipts != "none":
+                    self.pull_receipts(summary)
         except (NoAnswer, answers.AnswerUnreadable) as err:
             # Nothing more can be done without a usable gateway; every open request is kept for the next pass.
             summary.problems.append(str(err))
@@ -117,8 +121,10 @@ class Agent:
             logs.event("inbox_written", f"  wrote {self.cfg.inbox.name}/{row['name']}", file=row["name"],
                        bytes=len(row["data"]))
 
-    def _status_report(self, db, label: str, batch_id: str | None, statuses: list[PaymentStatus]) -> str:
-        data = self.status_writer(StatusReport(tuple(statuses), original_message_id=batch_id))
+    def _status_report(self, db, label: str, batch_id: str | None, statuses: list[PaymentStatus],
+                       sha256: str) -> str:
+        data = self.status_writer(StatusReport(tuple(statuses), original_message_id=batch_id,
+                                               payment_info_ids=self.state.payment_blocks(db, sha256)))
         return self.state.add_delivery(db, f"{{seq}}-status-{label}.{self.status_extension}", data)
 
     # ---- outbox -----------------------------------------------------------------------------------------
@@ -143,7 +149,8 @@ class Agent:
                 if len(body) > self.cfg.max_body_bytes:
                     self.refuse_too_large(file, len(body), summary)
                     continue
-                self.state.record_intent(file.sha256, file.name, fmt, message_id, body, signed_at)
+                self.state.record_intent(file.sha256, file.name, fmt, message_id, body, signed_at,
+                                         payment_info_ids(file.data))
                 logs.event("file_picked_up", None, file=file.name, format=fmt, sha256=file.sha256,
                            message_id=message_id)
                 crash.point(crash.BEFORE_SEND)
@@ -231,7 +238,7 @@ class Agent:
                     if s.payment_id:
                         self.state.add_payment(db, s.payment_id, s.client_ref, batch_id, sha256, str(s.state),
                                                now + self.cfg.poll_backoff_seconds)
-                report = self._status_report(db, Path(name).stem, batch_id, statuses)
+                report = self._status_report(db, Path(name).stem, batch_id, statuses, sha256)
             counts = Counter(str(s.state) for s in statuses)
             summary.submitted += 1
             summary.payments.update(counts)
@@ -243,6 +250,17 @@ class Agent:
             reason = f"{answer.code}: {answer.detail} (MessageId {row['message_id']})"
             with self.state.transaction() as db:
                 self.state.finish_file(db, sha256, FAILED, None, reason)
+                # The ERP learns it where it reads every status: a pain.002 rejecting the whole file (GrpSts
+                # RJCT) in the inbox, beside the .reason.txt in failed/ that a person reads. Other status
+                # formats have no way to say "the whole file" and keep the .reason.txt alone.
+                if self.cfg.status_format.startswith("pain.002."):
+                    # OrgnlMsgId: the file's own MsgId when it has one to read, as the ERP knows the file by
+                    # it; else (not XML, no pain.001) the request's MessageId, which its .reason.txt names too.
+                    original = file_message_id(_file_of(row["request"])) or row["message_id"]
+                    rejection = StatusReport((), original_message_id=original,
+                                             rejected=(answer.code, answer.detail))
+                    self.state.add_delivery(db, f"{{seq}}-status-{Path(name).stem}.{self.status_extension}",
+                                            self.status_writer(rejection))
             summary.failed += 1
             logs.event("file_refused", f"  FAILED {name}: {answer.code}: {answer.detail}",
                        level=logging.WARNING, file=name, code=answer.code, detail=answer.detail,
@@ -312,7 +330,7 @@ class Agent:
                                               now + min(base * 2 ** attempts, most))
             for (batch_id, sha256), statuses in changed.items():
                 label = Path(self.state.file(sha256)["name"]).stem
-                report = self._status_report(db, label, batch_id, statuses)
+                report = self._status_report(db, label, batch_id, statuses, sha256)
                 logs.event("payments_changed", f"  {label}: " + ", ".join(
                     f"{s.client_ref} {s.state}" for s in statuses) + f" -> {report}",
                     batch_id=batch_id, changes={s.client_ref: str(s.state) for s in statuses}, report=report)
@@ -329,10 +347,7 @@ class Agent:
                 after = self.state.cursor(account)
                 answer = self.link.call(dl.statement_query(account, after, self.cfg.statement_page_size, fmt))
                 if answer.code != ResultCode.OK:
-                    problem = f"statement of {account}: {answer.code}: {answer.detail}"
-                    summary.problems.append(problem)
-                    logs.event("statement_refused", f"  ! {problem}", level=logging.ERROR, account=account,
-                               code=answer.code, detail=answer.detail)
+                    _refused(summary, "statement", account, answer)
                     break
                 page = answers.statement_page(answer.body, fmt)
                 crash.point(crash.STATEMENT_AFTER_FETCH)
@@ -356,11 +371,51 @@ class Agent:
                        f"{'y' if pulled == 1 else 'ies'} ({fmt}), cursor {self.state.cursor(account) or '-'}",
                        account=account, entries=pulled, cursor=self.state.cursor(account))
 
+    # ---- receipts ---------------------------------------------------------------------------------------
+
+    def pull_receipts(self, summary: Summary) -> None:
+        """Each account's new receipts into the inbox beside the status reports, paged by cursor like the
+        statement (its cursor is kept apart, under receipts/<account>)."""
+        form = self.cfg.receipts.upper()
+        for account in self.cfg.accounts:
+            key = f"receipts/{account}"
+            while not self.stopping.is_set():
+                after = self.state.cursor(key)
+                answer = self.link.call(dl.receipt_query(account=account, after=after, limit=20, form=form))
+                if answer.code != ResultCode.OK:
+                    _refused(summary, "receipts", account, answer)
+                    break
+                page = answers.receipt_page(answer.body)
+                if page.next_cursor == after:
+                    break
+                with self.state.transaction() as db:   # the files and the cursor past them: one decision
+                    for name, data in page.files:
+                        self.state.add_delivery(db, f"{{seq}}-receipt-{name}", data)
+                    self.state.set_cursor(db, key, page.next_cursor)
+                logs.event("receipts_page", f"  receipts {account}: {len(page.files)} file(s), cursor "
+                           f"{page.next_cursor}", account=account, after=after, next_cursor=page.next_cursor)
+                self.deliver(summary)
+                if page.complete:
+                    break
+
+
+def _refused(summary: Summary, what: str, account: str, answer: dl.Answer) -> None:
+    """A statement or receipt pull the gateway refused: a problem of the pass (the exit code says so)."""
+    problem = f"{what} of {account}: {answer.code}: {answer.detail}"
+    summary.problems.append(problem)
+    logs.event(f"{what}_refused", f"  ! {problem}", level=logging.ERROR, account=account,
+               code=answer.code, detail=answer.detail)
+
 
 def _operation(request: bytes) -> etree._Element:
     """The DocumentSubmit of a stored request (our own bytes), for a new message carrying the same file."""
     root = etree.fromstring(request, etree.XMLParser(resolve_entities=False, no_network=True))
     return copy.deepcopy(root.find(q("DocumentSubmit")))
+
+
+def _file_of(request: bytes) -> bytes:
+    """The ERP file a stored DocumentSubmit request carries (our own bytes: base64, see dl.document_submit)."""
+    return base64.b64decode(_operation(request).findtext(q("Document")) or "")
 
 
 def _entries_between(after: str, next_cursor: str) -> int:

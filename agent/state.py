@@ -10,7 +10,7 @@ from __future__ import annotations
 import fcntl
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,6 +38,12 @@ CREATE TABLE IF NOT EXISTS payments (
     state       TEXT NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,  -- polls since the state last changed (the back-off exponent)
     next_poll   REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS payment_blocks (  -- a pain.001's PmtInfId of each ClientRef, for the pain.002s
+    file_sha256 TEXT NOT NULL,
+    client_ref  TEXT NOT NULL,
+    pmt_inf_id  TEXT NOT NULL,
+    PRIMARY KEY (file_sha256, client_ref)
 );
 CREATE TABLE IF NOT EXISTS cursors (
     account     TEXT PRIMARY KEY,
@@ -110,12 +116,21 @@ class State:
         return self.db.execute("SELECT * FROM files WHERE sha256 = ?", (sha256,)).fetchone()
 
     def record_intent(self, sha256: str, name: str, fmt: str, message_id: str, request: bytes,
-                      signed_at: float) -> None:
-        """A new file and the request about to carry it; committed before the request is sent."""
+                      signed_at: float, blocks: Mapping[str, str] | None = None) -> None:
+        """A new file and the request about to carry it (and, for a pain.001, the PmtInfId of each ClientRef);
+        committed before the request is sent."""
         with self.transaction() as db:
             db.execute("INSERT INTO files (sha256, name, format, state, message_id, request, signed_at,"
                        " seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                        (sha256, name, fmt, SUBMITTING, message_id, request, signed_at, time.time()))
+            db.executemany("INSERT INTO payment_blocks (file_sha256, client_ref, pmt_inf_id) VALUES (?, ?, ?)"
+                           " ON CONFLICT DO NOTHING", [(sha256, ref, block) for ref, block in (blocks or {}).items()])
+
+    @staticmethod
+    def payment_blocks(db: sqlite3.Connection, sha256: str) -> dict[str, str]:
+        """ClientRef -> PmtInfId of a file's payments ({} for a file that is no pain.001)."""
+        return {r["client_ref"]: r["pmt_inf_id"] for r in db.execute(
+            "SELECT client_ref, pmt_inf_id FROM payment_blocks WHERE file_sha256 = ?", (sha256,))}
 
     def renew_request(self, sha256: str, message_id: str, request: bytes, signed_at: float) -> None:
         """The stored request is too old for the gateway: a new message (same payments, same ClientRefs)."""

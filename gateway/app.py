@@ -17,9 +17,10 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import jobs
+from gateway.console.routes import mount as mount_console
 from gateway.limits import InFlight
 from gateway.pipeline import Gateway, Reply
-from gateway.protocol import signing
+from gateway.protocol import signing, sm2
 from gateway.settings import Settings
 from gateway.storage.engine import make_engine, migrate
 from schemas import SCHEMA_DIR
@@ -33,6 +34,7 @@ SCHEMA_NAMES = sorted(p.name.removesuffix(".xsd") for p in SCHEMA_DIR.iterdir() 
 def build_gateway(settings: Settings, *, run_migrations: bool = True) -> Gateway:
     """Open the database (migrated to head) and load the gateway key once."""
     # The key first: a gateway that cannot sign must not have created or migrated a database.
+    sm2.set_distinguishing_id(settings.sm2_distinguishing_id.encode("utf-8"))
     try:
         signer = signing.Signer(gateway_key(settings))
     except ValueError as err:   # a key outside the profile, or not the certificate's
@@ -140,6 +142,8 @@ def create_app(gateway: Gateway) -> ASGIApp:
         if name not in SCHEMA_NAMES:  # an allow-list: no path ever reaches the file system from the URL
             raise HTTPException(404, "unknown schema")
         return Response(SCHEMA_DIR.joinpath(f"{name}.xsd").read_bytes(), media_type=XML)
+
+    mount_console(app, gateway)   # the treasury console under /console (docs/console.md)
 
     @app.get("/healthz")
     def healthz() -> dict:

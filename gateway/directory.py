@@ -17,6 +17,7 @@ from domain.codes import Grant
 from domain.money import Money, check_currency, parse_amount
 from gateway import audit, ledger
 from gateway.notify import outbox
+from gateway.protocol import sm2
 from gateway.protocol.signing import fingerprint
 from gateway.storage.tables import accounts, approval_policies, certificates, clients, grants, operators
 from gateway.storage.unit_of_work import UnitOfWork
@@ -179,13 +180,15 @@ def register_certificate(conn: Connection, client_id: str, operator_id: str, pem
 
 
 def check_key(cert: x509.Certificate) -> None:
-    """Only keys the signature profile allows may be registered: RSA of 2048 bits or more, or P-256."""
+    """Only keys the signature profile allows may be registered: RSA of 2048 bits or more, P-256, or SM2."""
+    if sm2.public_key_of(cert) is not None:
+        return
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
         return
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
         return
-    raise ValueError("the certificate's key is not RSA-2048+ or ECDSA P-256 (spec section 3)")
+    raise ValueError("the certificate's key is not RSA-2048+, ECDSA P-256 or SM2 (spec section 3)")
 
 
 def revoke_certificate(conn: Connection, fp: str, now: dt.datetime) -> bool:

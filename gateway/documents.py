@@ -5,12 +5,14 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import replace
+from pathlib import Path
 
 from lxml import etree
 from sqlalchemy import Connection, select
 
 from adapters import registry
 from adapters.base import AccountFacts, DocumentInvalid, PaymentFile, StatusReport, check_unique_references
+from adapters.iso20022.pain001 import payment_info_ids
 from domain.codes import ReasonCode, ResultCode
 from domain.errors import DirectLinkError
 from domain.models import PaymentStatus, Statement, SubmittedPayment
@@ -37,12 +39,14 @@ def document_bytes(doc: etree._Element) -> bytes:
         raise _invalid("Document", "encoding=\"base64\" but the content is not base64") from exc
 
 
-def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[SubmittedPayment]]:
-    """Read an ERP payment file into the same per-payment form a PaymentOrder has; file-level faults refuse all."""
+def read_payment_file(doc: etree._Element, formats: Path | None = None) -> tuple[PaymentFile, list[SubmittedPayment]]:
+    """Read an ERP payment file into the same per-payment form a PaymentOrder has; file-level faults refuse all.
+    `formats`: the folder of declared mappings (settings.formats), besides the installed adapters."""
     fmt = doc.get("format")
-    reader, limits = registry.payment_reader(fmt)
+    reader, limits = registry.payment_reader(fmt, formats)
     try:
-        payment_file = reader(document_bytes(doc))
+        data = document_bytes(doc)
+        payment_file = reader(data)
         if len(payment_file.transactions) > limits.max_transactions:
             raise DocumentInvalid("file", f"{len(payment_file.transactions)} transactions; "
                                           f"{fmt} takes at most {limits.max_transactions}")
@@ -55,6 +59,9 @@ def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[SubmittedP
         # The hardened parser's codes (XML_*) describe our request, not the ERP's file inside it: for the
         # file they mean the same as any other fault of the file.
         raise _invalid("file", f"{err.code}: {err.detail}") from err
+    # A pain.001's blocks (PmtInfId), kept with each payment for the pain.002s that report on it (the agent
+    # reads them the same way); {} for the other formats. The reader has validated the file: at most 35 each.
+    blocks = payment_info_ids(data)
     parsed = []
     for t in payment_file.transactions:
         if t.problem is not None and t.problem.reason in _NOT_ACCEPTED:
@@ -64,14 +71,15 @@ def read_payment_file(doc: etree._Element) -> tuple[PaymentFile, list[SubmittedP
             parsed.append(replace(t, problem=problem))
             continue
         # What an approver signs is the payment in its PaymentOrder form, whichever file it came in.
-        parsed.append(replace(t, order_digest=messages.order_digest(messages.render_payment(t.instruction))))
+        parsed.append(replace(t, order_digest=messages.order_digest(messages.render_payment(t.instruction)),
+                              payment_info_id=blocks.get(t.client_ref)))
     return payment_file, parsed
 
 
 def render_statement(conn: Connection, fmt: str, statement: Statement, settings, created):
     """A statement page in an adapter's format, as the answer's Document element, with the cursor for the
     next page on it (the rendered file itself has nowhere to carry one)."""
-    writer, is_text = registry.statement_writer(fmt)
+    writer, is_text = registry.statement_writer(fmt, settings.formats)
     owner = conn.execute(select(clients.c.name).join(accounts, accounts.c.client_id == clients.c.id)
                          .where(accounts.c.number == statement.account)).scalar() or ""
     facts = AccountFacts(statement.account, statement.currency, owner, settings.bank_name, settings.bank_bic,
@@ -82,10 +90,13 @@ def render_statement(conn: Connection, fmt: str, statement: Statement, settings,
     return doc
 
 
-def render_statuses(fmt: str, statuses: list[PaymentStatus]):
-    """Payment statuses in an adapter's format (pain.002, ...), as the answer's Document element."""
-    writer, is_text = registry.status_writer(fmt)
-    return messages.render_document(fmt, _written(fmt, writer, StatusReport(tuple(statuses))), is_text)
+def render_statuses(fmt: str, statuses: list[PaymentStatus], formats: Path | None = None):
+    """Payment statuses in an adapter's format (pain.002, ...), as the answer's Document element; payments
+    that came in a pain.001 are named by their block (OrgnlPmtInfId), as the ERP wrote it."""
+    writer, is_text = registry.status_writer(fmt, formats)
+    blocks = {s.client_ref: s.payment_info_id for s in statuses if s.payment_info_id}
+    report = StatusReport(tuple(statuses), payment_info_ids=blocks)
+    return messages.render_document(fmt, _written(fmt, writer, report), is_text)
 
 
 def _written(fmt: str, writer, *args) -> bytes:

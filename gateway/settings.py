@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     # CNAPS codes starting with this prefix are accounts of this bank: those payments settle at once.
     own_cnaps_prefix: str = "999"
     timezone: str = "Asia/Shanghai"                     # the bank's business day
+    sm2_distinguishing_id: str = "1234567812345678"     # SM2 signatures' signer identifier (GM/T 0009 default)
     freshness_seconds: int = 300                        # allowed |Created - now|
     replay_retention_hours: int = 48                    # MessageIds kept at least this long (>= 24 h)
     max_body_bytes: int = 10 * 1024 * 1024
@@ -77,6 +78,7 @@ class Settings(BaseSettings):
     tls_key: Path | None = None                         # omit when tls_certificate holds the key too
     tls_client_ca: Path | None = None
     directory_file: Path = Path("config/directory.toml")
+    formats_dir: Path = Path("formats")                 # declared mappings, added by `directlink adapters add`
     clearing_interval_seconds: int = 5                  # how often the clearing job runs
     clearing_timeout_seconds: int = 60                  # PROCESSING with no answer this long: UNKNOWN
     clearing_faults: ClearingFaults = ClearingFaults()
@@ -93,6 +95,13 @@ class Settings(BaseSettings):
     # Deliver to loopback, private and link-local addresses too (an ERP on this machine or its LAN, demos):
     # off, so that a subscription cannot make the gateway reach into the bank's own network.
     notify_private_addresses: bool = False
+    # --- issue 26: the treasury console (docs/console.md) ---
+    # The address operators open, e.g. "https://treasury.bank.example": WebAuthn binds each key to its host
+    # name. Unset: the address the request came to (fine on one host; set it behind a proxy).
+    console_origin: str | None = None
+    console_idle_minutes: int = 15                      # a session unused this long ends
+    console_signin_attempts: int = 10                   # sign-ins begun per operator (and per address) ...
+    console_signin_window_minutes: int = 10             # ... within this window; past it, refused a while
     # --- issue 8: fund-flow rules ---
     # --- issue 7: performance ---
 
@@ -111,6 +120,11 @@ class Settings(BaseSettings):
     def path(self, p: Path) -> Path:
         """A configured path, resolved against the home directory."""
         return p if p.is_absolute() else self.home / p
+
+    @property
+    def formats(self) -> Path:
+        """The folder of declared mappings the registry adds to the installed adapters."""
+        return self.path(self.formats_dir)
 
     @property
     def db_url(self) -> str:

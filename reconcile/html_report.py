@@ -25,6 +25,7 @@ th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:to
 th{background:#eef}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 tr.group td{border-top:2px solid #668}.rule{font-weight:600;white-space:nowrap}
 .diff{color:#a40}.none{color:#777;font-style:italic}.small{font-size:.85em;color:#555}
+.warning{border:2px solid #b30;background:#fff3f0;padding:.5em 1em;margin:1em 0}.warning h2{margin-top:0;border:0;color:#b30}
 @media print{body{margin:0}h2{page-break-before:always}}
 """
 
@@ -97,14 +98,29 @@ def _section(data: dict) -> list[str]:
     return out
 
 
+def _inconsistencies(notes: tuple[str, ...]) -> list[str]:
+    """What --lenient read past, first on the page: the figures below rest on a file that disagrees with
+    itself."""
+    if not notes:
+        return []
+    return ['<div class="warning"><h2>The statement files are inconsistent</h2>',
+            "<p>They were read with --lenient; check these before booking anything from this report:</p><ul>",
+            *(f"<li>{escape(note)}</li>" for note in notes), "</ul></div>"]
+
+
 def to_html(report: Report) -> bytes:
     title = f"Reconciliation {report.account} {report.currency} {report.period[0]} to {report.period[1]}"
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              # No scripts, no external resources, ever: the page is for reading.
              "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">",
              f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
-             f"<h1>{escape(title)}</h1>",
+             f"<h1>{escape(title)}</h1>", *_inconsistencies(report.inconsistencies),
              f'<p class="small">Statement file(s): {escape(", ".join(report.statement_files))}</p>']
+    if len(report.accounts) > 1:
+        parts.append('<table><tr><th>account</th><th>currency</th><th>from</th><th>to</th></tr>')
+        parts += [f"<tr>{_cell(p.account)}{_cell(p.currency)}{_cell(p.period[0])}{_cell(p.period[1])}</tr>"
+                  for p in report.accounts]
+        parts.append("</table>")
     for section in report.sections:
         parts += _section(section_dict(section))
     parts.append("</body></html>")

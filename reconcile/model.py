@@ -130,16 +130,38 @@ class Result:
 
 @dataclass(frozen=True)
 class Section:
-    """One comparison of a report: the statement against one source of expected money."""
+    """One comparison of a report: the statement (of one account, when the files hold several) against one
+    source of expected money."""
 
     title: str                               # "open items (erp.csv)", "gateway payments"
     result: Result
+    account: str = ""                        # the statement account it is about; "" for all of them
+
+
+@dataclass(frozen=True)
+class Period:
+    """One account's statement as the report names it."""
+
+    account: str
+    currency: str
+    period: tuple[dt.date, dt.date]
 
 
 @dataclass(frozen=True)
 class Report:
-    account: str
-    currency: str
-    period: tuple[dt.date, dt.date]
+    accounts: tuple[Period, ...]             # one per statement account, in the order the files name them
     statement_files: tuple[str, ...]
     sections: tuple[Section, ...]
+    inconsistencies: tuple[str, ...] = ()    # read with --lenient: what did not add up, shown first
+
+    @property
+    def account(self) -> str:
+        return ", ".join(p.account for p in self.accounts)
+
+    @property
+    def currency(self) -> str:
+        return ", ".join(dict.fromkeys(p.currency for p in self.accounts))
+
+    @property
+    def period(self) -> tuple[dt.date, dt.date]:
+        return min(p.period[0] for p in self.accounts), max(p.period[1] for p in self.accounts)

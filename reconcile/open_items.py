@@ -25,8 +25,10 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from adapters.base import DocumentInvalid
 from domain.errors import PaymentRejected
 from domain.money import parse_amount
+from reconcile import xlsx
 from reconcile.model import CRDT, DBIT, OpenItem
 
 REQUIRED = ("reference", "counterparty_account", "amount", "currency", "due_date", "direction")
@@ -160,13 +162,34 @@ def read_json(data: bytes, name: str = "open items") -> list[OpenItem]:
     return _unique(items)
 
 
-def load(path: Path, encoding: str = "utf-8") -> list[OpenItem]:
-    """Open items from a .csv or .json file (by its suffix, else by its first character)."""
+def read_xlsx(data: bytes, name: str, columns: Mapping) -> list[OpenItem]:
+    """Open items from an XLSX sheet through the [open_items] part of a column mapping (reconcile/xlsx.py)."""
+    part = columns.get("open_items") or {}
+    given = set(part.get("columns") or {}) | {k for k in part if k not in ("columns", "sheet")}
+    missing = [f for f in REQUIRED if f not in given]
+    if missing:
+        raise OpenItemsInvalid(name, f"the column mapping gives no {', '.join(missing)} (a column under "
+                                     "[open_items.columns], or a fixed value under [open_items])")
+    try:
+        rows = xlsx.open_item_fields(data, columns, name)
+    except DocumentInvalid as err:
+        raise OpenItemsInvalid(err.where, err.detail) from None
+    return _unique(_item(fields, where) for where, fields in rows)
+
+
+def load(path: Path, encoding: str = "utf-8", columns: Mapping | None = None) -> list[OpenItem]:
+    """Open items from a .csv, .json or .xlsx file (by its suffix, else by its first bytes); an XLSX file
+    is read through the column mapping `columns`."""
     try:
         data = path.read_bytes()
     except OSError as err:
         raise OpenItemsInvalid(str(path), f"cannot be read: {err.strerror or err}") from None
     suffix = path.suffix.lower()
+    if suffix == ".xlsx" or xlsx.is_xlsx(data):
+        if columns is None:
+            raise OpenItemsInvalid(str(path), "an XLSX file is read through a column mapping: give it with "
+                                              "--columns FILE (docs/reconciliation.md)")
+        return read_xlsx(data, path.name, columns)
     if suffix == ".json" or (suffix != ".csv" and data.lstrip()[:1] in (b"[", b"{")):
         return read_json(data, path.name)
     return read_csv(data, path.name, encoding)

@@ -1,6 +1,7 @@
 """A reconciliation report as JSON, CSV or HTML (reconcile/html_report.py): pure functions, bytes out.
 
-All three say the same (reconcile/report_data.py builds what they say): per section (the statement against open items, against gateway payments), the
+All three say the same (reconcile/report_data.py builds what they say): first the inconsistencies of files
+read with --lenient, then per section (the statement of an account against open items, against gateway payments), the
 tolerances used, a summary, each match with its rule, note and difference, and both unmatched lists.
 Amounts are decimal text, never floats. CSV is one row per line or item of a match (sharing a group
 number) and one per unmatched line or item, written by adapters/spreadsheet.py, the project's one CSV
@@ -19,10 +20,15 @@ FORMATS = ("json", "csv", "html")
 
 
 def to_json(report: Report) -> bytes:
-    doc = {"account": report.account, "currency": report.currency,
+    # "inconsistencies" first: what a reader must know before trusting anything below it (--lenient).
+    doc = {"inconsistencies": list(report.inconsistencies),
+           "account": report.account, "currency": report.currency,
            "period": {"from": report.period[0].isoformat(), "to": report.period[1].isoformat()},
+           "accounts": [{"account": p.account, "currency": p.currency,
+                         "period": {"from": p.period[0].isoformat(), "to": p.period[1].isoformat()}}
+                        for p in report.accounts],
            "statement_files": list(report.statement_files),
-           "sections": [section_dict(s) for s in report.sections]}
+           "sections": [{"account": s.account, **section_dict(s)} for s in report.sections]}
     return (json.dumps(doc, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
@@ -40,6 +46,9 @@ def _csv_row(section: str, status: str, group: str, rule: str, side: dict, diffe
 
 def to_csv(report: Report) -> bytes:
     rows = [list(CSV_COLUMNS)]
+    # Inconsistencies (--lenient) come first, one row each, the message in the text column.
+    rows += [["statement files", "inconsistent", "", "", "", "", "", "", "", "", "", "", "", note, "", ""]
+             for note in report.inconsistencies]
     for section in report.sections:
         data = section_dict(section)
         for m in data["matches"]:

@@ -1,11 +1,14 @@
-"""Reading BAI2 files back into the domain (for reconciliation): ours, and other banks' files of one account.
+"""Reading BAI2 files back into the domain (for reconciliation): ours, and other banks' files of one or more
+groups (02) and accounts (03).
 
 Records are joined with their 88 continuations the way adapters/bai/__init__.py describes (a line ending
 in "/" continues with the next field, any other line continues the text of a 16 record after a blank).
 Each group (02, one per booking day in our files) gives one page: its as-of date is the value date and
-booking day of its entries, 010 is its opening and 015 its closing ledger balance; the pages are joined
-into one statement. Control totals are checked: an account trailer (49) must hold the sum of every
-amount above it, as the format says; a file that fails that is refused, not half-believed.
+booking day of its entries, 010 is its opening and 015 its closing ledger balance; each account's pages
+are joined into one statement (a file of several accounts gives one per account, adapters/readback.py).
+Control totals are checked: an account trailer (49) must hold the sum of every amount above it, a group
+trailer (98) the sum of its accounts', the file trailer (99) the sum of its groups', as the format says;
+a file that fails that is refused, not half-believed (read leniently: noted).
 
 What comes back from our writer: amounts, directions (type codes 100-399 and 900-959 are credits, 400-699
 and 960-999 debits; 252 and 552 are reversals), balances, BankRef, ClientRef, and from the labelled
@@ -19,7 +22,7 @@ import re
 from collections.abc import Iterator
 
 from adapters.base import DocumentInvalid
-from adapters.readback import Row, build, check_currency, check_size, day_start, decoded, join
+from adapters.readback import Row, build, check_currency, check_size, day_start, decoded, inconsistent, join
 from domain.models import Party, Statement
 from domain.money import Money
 
@@ -143,7 +146,7 @@ def _detail(fields: list[str], page: _Page, where: str, entry_id: int | None) ->
 
 
 def read_bai2(data: bytes) -> Statement:
-    """A BAI2 file of one account as one Statement; DocumentInvalid if it is not one."""
+    """A BAI2 file as one Statement (SeveralAccounts: one per account); DocumentInvalid if it is not one."""
     check_size(data, "BAI2")
     text = decoded(data, "ascii", "BAI2 is ASCII")
     pages: list[_Page] = []
@@ -185,18 +188,18 @@ def read_bai2(data: bytes) -> Statement:
                 raise DocumentInvalid(where, "an account trailer (49) outside an account")
             stated = _int(fields[0], where, "control total")
             if stated != page.total:
-                raise DocumentInvalid(where, f"account control total {stated} differs from the sum of the "
-                                             f"account's amounts {page.total}")
-            group_total += page.total
+                inconsistent(where, f"account control total {stated} differs from the sum of the "
+                                    f"account's amounts {page.total}")
+            group_total += stated            # a higher trailer sums the trailers below it
             page = None
         elif code in ("98", "99"):
             # Group and file control totals: the sums of the totals below them.
             stated = _int(fields[0], where, "control total")
             total = group_total if code == "98" else file_total
             if stated != total:
-                raise DocumentInvalid(where, f"control total {stated} differs from the sum below it {total}")
+                inconsistent(where, f"control total {stated} differs from the sum below it {total}")
             if code == "98":
-                file_total, group_total = file_total + group_total, 0
+                file_total, group_total = file_total + stated, 0
             ended = code == "99"
         else:
             raise DocumentInvalid(where, f"unknown record code {code!r}")
@@ -206,8 +209,4 @@ def read_bai2(data: bytes) -> Statement:
         raise DocumentInvalid("end of file", "no file trailer (99): the file is cut short")
     if page is not None:
         raise DocumentInvalid(page.where, "the account has no trailer (49): the file is cut short")
-    accounts = sorted({p.account for p in pages})
-    if len(accounts) > 1:
-        raise DocumentInvalid(pages[0].where, f"the file reports several accounts ({', '.join(accounts)}); "
-                                              "reconcile one account at a time")
     return join([p.statement() for p in pages], where="")

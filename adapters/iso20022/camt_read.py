@@ -1,9 +1,18 @@
-"""Reading camt.053 statements and camt.052 account reports back into the domain, for reconciliation.
+"""Reading camt.053 statements, camt.052 account reports and camt.054 debit/credit notifications back into
+the domain, for reconciliation.
 
-Any revision (.001.02 to .001.08 and later; element names that changed in 2019 are read in both forms),
-parsed by gateway.protocol.xmlsafe (no DTD, entities or network; declared encoding enforced). Several Stmt (Rpt)
-of one account in one document are joined (adapters/readback.py). Only booked entries (Sts BOOK) count:
-pending and information-only entries have not moved money.
+Any revision (.001.02 to .001.13; element names that changed in 2019 are read in both forms), parsed by
+gateway.protocol.xmlsafe (no DTD, entities or network; declared encoding enforced). Several Stmt (Rpt,
+Ntfctn) of one account in one document are joined, several accounts give one statement each
+(adapters/readback.py). Only booked entries (Sts BOOK) count: pending and information-only entries have
+not moved money.
+
+Balances: booked ones first (opening OPBD or PRCD, closing CLBD or ITBD), and the closing must be what
+the opening and the entries give. A report with only available balances (OPAV, ITAV/CLAV: intraday
+camt.052 of many banks) is read with them, but its closing is not checked: available balances also move
+with holds and credit lines, which are no entries. A report without any balance (camt.054 has none, many
+camt.052 too) opens at the booked closing less its entries when it has a booked closing, else at zero:
+its entries are what reconciliation needs. A balance in another currency than the account's is refused.
 
 From each Ntry: NtryRef (the EntryId when numeric), Amt, CdtDbtInd, RvslInd, BookgDt, ValDt, AcctSvcrRef
 (BankRef) and, from its first TxDtls, EndToEndId ("NOTPROVIDED" is none), InstrId, the counterparty
@@ -28,6 +37,8 @@ from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement
 
 _OPENING, _CLOSING = ("OPBD", "PRCD"), ("CLBD", "ITBD")
+_OPENING_AVAILABLE, _CLOSING_AVAILABLE = ("OPAV",), ("CLAV", "ITAV")
+_BODIES = (("BkToCstmrStmt", "Stmt"), ("BkToCstmrAcctRpt", "Rpt"), ("BkToCstmrDbtCdtNtfctn", "Ntfctn"))
 
 
 class _Tree:
@@ -117,7 +128,7 @@ def _party(t: _Tree, details, role: str, servicer_bic: str | None) -> Party | No
     return Party(name or "", account, bank)
 
 
-def _entry(t: _Tree, ntry, currency: str, servicer_bic: str | None) -> Row | None:
+def _entry(t: _Tree, ntry, currency: str, servicer_bic: str | None, made: dt.datetime | None) -> Row | None:
     where = _path(ntry)
     status = t.text(ntry, "Sts/Cd", "Sts")
     if status is not None and status != "BOOK":
@@ -132,8 +143,10 @@ def _entry(t: _Tree, ntry, currency: str, servicer_bic: str | None) -> Row | Non
     if direction not in ("CRDT", "DBIT"):
         raise DocumentInvalid(f"{where}/CdtDbtInd", f"{direction!r} is neither CRDT nor DBIT")
     reversal = (t.text(ntry, "RvslInd") or "false").lower() in ("true", "1")
-    booked = _date(t, ntry, "BookgDt", where)
     value_moment = _date(t, ntry, "ValDt", where, required=False)
+    # BookgDt is optional in every revision: camt.054 notifications often give only the value date, some
+    # no date at all, and then the entry was booked by the time the report was made (`made`).
+    booked = _date(t, ntry, "BookgDt", where, required=value_moment is None and made is None) or value_moment or made
     value_date = value_moment.date() if value_moment else booked.date()
     reference = t.text(ntry, "NtryRef")
     details = t.find(ntry, "NtryDtls/TxDtls")
@@ -155,13 +168,27 @@ def _entry(t: _Tree, ntry, currency: str, servicer_bic: str | None) -> Row | Non
                entry_id=int(reference) if reference and reference.isascii() and reference.isdigit() else None)
 
 
-def _balance(t: _Tree, report, codes: tuple[str, ...], where: str) -> tuple[Decimal, dt.date] | None:
+def _balance(t: _Tree, report, codes: tuple[str, ...], where: str, currency: str) -> tuple[Decimal, dt.date] | None:
     for bal in t.all(report, "Bal"):
         if t.text(bal, "Tp/CdOrPrtry/Cd") in codes:
+            amount_el = t.find(bal, "Amt")
+            if amount_el is not None and amount_el.get("Ccy") != currency:
+                raise DocumentInvalid(f"{_path(bal)}/Amt", f"balance in {amount_el.get('Ccy')!r} on an account "
+                                                           f"in {currency}")
             amount = _decimal(t.text(bal, "Amt"), f"{where}/Bal/Amt")
             sign = -1 if t.text(bal, "CdtDbtInd") == "DBIT" else 1
             return sign * amount, _date(t, bal, "Dt", f"{where}/Bal").date()
     return None
+
+
+def _made(t: _Tree, report) -> dt.datetime | None:
+    """When the report (Stmt, Rpt, Ntfctn) was made, by its CreDtTm; None if it has none or no date."""
+    value = t.text(report, "CreDtTm")
+    try:
+        moment = dt.datetime.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=dt.UTC) if moment and moment.tzinfo is None else moment
 
 
 def _report(t: _Tree, report) -> Statement:
@@ -170,30 +197,40 @@ def _report(t: _Tree, report) -> Statement:
     if not account:
         raise DocumentInvalid(f"{where}/Acct", "the account has no Id")
     servicer_bic = t.text(report, "Acct/Svcr/FinInstnId/BICFI", "Acct/Svcr/FinInstnId/BIC")
-    opening = _balance(t, report, _OPENING, where)
-    closing = _balance(t, report, _CLOSING, where)
     ntries = t.all(report, "Ntry")
     # Acct/Ccy is optional in camt: then the currency the balances are given in.
     amounts = [el for el in (t.find(report, "Bal/Amt"), t.find(report, "Ntry/Amt")) if el is not None]
-    currency = t.text(report, "Acct/Ccy") or next((el.get("Ccy") for el in amounts), None)
-    check_currency(currency or "", f"{where}/Acct/Ccy")
-    rows = [row for ntry in ntries if (row := _entry(t, ntry, currency, servicer_bic)) is not None]
+    currency = t.text(report, "Acct/Ccy") or next((el.get("Ccy") for el in amounts), None) or ""
+    check_currency(currency, f"{where}/Acct/Ccy")
+    made = _made(t, report)
+    rows = [row for ntry in ntries if (row := _entry(t, ntry, currency, servicer_bic, made)) is not None]
+    opening = _balance(t, report, _OPENING, where, currency)
+    closing = _balance(t, report, _CLOSING, where, currency)
+    if opening is None and closing is None:
+        opening = _balance(t, report, _OPENING_AVAILABLE, where, currency)
+        closing = None                # available balances are not checked against the entries (above)
+    created = t.text(report, "CreDtTm") or t.text(report, "FrToDt/FrDtTm") or ""
+    try:
+        first_day = rows[0].booked.date() if rows else dt.date.fromisoformat(created[:10])
+    except ValueError:
+        raise DocumentInvalid(f"{where}/CreDtTm", "no entry and no date the report was made") from None
     if opening is None:
-        raise DocumentInvalid(f"{where}/Bal", "no opening balance (OPBD or PRCD)")
+        net = sum((r.amount if r.direction == "CRDT" else -r.amount for r in rows), Decimal(0))
+        opening = (closing[0] - net, first_day) if closing else (Decimal(0), first_day)
     closing_amount, closing_date = closing if closing else (None, rows[-1].value_date if rows else opening[1])
     return build(account, currency, opening[0], opening[1], closing_amount, closing_date, rows, where=f"{where}/Bal")
 
 
 def read_camt(data: bytes) -> Statement:
-    """A camt.053 or camt.052 document of one account as one Statement; DocumentInvalid if it is not."""
+    """A camt.053, .052 or .054 document as one Statement (SeveralAccounts: one per account); DocumentInvalid
+    if it is not one."""
     root = parsed_xml(data, "camt")
     ns = etree.QName(root).namespace or ""
     if not ns.startswith("urn:iso:std:iso:20022:tech:xsd:camt.05") or etree.QName(root).localname != "Document":
-        raise DocumentInvalid("/", f"not a camt.052/053 document (root {root.tag})")
+        raise DocumentInvalid("/", f"not a camt.052/053/054 document (root {root.tag})")
     t = _Tree(ns)
-    body = t.find(root, "BkToCstmrStmt") if t.find(root, "BkToCstmrStmt") is not None else \
-        t.find(root, "BkToCstmrAcctRpt")
-    if body is None:
-        raise DocumentInvalid("/Document", "neither BkToCstmrStmt nor BkToCstmrAcctRpt")
-    reports = t.all(body, "Stmt") or t.all(body, "Rpt")
-    return join([_report(t, r) for r in reports], where="")
+    for body_name, report_name in _BODIES:
+        body = t.find(root, body_name)
+        if body is not None:
+            return join([_report(t, r) for r in t.all(body, report_name)], where="")
+    raise DocumentInvalid("/Document", "none of BkToCstmrStmt, BkToCstmrAcctRpt, BkToCstmrDbtCdtNtfctn")

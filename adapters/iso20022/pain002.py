@@ -7,8 +7,10 @@ CANCELLED CANC (pain.002.001.03 has no CANC: RJCT with reason code DS02, "order 
 The group status sums them up: RJCT when all are rejected, PART when some are, ACSC or PDNG when all are
 that, otherwise ACCP.
 
-The gateway keeps neither the original PmtInfId nor, for a status query, the original MsgId, so the
-transactions go in one OrgnlPmtInfAndSts named after the original message (or UNKNOWN); ERPs match the
+Transactions are grouped in one OrgnlPmtInfAndSts per PmtInfId of the original file, when the caller
+knows them (StatusReport.payment_info_ids: the agent keeps them from the files it sends, the gateway with
+each payment that came in a pain.001); the others go in one OrgnlPmtInfAndSts named after the original
+message (or UNKNOWN: the gateway's status query answers for payments of any message). ERPs match the
 transactions by OrgnlEndToEndId, which is always given.
 """
 from __future__ import annotations
@@ -153,11 +155,26 @@ def write(report: StatusReport, v: _Version) -> bytes:
     original = (report.original_message_id or UNKNOWN_ORIGINAL)[:35]
     _sub(v, group, "OrgnlMsgId", original)
     _sub(v, group, "OrgnlMsgNmId", v.original)
-    if report.statuses:
+    if report.rejected is not None:
+        # The whole file refused (no payment of it was taken): GrpSts RJCT and why, so that the ERP's
+        # importer marks every payment of the file as not paid.
+        code, why = report.rejected
+        _sub(v, group, "GrpSts", "RJCT")
+        info = _sub(v, group, "StsRsnInf")
+        _sub(v, _sub(v, info, "Rsn"), "Prtry", code[:35])
+        why = " ".join(why.split())
+        for start in range(0, min(len(why), _ADDTL_INF * _ADDTL_LINES), _ADDTL_INF):
+            _sub(v, info, "AddtlInf", why[start:start + _ADDTL_INF])
+    elif report.statuses:
         group_sts = _sub(v, group, "GrpSts")   # filled in below, once the transactions are known
-        block = _sub(v, body, "OrgnlPmtInfAndSts")
-        _sub(v, block, "OrgnlPmtInfId", original)
-        codes = [_transaction(v, block, s, _amount(report, s)) for s in report.statuses]
+        by_block: dict[str, list[PaymentStatus]] = {}
+        for s in report.statuses:
+            by_block.setdefault(report.payment_info_ids.get(s.client_ref, original)[:35], []).append(s)
+        codes = []
+        for block_id, statuses in by_block.items():
+            block = _sub(v, body, "OrgnlPmtInfAndSts")
+            _sub(v, block, "OrgnlPmtInfId", block_id)
+            codes += [_transaction(v, block, s, _amount(report, s)) for s in statuses]
         group_sts.text = group_status(codes)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 

@@ -11,13 +11,13 @@ import datetime as dt
 import decimal
 import json
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from lxml import etree
 
 from adapters.base import DocumentInvalid, PaymentFile
+from adapters.base import check_reference as _ref
 from domain.errors import DirectLinkError, PaymentRejected
 from domain.models import SubmittedPayment, build_instruction
 from gateway.protocol import xmlsafe
@@ -39,7 +39,6 @@ _DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2
                        re.ASCII)
 # The encoding declaration must be the first member, so it can be read from ASCII bytes before decoding.
 _DECLARED = re.compile(rb'\A(?:\xef\xbb\xbf)?[ \t\r\n]*\{[ \t\r\n]*"fencoding"[ \t\r\n]*:[ \t\r\n]*"([A-Za-z0-9_-]{1,20})"')
-_XSD_BLANKS = " \t\r\n"                 # what the protocol's Ref35 pattern (\s) calls blank, no more
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
 
 
@@ -162,15 +161,6 @@ def _need(fields: Mapping, i: int | None, key: str, at: Locate) -> str:
         raise DocumentInvalid(at(i, key), "is missing")
     if not isinstance(value, str):
         raise DocumentInvalid(at(i, key), "must be text (or a plain number), not an object, list or boolean")
-    return value
-
-
-def _ref(value: str, where: str) -> str:
-    """A reference under the protocol's Ref35 rule: the file's keys must be usable as ClientRef/BatchId."""
-    if not 1 <= len(value) <= 35 or value != value.strip(_XSD_BLANKS) or any(
-            unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
-        raise DocumentInvalid(where, f"{value!r} is not 1-35 characters without blanks at the ends or control "
-                                     "characters")
     return value
 
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from adapters.base import DocumentInvalid
 from adapters.kingdee.bills import BEIJING, THIS_BANK
 from adapters.kingdee.reports import STATEMENT_FORM
-from adapters.readback import Row, build, check_currency, check_size, decoded
+from adapters.readback import Row, build, check_currency, check_size, decoded, inconsistent
 from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement
 
@@ -126,12 +126,12 @@ def read_statement(data: bytes) -> Statement:
     rows = [_row(_Doc(line, f"/data/{i}")) for i, line in enumerate(lines)]
     count = doc.obj.get("fcount")
     if count is not None and count != len(rows):
-        raise DocumentInvalid("/fcount", f"says {count} lines, the file has {len(rows)}")
+        inconsistent("/fcount", f"says {count} lines, the file has {len(rows)}")
     for key, direction in (("fdebittotal", "DBIT"), ("fcredittotal", "CRDT")):
         if key in doc.obj:
             total = sum((r.amount for r in rows if r.direction == direction), Decimal(0))
             if doc.amount(key) != total:
-                raise DocumentInvalid(f"/{key}", f"says {doc.amount(key)}, the lines add up to {total}")
+                inconsistent(f"/{key}", f"says {doc.amount(key)}, the lines add up to {total}")
     complete = doc.obj.get("fcomplete", True)
     return build(doc.text("faccountbank"), currency, doc.amount("fopeningbalance"), doc.date("fopeningdate"),
                  doc.amount("fclosingbalance"), doc.date("fclosingdate"), rows, where="/fclosingbalance",

@@ -3,7 +3,8 @@
 A file holds one or more messages of one account; consecutive messages are joined into one statement
 (adapters/readback.py). What banks really send is read (issue 25), what does not add up is still refused:
   framing      SWIFT FIN blocks {1:...}{4: ... -}; a line "-" between messages, or none (a new message
-               starts at :20:, or at :25:/:28:/:60: after the previous message's closing balance :62:)
+               starts at :20:, or at :25:/:28:/:60: after the previous message's closing balance :62:);
+               the transmission marks SOH and ETX (mBank's files open with a line holding SOH alone)
   header lines before a message's first field: a bank's header such as ABN AMRO's "ABNANL2A" / "940",
                ING's "0000 01INGBNL2AXXXX", Rabobank's ":940:", and blank lines; other text is refused
   :20:         optional (it only carries our EntryIds); :28: or :28C:; :60F:/:60M:, :62F:/:62M:
@@ -11,7 +12,10 @@ A file holds one or more messages of one account; consecutive messages are joine
   text         UTF-8 if the file is UTF-8, else ISO 8859-1 (German banks' umlauts); soft hyphens dropped;
                control characters (other than line ends and tabs) refused
   :61:         blanks between subfields (Knab, Citi) ignored; a zero amount (Citi's balance-only lines)
-               moves no money and is left out
+               moves no money and is left out; an amount without its decimal comma (Knab's "C500NTRF");
+               blanks in the transaction type (Hungarian banks' "S   X")
+  :NS:         non-SWIFT fields (Hungarian and Polish banks' details) are left out
+  accounts     a file may hold statements of several accounts: one statement per account (SeveralAccounts)
 
 What comes back from our writer (adapters/swift/__init__.py), and what cannot:
   amounts, C/D/RD/RC marks, value dates, booking days, balances      exactly
@@ -21,6 +25,8 @@ What comes back from our writer (adapters/swift/__init__.py), and what cannot:
   counterparty /CNTP/account/bank code/name: the bank code is a BIC, a CNAPS code, or this bank's BIC
                (the :25: prefix) for an account of this bank; names are folded to SWIFT characters
   narrative    /REMI/ (folded); another bank's unstructured :86: is kept whole as the narrative
+  other banks  Rabobank's/ING's structured :86:: /EREF/, /REMI/, the NAME of /BENM/ or /ORDP/ (the account
+               on the line after :61:); the customer reference "EREF" is none
   EntryIds     the :20: suffix is the page's first EntryId; entries follow in sequence
 """
 from __future__ import annotations
@@ -35,18 +41,23 @@ from adapters.readback import Row, build, check_currency, check_size, day_start,
 from domain.errors import PaymentRejected
 from domain.models import BankCode, Party, Statement
 
-_TAG = re.compile(r":([0-9]{2}[A-Z]?):")
-_BALANCE = re.compile(r"([CD])([0-9]{6})([A-Z]{3})([0-9]{1,14},[0-9]*)")
+_TAG = re.compile(r":([0-9]{2}[A-Z]?|NS):")
+_BALANCE = re.compile(r"([CD])([0-9]{6})([A-Z]{3})([0-9]{1,14}(?:,[0-9]*)?)")
 # 6!n[4!n]2a[1!a]15d1!a3!c16x[//16x]: value date, entry date, mark (RC/RD/C/D), funds code, amount, type.
-_LINE = re.compile(r"([0-9]{6}) *([0-9]{4})? *(RC|RD|C|D) *([A-Z])? *([0-9]{1,14},[0-9]*) *([NSF][A-Z0-9]{3})"
+_LINE = re.compile(r"([0-9]{6}) *([0-9]{4})? *(RC|RD|C|D) *([A-Z])? *([0-9]{1,14}(?:,[0-9]*)?) *([NSF][A-Z0-9 ]{3})"
                    r"(.*?)(?://(.*))?")
 # A bank's header line before a message: a BIC, a message type, ING's "0000 01INGBNL2AXXXX", Rabobank's :940:.
 _HEADER = re.compile(r"[A-Z0-9][A-Z0-9 ]{0,34}|:940:")
 _STARTS = ("20", "25", "28", "60")       # a field that opens a new message once the previous one has its :62:
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00\x02\x04-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_FRAMING = str.maketrans("", "", "\x01\x03")      # SOH and ETX: transmission marks around a message
 _CNAPS = re.compile(r"[0-9]{12}")
 _BIC = re.compile(r"[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}(?:[A-Z0-9]{3})?")
-_STRUCTURED = re.compile(r"/(EREF|KREF|CNTP|REMI)/")
+_STRUCTURED = re.compile(r"/(EREF|KREF|CNTP|REMI|BENM|ORDP|NAME|ADDR|ISDT|MARF|CSID|PURP|ULTB|ULTD|RTRN|BUSP)/")
+# Codes of Rabobank's and ING's structured :86: that say nothing reconciliation uses (dates, mandates, ...).
+_IGNORED = {"BENM", "ORDP", "ADDR", "ISDT", "MARF", "CSID", "PURP", "ULTB", "ULTD", "RTRN", "BUSP"}
+# The customer reference of Rabobank's :61: points to the :86: ("EREF": see /EREF/); no reference itself.
+_NO_CUSTOMER_REF = ("", "NONREF", "EREF")
 
 
 def _date6(text: str, where: str) -> dt.date:
@@ -119,7 +130,8 @@ def _unfold16(short: str, full: str) -> bool:
 
 
 def _details(text: str, own_bic: str) -> dict:
-    """Our structured :86: (/EREF/.../KREF/.../CNTP/acct/bank/name/REMI/...), or the whole text as narrative."""
+    """A structured :86: -- ours (/EREF/.../KREF/.../CNTP/acct/bank/name/REMI/...) or Rabobank's and ING's
+    (/EREF/.../BENM//NAME/.../REMI/.../ISDT/...) -- or the whole text as narrative."""
     if not _STRUCTURED.match(text):
         return {"narrative": text}
     out: dict = {}
@@ -130,7 +142,9 @@ def _details(text: str, own_bic: str) -> dict:
             account, _, rest = value.partition("/")
             code, _, name = rest.partition("/")
             out["counterparty"] = _party(name, account, code, own_bic)
-        else:
+        elif key == "NAME":                 # of the beneficiary (BENM) or the ordering party (ORDP)
+            out["name"] = value
+        elif key not in _IGNORED:
             out[{"EREF": "end_to_end_id", "KREF": "client_ref", "REMI": "narrative"}[key]] = value
     return out
 
@@ -172,10 +186,14 @@ def _entry(number: int, value: list[str], details: str, own_bic: str, entry_id: 
     if supplementary and _unfold16(bank_ref, supplementary):
         bank_ref = supplementary
     found = _details(details, own_bic)
+    if "name" in found and "counterparty" not in found:
+        # Rabobank: the name in /BENM//NAME/ or /ORDP//NAME/, the account on the line after :61:
+        account = supplementary if supplementary and " " not in supplementary else None
+        found["counterparty"] = Party(found["name"], account, None)
     customer = customer.strip()
     client_ref = found.get("client_ref")
     e2e = found.get("end_to_end_id")
-    if client_ref is None and customer not in ("", "NONREF"):
+    if client_ref is None and customer not in _NO_CUSTOMER_REF:
         client_ref = e2e if e2e and (e2e == customer or _unfold16(customer, e2e)) else customer
     return Row(where, day_start(booking_day), value_date, direction, _amount(amount), found.get("counterparty"),
                "" if bank_ref == "NONREF" else bank_ref, found.get("narrative", ""), client_ref, e2e,
@@ -218,7 +236,8 @@ def _message(lines: list[tuple[int, str]]) -> Statement:
 
 
 def read_mt940(data: bytes) -> Statement:
-    """An MT940 file (one or more messages of one account) as one Statement; DocumentInvalid if it is not."""
+    """An MT940 file (one or more messages) as one Statement (SeveralAccounts: one per account);
+    DocumentInvalid if it is not one."""
     check_size(data, "MT940")
     try:
         text = data.decode("utf-8-sig")
@@ -228,7 +247,7 @@ def read_mt940(data: bytes) -> Statement:
     if control:
         line = text.count("\n", 0, control.start()) + 1
         raise DocumentInvalid(f"line {line}", f"control character {control.group()!r}: not a text file")
-    text = text.replace("\u00ad", "")          # soft hyphens: a line-break hint, not text
+    text = text.replace("\u00ad", "").translate(_FRAMING)   # soft hyphens: a line-break hint, not text
     messages = _messages(text)
     if not messages:
         raise DocumentInvalid("line 1", "no MT940 message (:20: ... -)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import typer
 
 from gateway.cli import (
+    adapters,
     agent,
     audit,
     bank,
@@ -17,6 +18,7 @@ from gateway.cli import (
     errors,
     notify,
     operators,
+    receipt,
     reconcile,
     rules,
     send,
@@ -30,7 +32,7 @@ app.callback()(errors.debug_option)
 app.command()(serve.init)
 app.command()(serve.serve)
 app.command()(send.send)
-app.command("adapters")(send.list_adapters)
+app.add_typer(adapters.adapters_app, name="adapters")
 app.command()(serve.demo)
 app.command("agent")(agent.agent_command)
 app.command("reconcile")(reconcile.reconcile_command)
@@ -44,6 +46,7 @@ app.add_typer(audit.audit_app, name="audit")
 app.add_typer(notify.notify_app, name="notify")
 app.add_typer(bank.sandbox_app, name="sandbox")
 app.add_typer(rules.rules_app, name="rules")
+app.add_typer(receipt.receipt_app, name="receipt")
 
 
 def main() -> None:

@@ -18,12 +18,16 @@ def audit_verify(home: Home = Path("."),
                  ) -> None:
     """Check every audit chain (and an anchor, if given); exit 1 and name what was edited, removed or reordered."""
     from gateway import audit
+    from gateway.console import evidence
     settings, engine = current(home)
     trusted = [x509.load_pem_x509_certificate(settings.path(settings.gateway_cert).read_bytes())]
     if settings.path(settings.gateway_previous_cert).exists():
         trusted.append(x509.load_pem_x509_certificate(settings.path(settings.gateway_previous_cert).read_bytes()))
     with engine.connect() as conn:
         checked, findings = audit.verify(conn)
+        # The console's signed approvals: each security key's signature checked again, offline.
+        signed, problems = evidence.verify_all(conn)
+        findings += [audit.Finding(p.chain, p.seq, f"approval evidence: {p.problem}") for p in problems]
         if anchor is not None:
             try:
                 findings += audit.check_anchor(conn, audit.read_anchor(anchor.read_bytes(), trusted))
@@ -31,6 +35,8 @@ def audit_verify(home: Home = Path("."),
                 fail(f"anchor {anchor}: {err}")
     for f in findings:
         typer.echo(f"BROKEN chain {f.chain} record {f.seq}: {f.problem}")
+    if signed:
+        typer.echo(f"{signed} signed console decision(s): each key's signature checked against its enrolment")
     typer.echo(f"{checked} records checked: " + ("intact" if not findings else f"{len(findings)} problem(s)"))
     raise typer.Exit(1 if findings else 0)
 

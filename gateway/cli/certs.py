@@ -52,7 +52,7 @@ def certs_revoke(fingerprint: str, home: Home = Path(".")) -> None:
 
 @keys_app.command("rotate")
 def keys_rotate(home: Home = Path("."),
-                key_type: Annotated[str, typer.Option(help="p256 (ECDSA P-256) or rsa (2048)")] = "p256") -> None:
+                key_type: Annotated[str, typer.Option(help="p256 (ECDSA P-256), rsa (2048) or sm2")] = "p256") -> None:
     """Make a new gateway key and certificate; the old certificate stays published for the overlap. With a
     PKCS#11 token the new key is made in the token (the PIN from DIRECTLINK_GATEWAY_PKCS11_PIN)."""
     from gateway.hsm import TokenError

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import sys
 import tempfile
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -12,6 +14,7 @@ from lxml import etree
 from gateway import rulebook, sandbox
 from gateway.app import build_gateway, create_app
 from gateway.clearing import Clearing
+from gateway.console import keys
 from gateway.protocol import client as dl
 from gateway.protocol.xmlsafe import q, text
 from gateway.server import background
@@ -114,6 +117,21 @@ def _receipts_and_reconciliation(gateway, settings, maker: dl.Client, home: Path
           "  writes the same as a report treasury staff open in a browser.")
 
 
+def _console(gateway, url: str) -> None:
+    """The treasury console of this gateway, and a link for 'checker' to register a security key there. On a
+    terminal the gateway stays up until Enter is pressed, so that the link can be tried."""
+    _say("The treasury console: approvals signed with a security key, balances, cash position")
+    with gateway.engine.begin() as conn:
+        token, expires = keys.new_enrolment(conn, "DEMO", "checker", dt.datetime.now(dt.UTC), hours=1)
+    address = url.replace("127.0.0.1", "localhost")   # a security key is bound to a host name, not an address
+    print(f"  console: {address}/console/")
+    print(f"  enrolment link for DEMO/checker (once, until {expires:%H:%M} UTC): {address}/console/enrol/{token}")
+    print("  open it, register a passkey or security key, sign in as DEMO / checker: the held payment waits there")
+    if sys.stdin is not None and sys.stdin.isatty():
+        with contextlib.suppress(EOFError, KeyboardInterrupt):
+            input("  press Enter to stop the gateway ")
+
+
 def run(home: Path | None = None) -> int:
     """Initialise a throw-away home, serve it on a free port, and walk through the main operations."""
     with tempfile.TemporaryDirectory(prefix="directlink-demo-") as tmp:
@@ -208,6 +226,7 @@ def run(home: Path | None = None) -> int:
             denied = operator("viewer").call(dl.payment_order(
                 dl.payment("VIEW-1", op, "1.00", "ACME", supplier)))
             _statuses(denied)
+            _console(gateway, url)
         gateway.engine.dispose()
     print("\nDone. `directlink init DIR` keeps such a gateway; `directlink serve` runs it.")
     return 0

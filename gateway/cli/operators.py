@@ -3,12 +3,14 @@ leaver, before the certificates and grants are sorted out)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from gateway.cli.common import Home, fail, migrated, now
 
-operators_app = typer.Typer(help="Operators: disable at once, enable again.", no_args_is_help=True)
+operators_app = typer.Typer(help="Operators: disable at once, enable again; enrol a security key for the console.",
+                            no_args_is_help=True)
 
 
 @operators_app.command("disable")
@@ -33,3 +35,39 @@ def _set(client: str, operator: str, enabled: bool, home: Path) -> None:
     except ValueError as err:
         fail(str(err))
     typer.echo(f"{client}/{operator} {state}" if changed else f"{client}/{operator} was already {state}")
+
+
+@operators_app.command("enrol")
+def operators_enrol(client: str, operator: str, home: Home = Path("."),
+                    hours: Annotated[float, typer.Option(help="how long the link stays valid")] = 24.0,
+                    url: Annotated[str | None, typer.Option(help="the console's address (default: the "
+                                                             "console_origin setting, else http://localhost:8080)")] = None,
+                    ) -> None:
+    """Print a one-time link with which OPERATOR registers a security key or passkey for the treasury
+    console (docs/console.md); audited. Give it to the operator over a channel you trust."""
+    from gateway.console import keys
+    settings, engine = migrated(home)
+    if not 0 < hours <= 24 * 30:
+        fail("--hours must be more than 0 and at most 720 (30 days)")
+    try:
+        with engine.begin() as conn:
+            token, expires = keys.new_enrolment(conn, client, operator, now(), hours)
+    except ValueError as err:
+        fail(str(err))
+    base = (url or settings.console_origin or "http://localhost:8080").rstrip("/")
+    typer.echo(f"{base}/console/enrol/{token}")
+    typer.echo(f"one-time enrolment link for {client}/{operator}, valid until {expires.isoformat(timespec='seconds')}")
+
+
+@operators_app.command("revoke-keys")
+def operators_revoke_keys(client: str, operator: str, home: Home = Path(".")) -> None:
+    """Revoke every console security key of OPERATOR (a key lost): their console sessions end at once and they
+    sign in again only with a key enrolled anew; audited. Their certificates and the XML protocol are untouched."""
+    from gateway.console import keys
+    _, engine = migrated(home)
+    try:
+        with engine.begin() as conn:
+            count = keys.revoke_all(conn, client, operator, now())
+    except ValueError as err:
+        fail(str(err))
+    typer.echo(f"{count} security key(s) of {client}/{operator} revoked")

@@ -2,6 +2,7 @@
 gateway's own payments, read here and handed to reconcile/, which knows nothing of the server."""
 from __future__ import annotations
 
+import os
 import sys
 from decimal import Decimal, InvalidOperation
 from functools import partial
@@ -26,6 +27,12 @@ def reconcile_command(
         max_group: Annotated[int, typer.Option(help="most items one entry may pay (and entries one item)")] = 5,
         encoding: Annotated[str, typer.Option(help="of a CSV open-items file, e.g. gbk")] = "utf-8",
         fail_on_unmatched: Annotated[bool, typer.Option(help="exit 1 if anything is left unmatched")] = False,
+        account: Annotated[str | None, typer.Option(help="of statement files holding several accounts, only "
+                                                         "this one (default: each, one section per account)")] = None,
+        lenient: Annotated[bool, typer.Option(help="read statement files whose balances or control totals "
+                                                   "disagree, and list that at the top of the report")] = False,
+        columns: Annotated[Path | None, typer.Option(help="column mapping (TOML) of XLSX statements and open "
+                                                          "items; saved, and used when not given")] = None,
 ) -> None:
     """Match a statement against the ERP's open items (and the gateway's payments); docs/reconciliation.md."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -45,9 +52,17 @@ def reconcile_command(
         tolerances = Tolerances(date_window, fee, similarity, max_group)
     except (InvalidOperation, ValueError) as err:
         fail(f"tolerances: {err}")
+    from reconcile.xlsx import ColumnsInvalid
+    mapping = None
+    if columns is not None or any(p.suffix.lower() == ".xlsx" for p in (*statement, open_items)):
+        try:
+            mapping = saved_columns(columns)
+        except ColumnsInvalid as err:
+            fail(f"--columns {err}")
     try:
         report = build_report(statement, open_items, fmt=format, tolerances=tolerances, encoding=encoding,
-                              payments=None if home is None else partial(gateway_payments.load, home))
+                              payments=None if home is None else partial(gateway_payments.load, home),
+                              account=account, lenient=lenient, columns=mapping)
     except (StatementFileInvalid, OpenItemsInvalid, FileNotFoundError) as err:
         fail(str(err))
     except SQLAlchemyError as err:
@@ -57,6 +72,8 @@ def reconcile_command(
         sys.stdout.buffer.write(data)
     else:
         out.write_bytes(data)
+    for note in report.inconsistencies:
+        typer.echo(f"inconsistent (read with --lenient): {note}", err=True)
     unmatched = 0
     for section in report.sections:
         r = section.result
@@ -66,3 +83,23 @@ def reconcile_command(
         unmatched += len(r.unmatched_lines) + len(r.unmatched_items)
     raise typer.Exit(1 if fail_on_unmatched and unmatched else 0)
 
+
+
+def columns_file() -> Path:
+    """Where the column mapping of XLSX files is kept between runs: the user's configuration folder."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "directlink" / "reconcile-columns.toml"
+
+
+def saved_columns(given: Path | None) -> dict | None:
+    """The column mapping: `given` (checked, then saved for the next runs), else the saved one, else None."""
+    from reconcile.xlsx import load_columns
+    saved = columns_file()
+    if given is None:
+        return load_columns(saved) if saved.exists() else None
+    mapping = load_columns(given)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    tmp = saved.with_suffix(".tmp")
+    tmp.write_bytes(given.read_bytes())
+    os.replace(tmp, saved)
+    return mapping

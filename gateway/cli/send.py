@@ -57,22 +57,3 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
     typer.echo(pretty)
     typer.echo(f"HTTP {answer.status} {answer.code}: {answer.detail} (signature verified)", err=True)
     raise typer.Exit(0 if answer.code == "OK" else 1)
-
-
-def list_adapters() -> None:
-    """List the ERP adapters and the formats each reads and writes (fails loudly on a broken one)."""
-    from adapters.registry import AdapterError, adapters
-    try:
-        found = adapters()
-    except AdapterError as err:
-        fail(str(err))
-    for a in found.values():
-        typer.echo(f"{a.name}: {a.description}")
-        for kind, formats in (("reads payments", a.payment_readers), ("writes statements", a.statement_writers),
-                              ("reads statements", a.statement_readers), ("writes statuses", a.status_writers)):
-            if formats:
-                typer.echo(f"  {kind}: {', '.join(formats)}")
-        typer.echo(f"  limits: {a.limits.max_transactions} transactions a file, amounts in {a.limits.amount_unit} "
-                   f"units, encodings {', '.join(a.limits.encodings)}")
-    if not found:
-        typer.echo("no adapters installed")

@@ -232,6 +232,24 @@ def statement_query(account: str, after: str = "", limit: int | None = None,
     return el
 
 
+def receipt_query(*, payment_ids: tuple[str, ...] = (), numbers: tuple[str, ...] = (), account: str | None = None,
+                  after: str | None = None, dates: tuple[dt.date, dt.date] | None = None, limit: int | None = None,
+                  form: str | None = None) -> etree._Element:
+    """Receipts by payment, by receipt number, or for one account after a cursor or between two dates."""
+    el = E.ReceiptQuery(*[E.PaymentId(i) for i in payment_ids], *[E.ReceiptNo(n) for n in numbers])
+    if account is not None:
+        el.append(E.Account(account))
+        if dates is not None:
+            el.extend([E.From(dates[0].isoformat()), E.To(dates[1].isoformat())])
+        else:
+            el.append(E.After(after or ""))
+        if limit:
+            el.append(E.Limit(str(limit)))
+    if form:
+        el.append(E.Form(form))
+    return el
+
+
 def cancel(payment_id: str, comment: str | None = None) -> etree._Element:
     return E.PaymentCancel(E.PaymentId(payment_id), *([E.Comment(comment)] if comment else []))
 

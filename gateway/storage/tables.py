@@ -139,6 +139,7 @@ payments = Table(
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("creditor_key", String(420), nullable=True),   # domain.names.key(creditor_name), for the rules
     Column("rule_hits", Text, nullable=True),             # JSON list of the rules that fired (domain/rules.py)
+    Column("payment_info_id", String(35), nullable=True),  # pain.001 PmtInfId, for pain.002 OrgnlPmtInfId
     UniqueConstraint("client_id", "client_ref", name="uq_payments_client_ref"),  # idempotency, forever
     # The rules stage's reads (gateway/rule_facts.py); state, amount and currency ride along so that reading a
     # payee's newest amounts (the anomaly rule's history) never visits the table. These and the partial
@@ -428,4 +429,64 @@ config_version = Table(
     "config_version", metadata,
     Column("id", Integer, primary_key=True, autoincrement=False),   # always 1
     Column("version", BigInteger, nullable=False),
+)
+
+# --- issue 26: the treasury console (migration 0014) ---
+
+# Operators' security keys and passkeys (WebAuthn credentials), registered through a one-time enrolment link.
+console_credentials = Table(
+    "console_credentials", metadata,
+    Column("id", String(255), primary_key=True),           # the credential id, base64url
+    Column("client_id", String(35), nullable=False),
+    Column("operator_id", String(35), nullable=False),
+    Column("public_key", LargeBinary, nullable=False),     # COSE key, as the authenticator gave it
+    Column("sign_count", BigInteger, nullable=False),
+    Column("added_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    ForeignKeyConstraint(["client_id", "operator_id"], ["operators.client_id", "operators.id"]),
+    Index("ix_console_credentials_operator", "client_id", "operator_id"),
+)
+
+# One-time enrolment links (`directlink operators enrol`): only the token's SHA-256 is kept.
+console_enrolments = Table(
+    "console_enrolments", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("client_id", String(35), nullable=False),
+    Column("operator_id", String(35), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    ForeignKeyConstraint(["client_id", "operator_id"], ["operators.client_id", "operators.id"]),
+)
+
+# Every WebAuthn challenge handed out, used at most once (a replayed assertion finds it used). An approval's
+# challenge is the SHA-256 of its statement (the decision, the PaymentIds and OrderDigests), kept here.
+console_challenges = Table(
+    "console_challenges", metadata,
+    Column("id", String(64), primary_key=True),            # the handle the page sends back
+    Column("purpose", String(8), nullable=False),          # enrol | signin | approve
+    Column("client_id", String(35), nullable=False),
+    Column("operator_id", String(35), nullable=False),
+    Column("challenge", LargeBinary, nullable=False),
+    Column("statement", Text, nullable=True),              # approve: what the challenge binds (JSON)
+    Column("session_hash", String(64), nullable=True),     # approve: the session that asked for it
+    Column("address", String(64), nullable=True),          # signin: where from (rate limits)
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("used_at", UtcDateTime, nullable=True),
+    Index("ix_console_challenges_operator", "client_id", "operator_id", "purpose", "created_at"),
+)
+
+# Server-side sessions: the cookie holds a random token, only its SHA-256 is kept.
+console_sessions = Table(
+    "console_sessions", metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("client_id", String(35), nullable=False),
+    Column("operator_id", String(35), nullable=False),
+    Column("credential_id", String(255), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("last_seen", UtcDateTime, nullable=False),
+    Column("ended_at", UtcDateTime, nullable=True),
+    Index("ix_console_sessions_operator", "client_id", "operator_id"),
 )

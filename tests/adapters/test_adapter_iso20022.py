@@ -6,6 +6,7 @@ pycamt reads our camt.053/.052 as an ERP's importer would.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from decimal import Decimal
 
@@ -445,6 +446,46 @@ def test_status_report_of_a_file(maker, gateway, fmt):
         (got["T-INT"][1], Decimal("100.00"), "CNY"), (got["T-CNAPS"][1], Decimal("200.00"), "CNY")]
 
 
+def _in_two_blocks(data: bytes, version: str, moved: str) -> bytes:
+    """The file with the payment `moved` in a second PmtInf block, PI-2, after the first (PI-1)."""
+    ns = {"p": NS + version}
+    root = etree.fromstring(data)
+    [block] = root.findall(".//p:PmtInf", ns)
+    second = copy.deepcopy(block)
+    second.find("p:PmtInfId", ns).text = "PI-2"
+    for keep in (block, second):
+        for tx in keep.findall("p:CdtTrfTxInf", ns):
+            if (tx.findtext("p:PmtId/p:EndToEndId", namespaces=ns) == moved) == (keep is block):
+                keep.remove(tx)
+        keep.find("p:NbOfTxs", ns).text = str(len(keep.findall("p:CdtTrfTxInf", ns)))
+    block.addnext(second)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+@pytest.mark.parametrize("fmt, version, report_fmt", [("oracle.pain.001.001.03", "pain.001.001.03", "pain.002.001.03"),
+                                                      ("sap.pain.001.001.09", "pain.001.001.09", "pain.002.001.10")])
+def test_status_report_names_each_payment_block_of_the_file_it_came_in(maker, gateway, fmt, version, report_fmt):
+    """The gateway keeps each payment's PmtInfId from the pain.001 it came in (issue 25): its pain.002 has one
+    OrgnlPmtInfAndSts per PmtInfId of the file, whatever order the query names the payments in. A payment
+    sent in a PaymentOrder has none: it goes in the block named after the original message, as before."""
+    today = dt.date.today().isoformat()
+    data = _in_two_blocks(cgi_file(version, requested=today, txs=[
+        {"e2e": "B-1", "amount": "1.00"}, {"e2e": "B-2", "amount": "2.00"}, {"e2e": "B-3", "amount": "3.00"}]),
+        version, moved="B-2")
+    assert [ref for ref, _, _, _ in outcomes(submit(maker, data, fmt))] == ["B-1", "B-3", "B-2"]   # file order
+    order = maker.call(dl.payment_order(dl.payment("PO-1", OPERATING, "4.00", "ACME Supplies", SUPPLIER)))
+    assert outcomes(order)[0][:2] == ("PO-1", "SETTLED")
+    report = _pain002(maker, report_fmt, "B-1", "B-2", "PO-1", "B-3")
+    if report_fmt.endswith("03"):
+        assert_xsd_valid(report, report_fmt)
+    typed(report, report_fmt)
+    ns = {"p": NS + report_fmt}
+    blocks = [(b.findtext("p:OrgnlPmtInfId", namespaces=ns), [t[:2] for t in tx_statuses(etree.tostring(b), report_fmt)])
+              for b in etree.fromstring(report).iterfind(".//p:OrgnlPmtInfAndSts", ns)]
+    assert blocks == [("PI-1", [("B-1", "ACSC"), ("B-3", "ACSC")]), ("PI-2", [("B-2", "ACSC")]),
+                      (pain002.UNKNOWN_ORIGINAL, [("PO-1", "ACSC")])]
+
+
 def _native_statement(maker) -> tuple[Decimal, Decimal, list[tuple]]:
     body = maker.call(dl.statement_query(OPERATING)).body
     rows = [(text(e.find(q("Amount"))), text(e.find(q("Direction"))), text(e.find(q("BankRef"))),
@@ -470,3 +511,66 @@ def test_statement_in_camt_matches_the_ledger(maker, gateway, fmt):
     got = parser.get_transactions()
     assert [row(t) for t in got] == rows
     assert (got[1]["CreditorName"], got[1]["RemittanceInformation"]) == ("ACME Supplies", "货款 2026-11")
+
+
+def test_pain002_rejecting_a_whole_file_is_valid_and_says_why():
+    """A file the gateway refused whole (issue 25): GrpSts RJCT with the result code and its text, no
+    transaction, valid against the official XSD; a long reason is cut into AddtlInf of at most 105."""
+    why = "/Document/CstmrCdtTrfInitn/PmtInf[1]/NbOfTxs: says 3, the block has 2 " + "x" * 150
+    data = pain002.writer(pain002.V03)(StatusReport((), original_message_id="ERP-FILE-7",
+                                                     rejected=("DOCUMENT_INVALID", why)))
+    assert_xsd_valid(data, "pain.002.001.03")
+    ns = {"p": pain002.V03.ns}
+    group = etree.fromstring(data).find("p:CstmrPmtStsRpt/p:OrgnlGrpInfAndSts", ns)
+    assert (group.findtext("p:OrgnlMsgId", namespaces=ns), group.findtext("p:GrpSts", namespaces=ns),
+            group.findtext("p:StsRsnInf/p:Rsn/p:Prtry", namespaces=ns)) == ("ERP-FILE-7", "RJCT", "DOCUMENT_INVALID")
+    parts = [el.text for el in group.findall("p:StsRsnInf/p:AddtlInf", ns)]
+    assert "".join(parts) == why and all(len(p) <= 105 for p in parts)
+    assert etree.fromstring(data).find("p:CstmrPmtStsRpt/p:OrgnlPmtInfAndSts", ns) is None
+
+
+def test_a_pain001s_msg_id_is_read_even_from_a_file_refused_whole():
+    """The agent's pain.002 refusing a file names it by the file's MsgId when there is one to read."""
+    from adapters.iso20022.pain001 import file_message_id
+
+    data = sepa_file("pain.001.001.03", TWO_PAYMENTS)
+    msg_id = etree.fromstring(data).findtext(f".//{{{NS}pain.001.001.03}}MsgId")
+    spoiled = data.replace(b"<CtrlSum>17.34<", b"<CtrlSum>17.35<", 1)
+    with pytest.raises(DocumentInvalid, match="CtrlSum"):
+        SAP.payment_readers["sap.pain.001.001.03"](spoiled)
+    assert file_message_id(data) == file_message_id(spoiled) == msg_id and msg_id
+    assert file_message_id(cgi_file("pain.001.001.09")) == "SAP-F110-0001"
+    no_id = data.replace(f"<MsgId>{msg_id}</MsgId>".encode(), b"<MsgId> </MsgId>")
+    unreadable = (b'{"formid": "bei_bankpaybill"}', data[:len(data) // 2], no_id,
+                  camt.write(SAMPLE, FACTS, camt.CAMT053_08))
+    assert [file_message_id(d) for d in unreadable] == [None] * 4
+
+
+def test_pain002_names_each_payment_block_of_the_original_file():
+    """Statuses of a pain.001 of two PmtInf blocks: one OrgnlPmtInfAndSts per block, with its PmtInfId, as
+    the ERP wrote it (pain001.payment_info_ids reads them from the file the agent sends)."""
+    from adapters.iso20022.pain001 import payment_info_ids
+    from domain.codes import PaymentState
+    from domain.models import PaymentStatus
+
+    data = sepa_file("pain.001.001.03", [
+        {"name": "ACME GmbH", "IBAN": CREDITOR_IBAN, "BIC": OWN_BIC, "amount": 100, "endtoend_id": "E2E-A"},
+        {"name": "ACME GmbH", "IBAN": CREDITOR_IBAN, "BIC": OWN_BIC, "amount": 200, "endtoend_id": "E2E-B"}])
+    ns1 = {"p": NS + "pain.001.001.03"}
+    root = etree.fromstring(data)
+    [block] = root.findall(".//p:PmtInf", ns1)
+    second = copy.deepcopy(block)                  # a second block holding the second payment
+    second.find("p:PmtInfId", ns1).text = "BLOCK-2"
+    block.remove(block.findall("p:CdtTrfTxInf", ns1)[1])
+    second.remove(second.findall("p:CdtTrfTxInf", ns1)[0])
+    block.addnext(second)
+    ids = payment_info_ids(etree.tostring(root))
+    assert ids == {"E2E-A": block.findtext("p:PmtInfId", namespaces=ns1), "E2E-B": "BLOCK-2"}
+    assert payment_info_ids(b'{"formid": "bei_bankpaybill"}') == {} and payment_info_ids(b"<a/>") == {}
+    statuses = tuple(PaymentStatus(ref, PaymentState.ACCEPTED, f"P-{ref}") for ref in ("E2E-A", "E2E-B"))
+    report = pain002.writer(pain002.V03)(StatusReport(statuses, original_message_id="MSG-1", payment_info_ids=ids))
+    assert_xsd_valid(report, "pain.002.001.03")
+    ns = {"p": pain002.V03.ns}
+    blocks = etree.fromstring(report).findall(".//p:OrgnlPmtInfAndSts", ns)
+    assert [(b.findtext("p:OrgnlPmtInfId", namespaces=ns), [t[0] for t in tx_statuses(etree.tostring(b), "pain.002.001.03")])
+            for b in blocks] == [(ids["E2E-A"], ["E2E-A"]), ("BLOCK-2", ["E2E-B"])]

@@ -1,6 +1,6 @@
 """The conformance kit (adapters/kit.py) over every registered adapter, and checks that the kit can fail.
 
-Golden cases are required for the adapters this repository documents as examples (kingdee, template);
+Golden cases are required for the adapters this repository documents as examples (kingdee, template, yonyou);
 other registered adapters get every generic check and their golden cases when they have them.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from adapters.base import Adapter
 from adapters.registry import adapters
 
 GOLDEN = Path(__file__).parent / "golden"
-REQUIRED = ("kingdee", "template")
+REQUIRED = ("kingdee", "template", "yonyou")
 
 
 @pytest.mark.parametrize("check", kit.pytest_params(golden_root=GOLDEN, require_golden=REQUIRED))

@@ -215,7 +215,7 @@ def _judge(data: bytes, encoding: str) -> list[tuple[str, Decimal]]:
     ("abnamro.sta", "ascii", "517852257", "3236.28", "3984.72",
      [("DBIT", "1.56", "", None), ("CRDT", "1000.00", "", None), ("DBIT", "250.00", "", None)]),
     ("rabobank.swi", "ascii", "NL50RABO0123456789", "1147.95", "1300.00",
-     [("DBIT", "127.50", "", "EREF"), ("CRDT", "300.00", "", "EREF"), ("DBIT", "20.45", "", None)]),
+     [("DBIT", "127.50", "", None), ("CRDT", "300.00", "", None), ("DBIT", "20.45", "", None)]),
     ("sparkasse_latin1.sta", "latin-1", "1234567890", "1000.00", "1150.50",
      [("CRDT", "250.50", "2611251234", None), ("DBIT", "100.00", "", None)]),
     ("zero_spacing_no20.sta", "utf-8", "0123456789", "500.00", "434.75",

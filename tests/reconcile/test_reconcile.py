@@ -216,10 +216,10 @@ def test_hostile_names_are_escaped_in_html_and_defused_in_csv(tmp_path):
     report = _report(tmp_path)
     html = to_html(report).decode("utf-8")
     # MT940 folds "<" to "(": build the hostile case from the domain statement directly as well
-    from reconcile.model import Report, Section
+    from reconcile.model import Period, Report, Section
     hostile = reconcile(lines_of(statement()), items())
-    direct = to_html(Report(OWN, "CNY", (dt.date(2026, 11, 1), dt.date(2026, 11, 30)), ("<b>x</b>.xml",),
-                            (Section("open items <i>", hostile),))).decode("utf-8")
+    direct = to_html(Report((Period(OWN, "CNY", (dt.date(2026, 11, 1), dt.date(2026, 11, 30))),), ("<b>x</b>.xml",),
+                            (Section("open items <i>", hostile),), ("<script>x</script> in a file",))).decode("utf-8")
     for page in (html, direct):
         assert "<script" not in page and "<b>x" not in page and "<i>" not in page
         etree.fromstring(page.removeprefix("<!DOCTYPE html>").encode(), etree.HTMLParser())
@@ -227,7 +227,7 @@ def test_hostile_names_are_escaped_in_html_and_defused_in_csv(tmp_path):
     assert "Content-Security-Policy" in direct
     formula = StatementLine(OWN, 1, dt.date(2026, 11, 1), CRDT, Money(Decimal("1.00"), "CNY"), "1", "=HYPERLINK(1)",
                             "B1", None, None, "+cmd")
-    rows = to_csv(Report(OWN, "CNY", (dt.date(2026, 11, 1),) * 2, ("s",),
+    rows = to_csv(Report((Period(OWN, "CNY", (dt.date(2026, 11, 1),) * 2),), ("s",),
                          (Section("s", reconcile([formula], [])),))).decode("utf-8-sig")
     assert "'=HYPERLINK(1)" in rows and "'+cmd" in rows
 
@@ -376,3 +376,65 @@ def test_a_chf_statement_reconciles_against_chf_open_items():
     result = reconcile(lines_of(st), items_)
     assert [(m.rule, [x.amount.amount for x in m.lines]) for m in result.matches] == \
         [("exact-reference", [Decimal("850.00")])]
+
+
+# ---- files of several accounts; --account; --lenient (issue 25) ------------------------------------------
+
+def _two_accounts_mt940() -> str:
+    """Two accounts in one MT940 file (as banks send a company's accounts together); neither gives bank
+    references, so only the account tells their entries apart."""
+    first = _plain_mt940("100,00", "130,00", "261124", ["10,00", "20,00"])
+    other = first.replace("DE89370400440532013000", "DE02120300000000202051").replace("Zahlung", "Payment")
+    return first + other
+
+
+def test_a_file_of_several_accounts_gives_one_section_per_account(tmp_path):
+    (tmp_path / "two.mt940").write_text(_two_accounts_mt940())
+    (tmp_path / "erp.csv").write_bytes(b"reference,counterparty_account,amount,currency,due_date,direction\n"
+                                       b"Payment 20,,20.00,EUR,2026-11-24,receipt\n"
+                                       b"Zahlung 10,,10.00,EUR,2026-11-24,receipt\n"
+                                       b"NEVER-PAID,,99.00,EUR,2026-11-24,receipt\n")
+    report = build_report([tmp_path / "two.mt940"], tmp_path / "erp.csv")
+    assert [p.account for p in report.accounts] == ["DE89370400440532013000", "DE02120300000000202051"]
+    first, second, rest = report.sections
+    assert first.account == "DE89370400440532013000" and second.account == "DE02120300000000202051"
+    # each item settled once, on the account it arrived on; the item nobody paid is listed once, at the end
+    for section in (first, second):
+        assert {x.account for m in section.result.matches for x in m.lines} == {section.account}
+        assert {x.account for x in section.result.unmatched_lines} <= {section.account}
+        assert not section.result.unmatched_items
+    settled = [(m.lines[0].account, i.id) for s in (first, second) for m in s.result.matches for i in m.items]
+    assert sorted(settled) == [("DE02120300000000202051", "Payment 20"), ("DE89370400440532013000", "Zahlung 10")]
+    assert [i.id for i in rest.result.unmatched_items] == ["NEVER-PAID"]
+    doc = json.loads(to_json(report))
+    assert [a["account"] for a in doc["accounts"]] == [p.account for p in report.accounts]
+    assert [s["account"] for s in doc["sections"]] == [first.account, second.account, ""]
+    # --account keeps one; an account not in the files is refused with the ones there are
+    one = build_report([tmp_path / "two.mt940"], tmp_path / "erp.csv", account="DE02 1203 0000 0000 2020 51")
+    assert [p.account for p in one.accounts] == ["DE02120300000000202051"] and len(one.sections) == 1
+    done = _run("--statement", tmp_path / "two.mt940", "--open-items", tmp_path / "erp.csv", "--account", "X1",
+                cwd=ROOT)
+    assert done.returncode == 2 and b"'X1' is not in the statement files" in done.stderr
+
+
+def test_lenient_reads_an_inconsistent_file_and_says_so_first(tmp_path):
+    good = _plain_mt940("100,00", "130,00", "261124", ["10,00", "20,00"])
+    (tmp_path / "bad.mt940").write_text(good.replace(":62F:C261124EUR130,00", ":62F:C261124EUR131,00"))
+    (tmp_path / "erp.csv").write_bytes(b"reference,counterparty_account,amount,currency,due_date,direction\n"
+                                       b"Zahlung 10,,10.00,EUR,2026-11-24,receipt\n")
+    common = ["--statement", tmp_path / "bad.mt940", "--open-items", tmp_path / "erp.csv"]
+    done = _run(*common, "--out", tmp_path / "never.html", cwd=ROOT)
+    assert done.returncode == 2 and b"does not add up" in done.stderr and len(done.stderr.splitlines()) == 1
+    assert not (tmp_path / "never.html").exists()
+    for suffix in ("html", "json", "csv"):
+        done = _run(*common, "--lenient", "--out", tmp_path / f"r.{suffix}", cwd=ROOT)
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stderr.startswith(b"inconsistent (read with --lenient): bad.mt940 (mt940) line 1: does not add up")
+    html = (tmp_path / "r.html").read_text("utf-8")
+    assert html.index("The statement files are inconsistent") < html.index("Statement file(s)") < html.index("<h2>open")
+    assert "but the closing balance says 131.00" in html
+    doc = json.loads((tmp_path / "r.json").read_bytes())
+    assert next(iter(doc)) == "inconsistencies" and "does not add up" in doc["inconsistencies"][0]
+    assert len(doc["sections"][0]["matches"]) == 1
+    rows = list(csv.reader(io.StringIO((tmp_path / "r.csv").read_text("utf-8-sig"))))
+    assert rows[1][:2] == ["statement files", "inconsistent"] and "does not add up" in rows[1][13]

@@ -183,6 +183,9 @@ def test_demo_runs_the_story():
     for rule, refs in (("exact-reference", "AR-1001"), ("one-to-many", "AR-1002, AR-1003"),
                        ("reference-text", "AR-1004")):
         assert re.search(rf"{rule} .*<- {refs}", done.stdout), rule
+    # it ends with the treasury console's address and a one-time enrolment link for the demo checker
+    assert re.search(r"console: http://localhost:\d+/console/\n", done.stdout)
+    assert re.search(r"enrolment link for DEMO/checker .*: http://localhost:\d+/console/enrol/[\w-]{40,}\n", done.stdout)
 
 
 # ---- config grant, certs ----------------------------------------------------------------------------------

@@ -1,0 +1,101 @@
+"""Every word the console shows, in Chinese (the default) and English: the one catalogue.
+
+A page asks for a label by its key (`t("inbox")` in a template); a key missing here fails the test that
+draws every page in both languages (tests/gateway/console/test_console_labels.py) rather than show a raw key.
+"""
+from __future__ import annotations
+
+from domain.money import Money, digits
+
+LANGUAGES = ("zh", "en")
+DEFAULT = "zh"
+
+CATALOGUE: dict[str, tuple[str, str]] = {
+    # the frame
+    "title": ("银企直联 资金管理台", "DirectLink treasury console"),
+    "skip": ("跳到正文", "Skip to content"),
+    "inbox": ("待我审批", "Approvals"),
+    "balances": ("余额与头寸", "Balances and cash position"),
+    "sign_out": ("退出", "Sign out"),
+    "signed_in_as": ("当前用户", "Signed in as"),
+    "language": ("English", "中文"),   # the link names the other language
+    # sign-in and enrolment
+    "sign_in": ("登录", "Sign in"),
+    "sign_in_lead": ("插入您的安全密钥(U盾)或使用通行密钥登录。", "Sign in with your security key or passkey."),
+    "client": ("客户号", "Client"),
+    "operator": ("操作员", "Operator"),
+    "sign_in_key": ("使用安全密钥登录", "Sign in with security key"),
+    "enrol": ("登记安全密钥", "Register a security key"),
+    "enrol_lead": ("为以下操作员登记安全密钥或通行密钥。此链接只能使用一次。",
+                   "Register a security key or passkey for this operator. The link works once."),
+    "enrol_button": ("登记此密钥", "Register this key"),
+    "enrol_done": ("密钥已登记。现在可以登录。", "The key is registered. You can sign in now."),
+    "enrol_expires": ("链接有效期至", "The link expires at"),
+    "link_invalid": ("此登记链接无效、已使用或已过期。请向银行申请新的链接。",
+                     "This enrolment link is unknown, used or expired. Ask the bank for a new one."),
+    "signed_out": ("您已退出。", "You are signed out."),
+    "session_ended": ("会话已结束,请重新登录。", "Your session has ended. Please sign in again."),
+    "working": ("请按提示触摸您的密钥…", "Touch your key when it asks…"),
+    # the inbox
+    "inbox_lead": ("以下付款等待您审批(不含您自己提交的付款)。", "Payments waiting for your approval (never your own)."),
+    "inbox_empty": ("没有等待您审批的付款。", "Nothing is waiting for your approval."),
+    "select": ("选择", "Select"),
+    "created": ("提交时间", "Submitted"),
+    "payee": ("收款人", "Payee"),
+    "payee_account": ("收款账号", "Payee account"),
+    "amount": ("金额", "Amount"),
+    "from_account": ("付款账号", "From account"),
+    "maker": ("制单人", "Maker"),
+    "purpose": ("用途", "Purpose"),
+    "rules": ("规则提示", "Rule hits"),
+    "still_needed": ("尚需审批", "Approvals still needed"),
+    "digest": ("指令摘要", "Order digest"),
+    "approve": ("批准所选", "Approve selected"),
+    "reject": ("拒绝所选", "Reject selected"),
+    "comment": ("意见", "Comment"),
+    "decision_lead": ("批准或拒绝时需用安全密钥签名,签名内容包括所选付款的编号和指令摘要。",
+                      "Approving or rejecting asks your key to sign the decision with each selected PaymentId "
+                      "and OrderDigest."),
+    "none_selected": ("请先选择付款。", "Select at least one payment first."),
+    "result_ok": ("已处理", "Done"),
+    "result_refused": ("被拒绝,未作任何更改", "Refused, nothing changed"),
+    # balances
+    "balances_lead": ("您有查询权限的账户。", "The accounts you may query."),
+    "account": ("账号", "Account"),
+    "account_name": ("户名", "Name"),
+    "currency": ("币种", "Currency"),
+    "booked": ("账面余额", "Booked"),
+    "available": ("可用余额", "Available"),
+    "unsettled": ("在途付款", "Unsettled payments"),
+    "position_today": ("今日资金头寸(按币种)", "Today's cash position by currency"),
+    "chart_title": ("未来30天资金头寸预测", "Cash position, next 30 days"),
+    "chart_desc": ("折线为每日日终预计余额,柱形为当日计划付款(已受理及待审批)。",
+                   "The line is each day's projected closing balance; the bars are that day's planned "
+                   "outflows (accepted and pending payments)."),
+    "projected": ("预计余额", "Projected"),
+    "outflows": ("计划付款", "Planned outflows"),
+    "date": ("日期", "Date"),
+    "no_accounts": ("您没有可查询的账户。", "You hold no query grant on any account."),
+    # errors
+    "forbidden": ("请求被拒绝。", "The request was refused."),
+    "not_found": ("页面不存在。", "No such page."),
+}
+
+
+def translator(lang: str):
+    """A function key -> label in `lang` (the default language for an unknown one)."""
+    index = LANGUAGES.index(lang) if lang in LANGUAGES else 0
+
+    def t(key: str) -> str:
+        return CATALOGUE[key][index]
+    return t
+
+
+def grouped(money: Money) -> str:
+    """An amount as treasury staff read it: thousands grouped, every minor digit (1,234,567.80)."""
+    places = digits(money.currency)
+    return f"{money.amount:,.{places}f}"
+
+
+def chosen(cookie: str | None) -> str:
+    return cookie if cookie in LANGUAGES else DEFAULT

@@ -1,0 +1,66 @@
+"""The console's routes under /console: the frame's own (the start page, the language, the static files),
+and each group of pages (access.py: enrolment, sign-in, sign-out; treasury.py: approvals and balances).
+The pages are drawn on the server (Jinja2, autoescaped); the JSON endpoints serve the WebAuthn ceremonies."""
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from domain.codes import Grant
+from gateway.console import access, labels, treasury
+from gateway.console.frame import LANG_COOKIE, PREFIX, SECURITY_HEADERS, STATIC, Frame
+from gateway.pipeline import Gateway
+
+PAGES = (access, treasury)   # each adds its routes: add(api, frame)
+MAX_BODY = 256 * 1024
+
+
+def mount(app: FastAPI, gateway: Gateway) -> None:
+    """Add the console to the gateway's app."""
+    app.include_router(router(Frame(gateway)), prefix=PREFIX)
+
+    @app.middleware("http")
+    async def secure(request: Request, call_next):
+        if request.url.path.startswith(PREFIX) and _over(request.headers.get("content-length")):
+            return Response("too large", status_code=413, headers=SECURITY_HEADERS)
+        response = await call_next(request)
+        if request.url.path.startswith(PREFIX):
+            for name, value in SECURITY_HEADERS.items():
+                response.headers.setdefault(name, value)
+        return response
+
+
+def _over(declared: str | None) -> bool:
+    """A body the console never needs (an assertion and 200 payments are a few KiB): refused unread."""
+    return declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY)
+
+
+def router(frame: Frame) -> APIRouter:
+    api = APIRouter()
+
+    @api.get("/", response_class=HTMLResponse)
+    def home(request: Request) -> Response:
+        session = frame.session(request)
+        if session is None:
+            return frame.signin_again(request)
+        approver = any(Grant.APPROVE in g.grants for g in frame.grants(session).values())
+        return RedirectResponse(f"{PREFIX}/inbox" if approver else f"{PREFIX}/balances", status_code=303)
+
+    @api.get("/lang/{lang}")
+    def switch_language(request: Request, lang: str, next: str = f"{PREFIX}/") -> Response:
+        # Only a path of the console: never a redirect elsewhere.
+        target = next if next.startswith(f"{PREFIX}/") and "//" not in next and "\\" not in next else f"{PREFIX}/"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(LANG_COOKIE, labels.chosen(lang), max_age=365 * 86400, path=PREFIX, samesite="strict",
+                            secure=request.url.scheme == "https")
+        return response
+
+    @api.get("/static/{name}")
+    def static_file(name: str) -> Response:
+        if name not in STATIC:   # an allow-list: no path from the URL reaches the file system
+            return Response(status_code=404)
+        return Response(frame.static[name], media_type=STATIC[name], headers={"Cache-Control": "max-age=3600"})
+
+    for pages in PAGES:
+        pages.add(api, frame)
+    return api
