@@ -1,7 +1,9 @@
-"""A small closed-loop load generator: C concurrent clients post pre-built bodies over keep-alive HTTP.
+"""Loading servers: load_wrk drives wrk, the load generator of every ratio the benchmarks give, and the
+servers' processes (the baseline, `directlink serve`) are started and measured here.
 
-The same generator loads the baseline and the gateway, so their ratio holds on a noisy machine. load_wrk
-drives wrk instead, for a benchmark whose load generator should leave the cores alone (bench/replicas.py)."""
+load() is a small closed-loop generator in Python (C concurrent clients post pre-built bodies over keep-alive
+HTTP) for scenarios wrk cannot express. It saturates near 850 requests a second by itself on 2 cores, so it
+measures itself as much as the server: it never gives a ratio."""
 from __future__ import annotations
 
 import asyncio
@@ -99,6 +101,19 @@ WRK_SCRIPT = Path(__file__).with_name("wrk_bodies.lua")
 
 def have_wrk() -> bool:
     return shutil.which("wrk") is not None
+
+
+def need_wrk() -> None:
+    """wrk, installed with apt-get where it is missing (as root, or through sudo without a password); the
+    benchmark stops, saying so, if it cannot be had: a ratio is never measured with the Python client."""
+    if have_wrk():
+        return
+    print("wrk is not installed: installing it with apt-get install -y wrk")
+    sudo = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    done = subprocess.run([*sudo, "apt-get", "install", "-y", "wrk"], capture_output=True, text=True)
+    if done.returncode != 0 or not have_wrk():
+        raise SystemExit(f"wrk could not be installed ({(done.stderr or done.stdout).strip()[-300:]}); install it "
+                         f"(Debian and Ubuntu: apt-get install wrk) and run the benchmark again")
 
 
 def load_wrk(urls: list[str], bodies: list[bytes], seconds: float, connections: int = 16,

@@ -1,7 +1,6 @@
 """Benchmark: payment throughput of one gateway process against two on one PostgreSQL database.
 
     python -m bench.replicas [--seconds 10] [--rounds 3] [--postgres URL] [--clients 4]
-                             [--loader wrk|httpx] [--requests 3000 (httpx)]
 
 Target (issue 7): two replicas reach at least 1.5 times one replica's payment throughput, where the
 machine's cores allow it. The two replicas, PostgreSQL and the load generator share the cores, so each run
@@ -13,8 +12,8 @@ Each round runs one replica, then two, each on a new database schema with the sa
 (the replicas of a run share them, as replicas do): signed single payments (ECDSA P-256) from 16 concurrent
 connections, spread evenly over the replicas' URLs (the load balancer). The ratio is the median of the
 rounds', so that a slow minute of the machine moves one round, not the verdict. The load generator is wrk
-where it is installed (Debian's package wrk), for --seconds a run: it takes 0.02 of a core, where the Python
-client (--loader httpx) took 0.34-0.37 of the 2 cores here beside two replicas.
+(installed with apt-get where missing), for --seconds a run: it takes 0.02 of a core, where the Python client
+took 0.34-0.37 of the 2 cores here beside two replicas, and so never gives a ratio.
 
 The payments come from --clients corporate clients (default 4), each paying between accounts of its own,
 taken in turn. With one client every payment waits for the one before it: they debit the same account row and
@@ -28,7 +27,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from bench.load import Result, gateway, have_wrk, load, load_wrk
+from bench.load import Result, gateway, load_wrk, need_wrk
 from bench.request_path import make_home, payment_bodies, pg_schema_url
 from gateway.keys import write_key_pair
 from gateway.protocol import client as dl
@@ -71,22 +70,18 @@ def client_bodies(home: Path, clients: int, n: int) -> list[bytes]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--requests", type=int, default=3000, help="bodies each run posts, with --loader httpx")
     ap.add_argument("--postgres", default=os.environ.get("DIRECTLINK_TEST_DATABASE_URL"))
     ap.add_argument("--clients", type=int, default=4, help="corporate clients paying, each from its own account")
-    ap.add_argument("--loader", choices=("wrk", "httpx"), default="wrk" if have_wrk() else "httpx",
-                    help="wrk (the default where installed) leaves the cores to the gateways and the database")
     ap.add_argument("--seconds", type=float, default=10, help="how long wrk loads each run")
     ap.add_argument("--rounds", type=int, default=3, help="one replica then two, this many times")
     args = ap.parse_args()
     if not args.postgres:
         raise SystemExit("replicas need PostgreSQL: pass --postgres URL or set DIRECTLINK_TEST_DATABASE_URL")
+    need_wrk()
     cores = os.cpu_count()
     print(f"--- PaymentOrder (1 payment), one vs two replicas on PostgreSQL, 16 concurrent connections "
-          f"({args.loader}), payments of {args.clients} client(s) in turn, {cores} cores")
-    # wrk posts for a time, so it is given bodies for up to 600 payments a second; the Python client posts
-    # --requests bodies and stops.
-    count = int(args.seconds * 600) + 400 if args.loader == "wrk" else args.requests + 200
+          f"(wrk), payments of {args.clients} client(s) in turn, {cores} cores")
+    count = int(args.seconds * 600) + 400   # wrk posts for a time: bodies for up to 600 payments a second
     rounds = []   # {replicas: Result} of each round: one replica, then two, in turn, as the machine goes
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.rounds):
@@ -125,8 +120,7 @@ def run(tmp: Path, args, replicas: int, count: int) -> Result:
     servers = [gateway(str(home)) for _ in range(replicas)]
     try:
         urls = [s.url for s in servers]
-        return (load_wrk(urls, bodies, args.seconds, servers=servers) if args.loader == "wrk"
-                else load(urls, bodies, servers=servers))
+        return load_wrk(urls, bodies, args.seconds, servers=servers)
     finally:
         for s in servers:
             s.stop()

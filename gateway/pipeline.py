@@ -1,14 +1,13 @@
 """One request, start to end: hardened parse, schema, signature, identity, freshness, replay guard, the
-operation, and a signed answer, all of whose effects commit in one transaction before the answer leaves.
+operation, and a signed answer, all of whose effects are one unit of work, committed (on SQLite with the batch
+it joined: gateway/storage/committer.py) before the answer leaves.
 """
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,7 +33,9 @@ from gateway.operations import OPERATIONS, Context
 from gateway.protocol import messages, signing, xmlsafe
 from gateway.protocol.errors import RETRY_AFTER, http_status
 from gateway.settings import Settings
+from gateway.storage.committer import GroupCommit, PerRequest
 from gateway.storage.engine import read_only
+from gateway.storage.hot import HotRead
 from gateway.storage.tables import certificates, operators
 from gateway.storage.tables import messages as message_log
 from gateway.storage.unit_of_work import UnitOfWork, transaction
@@ -64,6 +65,7 @@ _SEEN = select(_signer.c.signer_ok, VERSION.label("config_version"), _DISABLED.l
                message_log).select_from(
     _signer.outerjoin(message_log, and_(message_log.c.client_id == bindparam("claim_client"),
                                         message_log.c.message_id == bindparam("claim_message"))))
+_SEEN_READ = HotRead(_SEEN)   # past SQLAlchemy's per-run work (storage/hot.py)
 # The MessageId's claim, written with its answer at the request's end (Gateway._conclude).
 _CLAIM = insert(message_log).values(
     client_id=bindparam("claim_client"), message_id=bindparam("claim_message"),
@@ -86,9 +88,9 @@ class Reply:
 class _Refused(Exception):
     """An operation that writes refused the request: raised out of its transaction, so that it rolls back."""
 
-    def __init__(self, error: DirectLinkError):
+    def __init__(self, error: DirectLinkError, operation: str):
         super().__init__(error.detail)
-        self.error = error
+        self.error, self.operation = error, operation
 
 
 class _SignerLapsed(Exception):
@@ -121,9 +123,10 @@ class Gateway:
         # On PostgreSQL the replicas share the buckets; SQLite is one process.
         self.limiter = (SharedRateLimiter(**limits, engine=engine) if engine.dialect.name == "postgresql"
                         else RateLimiter(**limits))
-        # SQLite has one writer at a time, and its busy handler sleeps up to 100 ms between retries:
-        # queueing writers on a lock here hands over at once. PostgreSQL needs no such thing.
-        self._writer = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        # SQLite has one writer at a time: the requests take turns at it, and their writes commit in batches
+        # (group commit). On PostgreSQL each request commits its own transaction.
+        self.committer: GroupCommit | PerRequest = (
+            GroupCommit(engine, crash.batch) if engine.dialect.name == "sqlite" else PerRequest(engine))
         # (client, operator) -> their certificates as last read from the registry (see _authenticate)
         self._certs: dict[tuple[str | None, str | None], list[directory.RegisteredCert]] = {}
         self.config = ConfigCache()
@@ -246,53 +249,66 @@ class Gateway:
     def _transaction(self, verified: signing.Verified, header: messages.Header, body: bytes, digest: str,
                      now: dt.datetime) -> Reply:
         signer = signing.fingerprint(verified.certificate)
-        key = {"claim_client": header.client, "claim_message": header.message_id}
-        try:
-            # The operation's audit records (a payment's creation, a rule's refusal) and the request's own are
-            # written together at the end, with the answer: fewer statements while the locks are held.
-            with self._writer, transaction(self.engine) as uow:
-                conn = uow.conn
-                found = conn.execute(_SEEN, {**key, "signer": signer, "claim_operator": header.operator,
-                                             "now": now}).one()
-                if not found.signer_ok:
-                    raise _SignerLapsed()
-                seen = found if found.message_id is not None else None
-                if seen is not None:
-                    if seen.request_digest == digest:
-                        return Reply(seen.http_status, seen.response, ResultCode.OK)  # the original answer again
-                    detail = f"MessageId {header.message_id} was already used by client {header.client}"
-                    reply = self._answer(ResultCode.REPLAY, detail, header.message_id, digest, now)
-                    self._audit_verified(uow, now, header, ResultCode.REPLAY, detail, digest, signer, body,
-                                         reply.body)
-                    return reply
-                op = messages.operation(verified.signed)
-                name = messages.local(op)
-                if found.operator_disabled is not None:
-                    # Refused like a write without the grant: answered, stored under the MessageId, audited.
-                    raise _Refused(PermissionDenied(f"operator {header.client}/{header.operator} is disabled"))
-                ctx = Context(uow, self.settings, header.client, header.operator, now,
-                              Config(self.config, found.config_version, conn), self.signer)
-                try:
-                    answer = OPERATIONS[name](ctx, op)
-                    code, detail = ResultCode.OK, "processed"
-                except DirectLinkError as err:
-                    if name not in READ_ONLY:
-                        raise _Refused(err) from None
-                    answer, code, detail = None, err.code, err.detail   # nothing to undo
-                reply = self._conclude(uow, header, name, code, detail, digest, signer, body, now, answer)
-                uow.flush()
-                crash.point(crash.REQUEST_BEFORE_COMMIT)
-        except _Refused as refused:
-            # A refused operation leaves nothing of itself behind: its transaction rolled back whole, its locks
-            # with it, and the answer goes in a transaction of its own. (A savepoint around every operation
-            # would cost each accepted one two round trips; refusals are the rare case.)
-            code, detail = refused.error.code, refused.error.detail
-            with self._writer, transaction(self.engine) as uow:
-                reply = self._conclude(uow, header, name, code, detail, digest, signer, body, now)
-                uow.flush()
-                crash.point(crash.REQUEST_BEFORE_COMMIT)
-        crash.point(crash.REQUEST_AFTER_COMMIT)
+        # One turn at the writer (gateway/storage/committer.py): on SQLite the request's unit of work is a
+        # savepoint of a batch that commits for many requests at once; on PostgreSQL it is a transaction.
+        with self.committer.turn() as turn:
+            try:
+                # The operation's audit records (a payment's creation, a rule's refusal) and the request's own
+                # are written together at the end, with the answer: fewer statements while the locks are held.
+                with turn.unit() as uow:
+                    reply, executed = self._run(uow, verified, header, body, digest, signer, now)
+                    uow.flush()
+                    if executed:
+                        crash.point(crash.REQUEST_BEFORE_COMMIT)
+            except _Refused as refused:
+                # A refused operation leaves nothing of itself behind: its unit rolled back whole, its locks
+                # with it, and the answer goes in a unit of its own. (A savepoint around every operation
+                # would cost each accepted one two round trips on PostgreSQL; refusals are the rare case.)
+                code, detail = refused.error.code, refused.error.detail
+                with turn.unit() as uow:
+                    reply = self._conclude(uow, header, refused.operation, code, detail, digest, signer, body,
+                                           now)
+                    uow.flush()
+                    crash.point(crash.REQUEST_BEFORE_COMMIT)
+                executed = True
+        # Nothing is answered before it is durable, a stored answer read back included (its batch may
+        # still have been open).
+        turn.durable()
+        if executed:
+            crash.point(crash.REQUEST_AFTER_COMMIT)
         return reply
+
+    def _run(self, uow: UnitOfWork, verified: signing.Verified, header: messages.Header, body: bytes,
+             digest: str, signer: str, now: dt.datetime) -> tuple[Reply, bool]:
+        """The request inside its unit of work: the replay guard, then the operation and the stored answer;
+        whether the operation ran (not so for a MessageId seen before)."""
+        conn = uow.conn
+        found = _SEEN_READ.one(conn, {"claim_client": header.client, "claim_message": header.message_id,
+                                      "signer": signer, "claim_operator": header.operator, "now": now})
+        if not found.signer_ok:
+            raise _SignerLapsed()
+        if found.message_id is not None:
+            if found.request_digest == digest:
+                return Reply(found.http_status, found.response, ResultCode.OK), False  # the original answer again
+            detail = f"MessageId {header.message_id} was already used by client {header.client}"
+            reply = self._answer(ResultCode.REPLAY, detail, header.message_id, digest, now)
+            self._audit_verified(uow, now, header, ResultCode.REPLAY, detail, digest, signer, body, reply.body)
+            return reply, False
+        op = messages.operation(verified.signed)
+        name = messages.local(op)
+        if found.operator_disabled is not None:
+            # Refused like a write without the grant: answered, stored under the MessageId, audited.
+            raise _Refused(PermissionDenied(f"operator {header.client}/{header.operator} is disabled"), name)
+        ctx = Context(uow, self.settings, header.client, header.operator, now,
+                      Config(self.config, found.config_version, conn), self.signer)
+        try:
+            answer = OPERATIONS[name](ctx, op)
+            code, detail = ResultCode.OK, "processed"
+        except DirectLinkError as err:
+            if name not in READ_ONLY:
+                raise _Refused(err, name) from None
+            answer, code, detail = None, err.code, err.detail   # nothing to undo
+        return self._conclude(uow, header, name, code, detail, digest, signer, body, now, answer), True
 
     def _conclude(self, uow: UnitOfWork, header: messages.Header, name: str, code: ResultCode, detail: str,
                   digest: str, signer: str, body: bytes, now: dt.datetime,

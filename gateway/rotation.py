@@ -19,7 +19,7 @@ class RotationError(ValueError):
     """A rotation step that cannot be taken now; nothing was changed."""
 
 
-def prepare_gateway_key(settings: Settings, kind: str = "rsa") -> Path:
+def prepare_gateway_key(settings: Settings, kind: str = "p256") -> Path:
     """Make the next key and certificate (not used for signing yet); returns the next certificate's path.
     With a PKCS#11 token the key is made in the token; only its certificate is written."""
     next_key, next_cert = settings.path(settings.gateway_next_key), settings.path(settings.gateway_next_cert)
@@ -76,7 +76,7 @@ def _key_is_for(settings: Settings, certificate: Path) -> bool:
                 == x509.load_pem_x509_certificate(certificate.read_bytes()).public_key().public_bytes(*spki))
 
 
-def rotate_gateway_key(settings: Settings, kind: str = "rsa") -> Path:
+def rotate_gateway_key(settings: Settings, kind: str = "p256") -> Path:
     """Both steps at once: replace the gateway key now; the old certificate moves to `gateway_previous_cert`.
     Returns the new certificate's path. Restart every replica afterwards (one at a time)."""
     prepare_gateway_key(settings, kind)

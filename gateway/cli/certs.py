@@ -101,7 +101,7 @@ def certs_revoke(fingerprint: str, home: Home = Path(".")) -> None:
 
 @keys_app.command("rotate")
 def keys_rotate(home: Home = Path("."),
-                key_type: Annotated[str, typer.Option(help="rsa (2048), p256 or sm2")] = "rsa",
+                key_type: Annotated[str, typer.Option(help="p256 (ECDSA P-256), rsa (2048) or sm2")] = "p256",
                 prepare: Annotated[bool, typer.Option("--prepare", help="step 1: make the next key and "
                                                       "publish its certificate; nothing signs with it yet")] = False,
                 switch: Annotated[bool, typer.Option("--switch", help="step 2: make the prepared key "

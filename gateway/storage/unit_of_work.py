@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from sqlalchemy import Connection, Engine, Table, insert, select
 
 from gateway.storage import chain_rows, json_rows, totals
+from gateway.storage.hot import HotWrite
 
 # The open unit of work of a connection, kept in its info only to refuse a second one (see the rule above).
 _OPEN = "directlink_unit_of_work"
@@ -113,7 +114,7 @@ class UnitOfWork:
         answer goes so); elsewhere at once."""
         self._open()
         if not self._postgresql:
-            self.conn.execute(statement, params)
+            _hot(statement).run(self.conn, params)
             return
         given = {name for _, earlier, table in self._along if table is None for name in earlier}
         if given & params.keys():
@@ -130,7 +131,7 @@ class UnitOfWork:
             return
         if not self._postgresql:
             statement = totals.adding(table, self.conn.dialect.name, *adding) if adding else _inserting(table)
-            self.conn.execute(statement, rows)
+            _hot(statement).run(self.conn, list(rows))
             return
         self._along.append((json_rows.inserting(table, adding), rows, table))
 
@@ -215,6 +216,9 @@ def transaction(engine: Engine) -> Iterator[UnitOfWork]:
 
 
 _inserting = functools.cache(insert)   # one statement a table: its cache key is worked out once
+# The writes a unit runs at once (SQLite), each compiled once (storage/hot.py): they are the same few dozen
+# statements, built once each, over and over.
+_hot = functools.cache(HotWrite)
 
 
 def _gathered(writes: list[tuple], dialect) -> list[tuple]:

@@ -8,7 +8,9 @@ import stat
 import pytest
 from conftest import OPERATING, SUPPLIER
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from fastapi.testclient import TestClient
+from processes import cli
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
@@ -83,6 +85,19 @@ def test_gateway_key_rotation_publishes_both_certificates(home, maker):
                       (home.home / "demo/maker.cert.pem").read_bytes(), new, http=tc)
         assert c.call(dl.balance_query()).code == "OK"        # answers verify with the new certificate
     rotated.engine.dispose()
+
+
+def test_keys_rotate_makes_p256_keys_unless_told_rsa_as_init_does(home):
+    assert isinstance(cert_of(home).public_key(), ec.EllipticCurvePublicKey)    # init's default
+    done = cli("keys", "rotate", "--home", str(home.home))
+    assert done.returncode == 0, done.stderr
+    assert cert_of(home).public_key().curve.name == "secp256r1"
+    assert cli("keys", "rotate", "--home", str(home.home), "--key-type", "rsa").returncode == 0
+    assert isinstance(cert_of(home).public_key(), rsa.RSAPublicKey)
+
+
+def cert_of(home) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(home.path(home.gateway_cert).read_bytes())
 
 
 def test_passphrase_protected_gateway_key(home):
