@@ -41,7 +41,8 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
 STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
 # The pages of the navigation: (label key, path, the grant that shows it or None for everyone signed in).
 NAV: list[tuple[str, str, Grant | None]] = [("inbox", "/inbox", Grant.APPROVE), ("balances", "/balances", Grant.QUERY),
-                                             ("payments", "/payments", Grant.QUERY)]
+                                             ("payments", "/payments", Grant.QUERY),
+                                             ("statements", "/statements", Grant.QUERY)]
 JsonBody = Annotated[dict, Body()]
 
 
