@@ -42,7 +42,8 @@ STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/c
 # The pages of the navigation: (label key, path, the grant that shows it or None for everyone signed in).
 NAV: list[tuple[str, str, Grant | None]] = [("inbox", "/inbox", Grant.APPROVE), ("balances", "/balances", Grant.QUERY),
                                              ("payments", "/payments", Grant.QUERY),
-                                             ("statements", "/statements", Grant.QUERY)]
+                                             ("statements", "/statements", Grant.QUERY),
+                                             ("audit", "/audit", Grant.QUERY)]
 JsonBody = Annotated[dict, Body()]
 
 

@@ -129,6 +129,17 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "counterparty": ("对方户名/账号", "Counterparty"),
     "narrative": ("摘要", "Narrative"),
     "running_balance": ("余额", "Balance"),
+    # the audit view
+    "audit": ("审计记录查询", "Audit trail"),
+    "chain_intact": ("审计链校验通过", "The audit chain verifies"),
+    "chain_broken": ("审计链校验失败:记录被修改、删除或重排", "The audit chain does NOT verify: records edited, removed or reordered"),
+    "records": ("条记录", "records"),
+    "signed_decisions": ("条签名审批", "signed decisions"),
+    "chain_head": ("链头", "head"),
+    "kind": ("类别", "Kind"),
+    "by_key": ("证书/密钥", "Certificate or key"),
+    "subject": ("对象", "Subject"),
+    "detail": ("详情", "Detail"),
     # errors
     "forbidden": ("请求被拒绝。", "The request was refused."),
     "not_found": ("页面不存在。", "No such page."),
