@@ -43,7 +43,8 @@ STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/c
 NAV: list[tuple[str, str, Grant | None]] = [("inbox", "/inbox", Grant.APPROVE), ("balances", "/balances", Grant.QUERY),
                                              ("payments", "/payments", Grant.QUERY),
                                              ("statements", "/statements", Grant.QUERY),
-                                             ("audit", "/audit", Grant.QUERY)]
+                                             ("audit", "/audit", Grant.QUERY),
+                                             ("delivery", "/delivery", Grant.QUERY)]
 JsonBody = Annotated[dict, Body()]
 
 
