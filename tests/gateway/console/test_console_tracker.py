@@ -109,22 +109,26 @@ def test_search_pages_history_and_exports(console):
     assert set(search(page, url, **{"from": today, "to": today})) == {huawei, formula, held}   # the bulk is older
 
     # Every page, walked by its "next" link: each visible payment once, newest first, no gap, no repeat.
-    seen, times, next_url = [], [], f"{url}/console/payments"
+    seen, times, next_url, last = [], [], f"{url}/console/payments", ""
     while next_url:
-        started = time.perf_counter()
         page.goto(next_url)
-        times.append(time.perf_counter() - started)
+        last = next_url
         seen += found(page)
         link = page.locator("#next-page")
         next_url = url + link.get_attribute("href") if link.count() else ""
+    for target in [f"{url}/console/payments", last] * 5:   # the server's time for the first and the last page
+        started = time.perf_counter()
+        assert page.request.get(target).status == 200
+        times.append(time.perf_counter() - started)
     with console.gateway.engine.connect() as conn:
         visible = conn.execute(select(func.count()).select_from(payments)
                                .where(payments.c.client_id == "DEMO")).scalar()
     assert len(seen) == len(set(seen)) == visible == BULK + 3
     assert seen[-1] == "BULK00000000"
-    assert statistics.median(times) < 0.2 and max(times[-5:]) < 0.3, times   # the last pages as fast as the first
-    print(f"\n{len(times)} pages of 50 over {visible} payments: median {statistics.median(times) * 1000:.0f} ms, "
-          f"last {times[-1] * 1000:.0f} ms (browser navigation)")
+    first, deepest = statistics.median(times[0::2]), statistics.median(times[1::2])
+    assert first < 0.2 and deepest < 0.2, times   # the last page as fast as the first: no OFFSET
+    print(f"\n{len(seen) // 50 + 1} pages of 50 over {visible} payments: first page {first * 1000:.1f} ms, "
+          f"last page {deepest * 1000:.1f} ms (median of 5 GETs each)")
 
     # The exports of the current search read back: the formula-looking payee is text in both.
     search(page, url, ref="TR-")
@@ -168,3 +172,15 @@ def test_a_bad_search_is_named_and_changes_nothing(console):
     assert page.request.get(f"{console.url}/console/payments/export.csv?date_from=2026-13-01").status == 400
     page.goto(f"{console.url}/console/payments")
     assert page.inner_text("h1") == "付款查询"
+
+
+def test_every_page_of_part_two_in_chinese_by_default(console):
+    page = sign_in(console, "viewer", "zh")
+    heads = {}
+    for name in ("payments", "statements", "audit", "delivery"):
+        page.goto(f"{console.url}/console/{name}")
+        heads[name] = page.inner_text("h1")
+    assert heads == {"payments": "付款查询", "statements": "账户对账单", "audit": "审计记录查询", "delivery": "通知投递状态"}
+    shot(page, "delivery-zh")
+    page.goto(f"{console.url}/console/statements")
+    shot(page, "statement-zh")
