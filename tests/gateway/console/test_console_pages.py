@@ -227,7 +227,7 @@ def test_sign_in_and_approve_with_the_keyboard_alone(console):
     page.keyboard.type("checker")
     page.keyboard.press("Enter")
     page.wait_for_url("**/console/inbox")
-    for _ in range(8):   # skip link, the two pages, the language, sign-out, then the first payment
+    for _ in range(14):   # skip link, the pages of the navigation, the language, sign-out, then the first payment
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.id") == f"pick-{pid}":
             break
