@@ -46,6 +46,9 @@ def add(api: APIRouter, frame: Frame) -> None:
             return Response(f"unreadable search field: {err}", status_code=400, media_type="text/plain")
         with read_only(frame.engine) as conn:
             rows = tracker.every(conn, session.client, frame.grants(session, conn), search, zone)
+        # Who took a copy of which payments, and of how many, stays on record.
+        frame.audit(session.client, session.operator, "PAYMENTS_EXPORTED",
+                    f"{kind} of {len(rows)} payment(s), search {search.params()}")
         stamp = frame.now().astimezone(zone).strftime("%Y%m%d-%H%M%S")
         body, media = ((tracker.export_csv(rows, zone), "text/csv; charset=utf-8") if kind == "csv"
                        else (tracker.export_xlsx(rows, zone), XLSX))

@@ -22,7 +22,7 @@ from domain.names import key
 from gateway.clearing import Clearing
 from gateway.protocol import client as dl
 from gateway.setup import DEMO_ACCOUNTS
-from gateway.storage.tables import payments
+from gateway.storage.tables import audit_log, payments
 
 OPERATING = DEMO_ACCOUNTS["operating"]
 NS = "{urn:directlink:v1}"
@@ -150,6 +150,11 @@ def test_search_pages_history_and_exports(console):
     assert not [c for row in sheet.iter_rows() for c in row if c.data_type == "f"]
     assert cells[held][6].value == 250000 and cells[held][8].value == "SETTLED"
     assert parse_qs(urlparse(page.get_attribute("#export-xlsx", "href")).query) == {"reference": ["TR-"]}
+    with console.gateway.engine.connect() as conn:
+        exported = conn.execute(select(audit_log.c.operator_id, audit_log.c.detail)
+                                .where(audit_log.c.code == "PAYMENTS_EXPORTED").order_by(audit_log.c.id)).all()
+    assert [(r.operator_id, r.detail.split(",")[0]) for r in exported] == [("viewer", "csv of 3 payment(s)"),
+                                                                           ("viewer", "xlsx of 3 payment(s)")]
 
     # One payment's history: approval, clearing answer, states, and its status report.
     page.goto(f"{url}/console/payments/{held}")
