@@ -64,7 +64,8 @@ class Search:
                 number = Decimal(value) if value else None
             except InvalidOperation:
                 raise BadSearch(name) from None
-            if number is not None and (not number.is_finite() or number < 0):
+            # 15 integer digits at most, as the ledger's amounts (domain/money.py): in range of its integers.
+            if number is not None and (not number.is_finite() or number < 0 or number >= Decimal("1e15")):
                 raise BadSearch(name)
             return number
 

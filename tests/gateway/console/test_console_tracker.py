@@ -174,6 +174,8 @@ def test_a_bad_search_is_named_and_changes_nothing(console):
     answer = page.goto(f"{console.url}/console/payments?amount_min=abc")
     assert answer.status == 400 and "amount_min" in page.inner_text("#bad-search")
     assert page.goto(f"{console.url}/console/payments?after=garbage").status == 400
+    assert page.goto(f"{console.url}/console/payments?amount_max=1e30").status == 400   # beyond any amount
+    assert page.goto(f"{console.url}/console/payments?state=LOST").status == 400
     assert page.request.get(f"{console.url}/console/payments/export.csv?date_from=2026-13-01").status == 400
     page.goto(f"{console.url}/console/payments")
     assert page.inner_text("h1") == "付款查询"
