@@ -26,6 +26,7 @@ test: setup
 	@command -v xmlsec1 >/dev/null || (apt-get update -qq && apt-get install -y -qq xmlsec1 >/dev/null)
 	@command -v softhsm2-util >/dev/null || (apt-get update -qq && apt-get install -y -qq softhsm2 >/dev/null)
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+	@command -v pdftotext >/dev/null || (apt-get update -qq && apt-get install -y -qq poppler-utils >/dev/null)
 	@$(PY) -c "import psycopg,sys; psycopg.connect('host=127.0.0.1 port=5432 dbname=test user=postgres', connect_timeout=5).close()" \
 	  || (echo "PostgreSQL is not reachable at 127.0.0.1:5432 (database test)"; exit 1)
 	DIRECTLINK_TEST_DATABASE_URL=$(PG_URL) $(PY) -m pytest

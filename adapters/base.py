@@ -105,6 +105,18 @@ def check_unique_references(transactions: Iterable[SubmittedPayment]) -> None:
         seen[t.client_ref] = t.where
 
 
+def check_payment_file(payment_file: PaymentFile, fmt: str, limits: Limits) -> None:
+    """The checks of a whole payment file beyond its format's own: not more transactions than the adapter
+    takes, at least one, no reference twice. DocumentInvalid refuses the file (the gateway on DocumentSubmit,
+    the agent's --validate before it sends)."""
+    if len(payment_file.transactions) > limits.max_transactions:
+        raise DocumentInvalid("file", f"{len(payment_file.transactions)} transactions; "
+                                      f"{fmt} takes at most {limits.max_transactions}")
+    if not payment_file.transactions:
+        raise DocumentInvalid("file", "holds no transactions")
+    check_unique_references(payment_file.transactions)
+
+
 def check_reference(value: str, where: str) -> str:
     """A file's key under the protocol's Ref35 rule (usable as ClientRef/BatchId): 1-35 characters, no blanks
     at the ends (what the XSD's \\s calls blank, no more), no control or format characters; else the file

@@ -70,3 +70,27 @@ def statement_page(doc: etree._Element, fmt: str) -> StatementPage:
             raise AnswerUnreadable("the statement Document is not base64") from err
         extension = fmt.rsplit(".", 1)[-1]
     return StatementPage(data, extension, cursor, complete == "true")
+
+
+@dataclass(frozen=True)
+class ReceiptPage:
+    files: list[tuple[str, bytes]]   # (file name, bytes): each receipt's signed XML and/or PDF
+    next_cursor: str
+    complete: bool
+
+
+def receipt_page(doc: etree._Element) -> ReceiptPage:
+    """A ReceiptList (docs/protocol.md): the forms asked for, named by receipt number."""
+    if doc is None or doc.tag != q("ReceiptList"):
+        raise AnswerUnreadable("the answer holds no ReceiptList")
+    files = []
+    for receipt in doc.iterfind(q("Receipt")):
+        number = text(receipt.find(q("ReceiptNo")))
+        for tag, extension in (("Xml", "xml"), ("Pdf", "pdf")):
+            el = receipt.find(q(tag))
+            if el is not None:
+                try:
+                    files.append((f"{number}.{extension}", base64.b64decode(text(el).encode("ascii"), validate=True)))
+                except ValueError as err:
+                    raise AnswerUnreadable(f"receipt {number}: its {tag} is not base64") from err
+    return ReceiptPage(files, text(doc.find(q("NextCursor"))) or "", text(doc.find(q("Complete"))) == "true")

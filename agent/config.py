@@ -33,6 +33,7 @@ _OPTIONAL = {   # key -> default
     "tls_certificate": "",            # mutual TLS: the client certificate the gateway requires ...
     "tls_key": "",                    # ... and its key (omit when the certificate file holds it)
     "max_body_bytes": 10 * 1024 * 1024,   # the gateway's max_body_bytes: a larger request fails here, unsent
+    "receipts": "none",               # electronic receipts of the accounts into the inbox: none, xml, pdf or both
     "log_file": "",                   # JSON lines; empty: standard error
     "log_level": "INFO",
     "formats": "",                    # a folder of declared mappings (docs/declared-formats.md), for status_format
@@ -66,6 +67,7 @@ class AgentConfig:
     max_body_bytes: int = 10 * 1024 * 1024
     log_file: Path | None = None
     log_level: str = "INFO"
+    receipts: str = "none"
     tls_ca: Path | None = None
     tls_certificate: Path | None = None
     tls_key: Path | None = None
@@ -126,6 +128,8 @@ def load(path: Path) -> AgentConfig:
         raise bad("max_body_bytes", "must be a whole number of bytes, at least 1024 (the gateway's max_body_bytes)")
     if not 1 <= values["statement_page_size"] <= 1000 or not isinstance(values["statement_page_size"], int):
         raise bad("statement_page_size", "must be a whole number from 1 to 1000 (the protocol's Limit)")
+    if values["receipts"] not in ("none", "xml", "pdf", "both"):
+        raise bad("receipts", 'must be "none", "xml", "pdf" or "both"')
     if values["log_level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise bad("log_level", "must be DEBUG, INFO, WARNING or ERROR")
     accounts = values["accounts"]
@@ -176,5 +180,5 @@ def load(path: Path) -> AgentConfig:
         statement_page_size=values["statement_page_size"], timeout_seconds=values["timeout_seconds"],
         max_body_bytes=values["max_body_bytes"],
         log_file=base / values["log_file"] if values["log_file"] else None,
-        log_level=values["log_level"].upper(), formats=declared,
+        log_level=values["log_level"].upper(), formats=declared, receipts=values["receipts"],
         **tls, **resolved)

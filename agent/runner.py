@@ -6,6 +6,7 @@ Each step commits its decision to the state file before it acts (agent/state.py)
 anywhere and run again neither loses nor doubles a payment, a status report or a statement entry."""
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import logging
@@ -21,7 +22,7 @@ from lxml import etree
 
 from adapters import registry
 from adapters.base import StatusReport
-from adapters.iso20022.pain001 import payment_info_ids
+from adapters.iso20022.pain001 import file_message_id, payment_info_ids
 from agent import answers, crash, folders, logs
 from agent.config import AgentConfig, ConfigError, load
 from agent.link import Link, NoAnswer
@@ -57,6 +58,7 @@ class Summary:
     entries: int = 0
     inbox_files: int = 0
     problems: list[str] = field(default_factory=list)     # not the files' fault: the exit code says so
+    unreachable: bool = False    # the gateway did not answer, or its answer was not trusted: exit status 3
 
     def text(self) -> str:
         states = ", ".join(f"{n} {s}" for s, n in sorted(self.payments.items())) or "none"
@@ -101,9 +103,12 @@ class Agent:
             self.poll(summary, poll_all)
             if statements:
                 self.pull_statements(summary)
+                if self.cfg.receipts != "none":
+                    self.pull_receipts(summary)
         except (NoAnswer, answers.AnswerUnreadable) as err:
             # Nothing more can be done without a usable gateway; every open request is kept for the next pass.
             summary.problems.append(str(err))
+            summary.unreachable = True
             logs.event("gateway_unreachable", f"  ! {err}", level=logging.ERROR, error=str(err))
         return summary
 
@@ -251,7 +256,10 @@ class Agent:
                 # RJCT) in the inbox, beside the .reason.txt in failed/ that a person reads. Other status
                 # formats have no way to say "the whole file" and keep the .reason.txt alone.
                 if self.cfg.status_format.startswith("pain.002."):
-                    rejection = StatusReport((), original_message_id=row["message_id"],
+                    # OrgnlMsgId: the file's own MsgId when it has one to read, as the ERP knows the file by
+                    # it; else (not XML, no pain.001) the request's MessageId, which its .reason.txt names too.
+                    original = file_message_id(_file_of(row["request"])) or row["message_id"]
+                    rejection = StatusReport((), original_message_id=original,
                                              rejected=(answer.code, answer.detail))
                     self.state.add_delivery(db, f"{{seq}}-status-{Path(name).stem}.{self.status_extension}",
                                             self.status_writer(rejection))
@@ -341,10 +349,7 @@ class Agent:
                 after = self.state.cursor(account)
                 answer = self.link.call(dl.statement_query(account, after, self.cfg.statement_page_size, fmt))
                 if answer.code != ResultCode.OK:
-                    problem = f"statement of {account}: {answer.code}: {answer.detail}"
-                    summary.problems.append(problem)
-                    logs.event("statement_refused", f"  ! {problem}", level=logging.ERROR, account=account,
-                               code=answer.code, detail=answer.detail)
+                    _refused(summary, "statement", account, answer)
                     break
                 page = answers.statement_page(answer.body, fmt)
                 crash.point(crash.STATEMENT_AFTER_FETCH)
@@ -368,11 +373,51 @@ class Agent:
                        f"{'y' if pulled == 1 else 'ies'} ({fmt}), cursor {self.state.cursor(account) or '-'}",
                        account=account, entries=pulled, cursor=self.state.cursor(account))
 
+    # ---- receipts ---------------------------------------------------------------------------------------
+
+    def pull_receipts(self, summary: Summary) -> None:
+        """Each account's new receipts into the inbox beside the status reports, paged by cursor like the
+        statement (its cursor is kept apart, under receipts/<account>)."""
+        form = self.cfg.receipts.upper()
+        for account in self.cfg.accounts:
+            key = f"receipts/{account}"
+            while not self.stopping.is_set():
+                after = self.state.cursor(key)
+                answer = self.link.call(dl.receipt_query(account=account, after=after, limit=20, form=form))
+                if answer.code != ResultCode.OK:
+                    _refused(summary, "receipts", account, answer)
+                    break
+                page = answers.receipt_page(answer.body)
+                if page.next_cursor == after:
+                    break
+                with self.state.transaction() as db:   # the files and the cursor past them: one decision
+                    for name, data in page.files:
+                        self.state.add_delivery(db, f"{{seq}}-receipt-{name}", data)
+                    self.state.set_cursor(db, key, page.next_cursor)
+                logs.event("receipts_page", f"  receipts {account}: {len(page.files)} file(s), cursor "
+                           f"{page.next_cursor}", account=account, after=after, next_cursor=page.next_cursor)
+                self.deliver(summary)
+                if page.complete:
+                    break
+
+
+def _refused(summary: Summary, what: str, account: str, answer: dl.Answer) -> None:
+    """A statement or receipt pull the gateway refused: a problem of the pass (the exit code says so)."""
+    problem = f"{what} of {account}: {answer.code}: {answer.detail}"
+    summary.problems.append(problem)
+    logs.event(f"{what}_refused", f"  ! {problem}", level=logging.ERROR, account=account,
+               code=answer.code, detail=answer.detail)
+
 
 def _operation(request: bytes) -> etree._Element:
     """The DocumentSubmit of a stored request (our own bytes), for a new message carrying the same file."""
     root = etree.fromstring(request, etree.XMLParser(resolve_entities=False, no_network=True))
     return copy.deepcopy(root.find(q("DocumentSubmit")))
+
+
+def _file_of(request: bytes) -> bytes:
+    """The ERP file a stored DocumentSubmit request carries (our own bytes: base64, see dl.document_submit)."""
+    return base64.b64decode(_operation(request).findtext(q("Document")) or "")
 
 
 def _entries_between(after: str, next_cursor: str) -> int:
@@ -386,8 +431,9 @@ def _entries_between(after: str, next_cursor: str) -> int:
 # ---- the command -------------------------------------------------------------------------------------------
 
 def main(config_path: Path, once: bool) -> int:
-    """`directlink agent`: 0 when the pass (or the run until stopped) went well, 1 when the gateway could
-    not be reached or refused something that is not a file's fault, 2 when the configuration is unusable."""
+    """`directlink agent`: 0 when the pass (or the run until stopped) went well, 1 when the gateway refused
+    something that is not a file's fault, 2 when the configuration is unusable, 3 when the gateway could not
+    be reached or its answer was not trusted (the exit statuses of every command, docs/protocol.md)."""
     try:
         cfg = load(config_path)
         logs.setup(cfg.log_level, cfg.log_file)
@@ -411,7 +457,7 @@ def _once(agent: Agent) -> int:
     summary = agent.run_pass(statements=True, poll_all=True)
     print(f"done: {summary.text()}", flush=True)
     logs.event("pass_done", None, summary=summary.text(), problems=summary.problems)
-    return 1 if summary.problems else 0
+    return 3 if summary.unreachable else 1 if summary.problems else 0
 
 
 def _forever(agent: Agent) -> int:

@@ -27,7 +27,8 @@ from gateway.protocol import client as dl
 from gateway.setup import DEMO_ACCOUNTS, init_home
 
 WARM_UP = 200
-TARGETS = {"BalanceQuery, ECDSA P-256": 0.5, "BalanceQuery, RSA-2048": 0.35, "PaymentOrder (1 payment), P-256": 0.3}
+TARGETS = {"BalanceQuery, ECDSA P-256": 0.5, "BalanceQuery, RSA-2048": 0.35, "BalanceQuery, SM2/SM3": 0.35,
+           "PaymentOrder (1 payment), P-256": 0.3}
 
 
 def make_home(root: Path, key_type: str, database_url: str | None) -> Path:
@@ -84,6 +85,7 @@ def run(db: str, database_url: str | None, n: int, rounds: int = 3) -> None:
         root = Path(tmp)
         scenarios = [("BalanceQuery, ECDSA P-256", "p256", balance_bodies),
                      ("BalanceQuery, RSA-2048", "rsa", balance_bodies),
+                     ("BalanceQuery, SM2/SM3", "sm2", balance_bodies),
                      ("PaymentOrder (1 payment), P-256", "p256", payment_bodies)]
         for name, key_type, make in scenarios:
             url = pg_schema_url(database_url) if database_url else None

@@ -1,6 +1,7 @@
 """What verifying one signed one-payment PaymentOrder costs: the gateway's own verifier (signing.verify)
 against signxml's XMLVerifier with the profile's configuration (what the gateway used before), for P-256 and
-RSA-2048 keys. Run: .venv/bin/python bench/verify_cost.py"""
+RSA-2048 keys; and for SM2/SM3, which signxml does not know, the gateway's verifier and signer alone.
+Run: .venv/bin/python bench/verify_cost.py"""
 from __future__ import annotations
 
 import timeit
@@ -41,6 +42,14 @@ def main() -> None:
         before = cost(lambda r=root, c=cert: XMLVerifier().verify(r, x509_cert=c, expect_config=CONFIG))
         now = cost(lambda r=root, c=cert: signing.verify(r, c))
         print(f"{kind:5} signxml {before:6.0f} us   signing.verify {now:6.0f} us   ({before / now:.1f}x)")
+    for kind in ("p256", "sm2"):
+        key = keys.new_key(kind)
+        cert = keys.self_signed(key, "DEMO/maker", "bench")
+        signer = signing.Signer.from_pem(keys.key_pem(key), keys.cert_pem(cert))
+        root = etree.fromstring(signer.sign(one_payment()))
+        signed = cost(lambda s=signer: s.sign(one_payment()))
+        verified = cost(lambda r=root, c=cert: signing.verify(r, c))
+        print(f"{kind:5} Signer.sign {signed:6.0f} us   signing.verify {verified:6.0f} us")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ class ReasonCode(StrEnum):
     APPROVAL_REJECTED = "APPROVAL_REJECTED"    # an approver said REJECT
     CLEARING_FAILED = "CLEARING_FAILED"        # the clearing system refused it (funds released)
     CLEARING_RETURNED = "CLEARING_RETURNED"    # the creditor's bank sent it back after settlement
+    CANCELLED_BY_CLIENT = "CANCELLED_BY_CLIENT"  # its maker or an approver cancelled it (PaymentCancel)
     # Fund-flow rules (domain/rules.py): the payment is REJECTED with these, or waits in PENDING_APPROVAL
     # with them as its reason (the rule's configured action decides which).
     RULE_BLOCKED_COUNTERPARTY = "RULE_BLOCKED_COUNTERPARTY"    # payee name or account on a block list

@@ -169,6 +169,8 @@ class SubmittedPayment:
     where: str = ""
     # Set by the gateway, never by an adapter (the golden files of adapters/kit.py leave it out).
     order_digest: str = field(default="", metadata={"set_by": "gateway"})
+    # The block of the file it came in (pain.001 PmtInfId), kept to name it in the status reports (pain.002).
+    payment_info_id: str | None = field(default=None, metadata={"set_by": "gateway"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,7 @@ class PaymentStatus:
     end_to_end_id: str | None = None
     debtor_account: str | None = None
     rules: tuple = ()                      # domain.rules.Hit: the fund-flow rules that fired, and why
+    payment_info_id: str | None = None     # the block of the ERP file it came in (pain.001 PmtInfId), if any
 
 
 @dataclass(frozen=True, slots=True)

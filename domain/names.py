@@ -13,6 +13,7 @@ from functools import lru_cache
 from pypinyin import Style, lazy_pinyin
 
 _HAN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_HAN_RUN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 _NOT_WORD = re.compile(r"[\W_]+", re.UNICODE)
 # A block-list name shorter than this must match a payee's whole name: "li" must not block "Li Ning
 # Sports" nor "Oliver". Longer names also match inside a payee's name ("... trading co" variants).
@@ -30,6 +31,14 @@ def key(name: str | None) -> str:
     # Pinyin written with tone marks (Zhōngguó) or ü compares equal to plain letters.
     text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
     return _NOT_WORD.sub("", text)
+
+
+def in_pinyin(text: str) -> str:
+    """`text` with each run of Han characters spelled in toneless pinyin, one capitalised syllable each, set
+    off by spaces ("上海某某科技 Ltd" -> " Shang Hai Mou Mou Ke Ji  Ltd"): for formats that hold only ASCII,
+    so that a clerk reading the statement still recognises the name. Everything else is left as it is."""
+    return _HAN_RUN.sub(lambda run: " " + " ".join(s.capitalize() for s in lazy_pinyin(run.group(), style=Style.NORMAL))
+                        + " ", text)
 
 
 def account_key(account: str | None) -> str:

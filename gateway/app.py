@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from pathlib import Path
 
 import anyio
 from anyio.lowlevel import RunVar
+from cryptography import x509
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
@@ -18,8 +20,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from gateway import jobs
 from gateway.console.routes import mount as mount_console
 from gateway.limits import InFlight
+from gateway.metrics import Operations
 from gateway.pipeline import Gateway, Reply
-from gateway.protocol import signing
+from gateway.protocol import signing, sm2
+from gateway.rotation import published
 from gateway.settings import Settings
 from gateway.storage.engine import make_engine, migrate
 from schemas import SCHEMA_DIR
@@ -32,6 +36,7 @@ SCHEMA_NAMES = sorted(p.name.removesuffix(".xsd") for p in SCHEMA_DIR.iterdir() 
 def build_gateway(settings: Settings, *, run_migrations: bool = True) -> Gateway:
     """Open the database (migrated to head) and load the gateway key once."""
     # The key first: a gateway that cannot sign must not have created or migrated a database.
+    sm2.set_distinguishing_id(settings.sm2_distinguishing_id.encode("utf-8"))
     try:
         signer = signing.Signer(gateway_key(settings))
     except ValueError as err:   # a key outside the profile, or not the certificate's
@@ -76,6 +81,7 @@ def create_app(gateway: Gateway) -> ASGIApp:
     registry = CollectorRegistry()
     results = Counter("directlink_requests", "Requests by result code", ["code"], registry=registry)
     latency = Histogram("directlink_request_seconds", "Time to answer a request", registry=registry)
+    registry.register(Operations(gateway.engine, lambda: published(gateway.settings, gateway.signer.cert_pem)))
     limit = gateway.settings.max_body_bytes
     in_flight = InFlight(gateway.settings.max_in_flight)
     # Requests run on threads of their own, as many as worker_threads. One thread runs Python at a time: on
@@ -121,13 +127,23 @@ def create_app(gateway: Gateway) -> ASGIApp:
     def certificate() -> Response:
         return Response(gateway.signer.cert_pem, media_type="application/x-pem-file")
 
-    previous = gateway.settings.path(gateway.settings.gateway_previous_cert)
-    published = gateway.signer.cert_pem + (previous.read_bytes() if previous.exists() else b"")
-
     @app.get("/v1/certificates")
-    def certificates() -> Response:
-        """Current and previous response-signing certificates (PEM bundle), for the overlap of a rotation."""
-        return Response(published, media_type="application/x-pem-file")
+    def certificates(format: str = "pem") -> Response:
+        """The response-signing certificates: current, next (once `keys rotate --prepare` made it) and
+        previous (after a switch), for a rollover without a flag day. A PEM bundle whose blocks each follow
+        a line naming their role and validity; `?format=json` gives the same as a list of objects."""
+        rows = []
+        for role, pem in published(gateway.settings, gateway.signer.cert_pem):
+            cert = x509.load_pem_x509_certificate(pem)
+            rows.append({"role": role, "fingerprint": signing.fingerprint(cert),
+                         "not_before": cert.not_valid_before_utc.isoformat(),
+                         "not_after": cert.not_valid_after_utc.isoformat(), "pem": pem.decode("ascii")})
+        if format == "json":
+            return Response(json.dumps(rows, indent=1), media_type="application/json")
+        if format != "pem":
+            raise HTTPException(400, "format is pem or json")
+        return Response("".join(f"# {r['role']} {r['fingerprint']} valid {r['not_before']} to {r['not_after']}\n"
+                                f"{r['pem']}" for r in rows), media_type="application/x-pem-file")
 
     @app.get("/v1/schemas/{name}.xsd")
     def schema(name: str) -> Response:

@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from sqlalchemy import Connection, delete, func, select, true, update
 
-from gateway.protocol.signing import SigningKey
+from gateway.protocol import sm2
+from gateway.protocol.signing import SigningKey, public_key
 from gateway.storage.tables import audit_head, audit_log
 from gateway.storage.unit_of_work import UnitOfWork
 
@@ -121,7 +122,7 @@ def sign_anchor(key: SigningKey, certificate_pem: bytes, anchored: dict[str, dic
     """An anchor file: the chain heads, signed with the gateway's key, to be kept outside the database."""
     body = json.dumps({"at": at.isoformat(), "heads": anchored}, sort_keys=True, separators=(",", ":"))
     signature = key.sign(body.encode("utf-8"))
-    if isinstance(key.certificate.public_key(), ec.EllipticCurvePublicKey):
+    if isinstance(public_key(key.certificate), ec.EllipticCurvePublicKey):
         # The key signs in XML-DSig's r||s form; anchor files carry ECDSA signatures in DER, as ever.
         signature = encode_dss_signature(int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big"))
     return json.dumps({"anchor": body, "signature": base64.b64encode(signature).decode("ascii"),
@@ -133,9 +134,12 @@ def read_anchor(blob: bytes, trusted: list[x509.Certificate]) -> dict[str, dict]
     doc = json.loads(blob)
     data, signature = doc["anchor"].encode("utf-8"), base64.b64decode(doc["signature"])
     for cert in trusted:
-        key = cert.public_key()
+        key = public_key(cert)
         try:
-            if isinstance(key, ec.EllipticCurvePublicKey):
+            if isinstance(key, sm2.PublicKey):   # r||s, as the key signs it
+                if not key.verify(signature, data):
+                    raise InvalidSignature
+            elif isinstance(key, ec.EllipticCurvePublicKey):
                 key.verify(signature, data, ec.ECDSA(hashes.SHA256()))
             else:
                 key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())

@@ -17,6 +17,7 @@ from domain.codes import Grant
 from domain.money import Money, check_currency, parse_amount
 from gateway import audit, ledger
 from gateway.notify import outbox
+from gateway.protocol import sm2
 from gateway.protocol.signing import fingerprint
 from gateway.storage.tables import accounts, approval_policies, certificates, clients, grants, operators
 from gateway.storage.unit_of_work import UnitOfWork
@@ -164,13 +165,29 @@ def set_operator_enabled(conn: Connection, client_id: str, operator_id: str, ena
 
 
 def register_certificate(conn: Connection, client_id: str, operator_id: str, pem: bytes,
-                         now: dt.datetime) -> str:
-    """Register (pin) a certificate for an operator; returns its fingerprint. Re-registering is a no-op."""
+                         now: dt.datetime, *, check_validity: bool = True) -> str:
+    """Register (pin) a certificate for an operator; returns its fingerprint. Re-registering it for the same
+    operator is a no-op. Refused (ValueError, nothing written): a certificate registered to another
+    operator (one key speaks for one person), one outside its validity at `now` (it could not sign a request
+    anyway; `check_validity=False` lets a test register one to see the request refused), a key type the
+    profile does not allow."""
     require_operator(conn, client_id, operator_id)
     cert = x509.load_pem_x509_certificate(pem)
     check_key(cert)
     fp = fingerprint(cert)
-    if conn.execute(select(certificates.c.fingerprint).where(certificates.c.fingerprint == fp)).first() is None:
+    if check_validity:
+        if cert.not_valid_after_utc <= now:
+            raise ValueError(f"the certificate expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: "
+                             "ask the operator for a current one")
+        if cert.not_valid_before_utc > now:
+            raise ValueError(f"the certificate is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} "
+                             "UTC: register it from then on")
+    owner = conn.execute(select(certificates.c.client_id, certificates.c.operator_id)
+                         .where(certificates.c.fingerprint == fp)).first()
+    if owner is not None and (owner.client_id, owner.operator_id) != (client_id, operator_id):
+        raise ValueError(f"the certificate is registered to {owner.client_id}/{owner.operator_id} already: "
+                         "each operator signs with a certificate of their own")
+    if owner is None:
         conn.execute(insert(certificates).values(
             fingerprint=fp, client_id=client_id, operator_id=operator_id, pem=pem.decode("ascii"),
             not_before=cert.not_valid_before_utc, not_after=cert.not_valid_after_utc, added_at=now))
@@ -179,13 +196,15 @@ def register_certificate(conn: Connection, client_id: str, operator_id: str, pem
 
 
 def check_key(cert: x509.Certificate) -> None:
-    """Only keys the signature profile allows may be registered: RSA of 2048 bits or more, or P-256."""
+    """Only keys the signature profile allows may be registered: RSA of 2048 bits or more, P-256, or SM2."""
+    if sm2.public_key_of(cert) is not None:
+        return
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
         return
     if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
         return
-    raise ValueError("the certificate's key is not RSA-2048+ or ECDSA P-256 (spec section 3)")
+    raise ValueError("the certificate's key is not RSA-2048+, ECDSA P-256 or SM2 (spec section 3)")
 
 
 def revoke_certificate(conn: Connection, fp: str, now: dt.datetime) -> bool:

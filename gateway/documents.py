@@ -11,7 +11,8 @@ from lxml import etree
 from sqlalchemy import Connection, select
 
 from adapters import registry
-from adapters.base import AccountFacts, DocumentInvalid, PaymentFile, StatusReport, check_unique_references
+from adapters.base import AccountFacts, DocumentInvalid, PaymentFile, StatusReport, check_payment_file
+from adapters.iso20022.pain001 import payment_info_ids
 from domain.codes import ReasonCode, ResultCode
 from domain.errors import DirectLinkError
 from domain.models import PaymentStatus, Statement, SubmittedPayment
@@ -44,19 +45,18 @@ def read_payment_file(doc: etree._Element, formats: Path | None = None) -> tuple
     fmt = doc.get("format")
     reader, limits = registry.payment_reader(fmt, formats)
     try:
-        payment_file = reader(document_bytes(doc))
-        if len(payment_file.transactions) > limits.max_transactions:
-            raise DocumentInvalid("file", f"{len(payment_file.transactions)} transactions; "
-                                          f"{fmt} takes at most {limits.max_transactions}")
-        if not payment_file.transactions:
-            raise DocumentInvalid("file", "holds no transactions")
-        check_unique_references(payment_file.transactions)
+        data = document_bytes(doc)
+        payment_file = reader(data)
+        check_payment_file(payment_file, fmt, limits)
     except DocumentInvalid as err:
         raise _invalid(err.where, err.detail) from err
     except DirectLinkError as err:
         # The hardened parser's codes (XML_*) describe our request, not the ERP's file inside it: for the
         # file they mean the same as any other fault of the file.
         raise _invalid("file", f"{err.code}: {err.detail}") from err
+    # A pain.001's blocks (PmtInfId), kept with each payment for the pain.002s that report on it (the agent
+    # reads them the same way); {} for the other formats. The reader has validated the file: at most 35 each.
+    blocks = payment_info_ids(data)
     parsed = []
     for t in payment_file.transactions:
         if t.problem is not None and t.problem.reason in _NOT_ACCEPTED:
@@ -66,7 +66,8 @@ def read_payment_file(doc: etree._Element, formats: Path | None = None) -> tuple
             parsed.append(replace(t, problem=problem))
             continue
         # What an approver signs is the payment in its PaymentOrder form, whichever file it came in.
-        parsed.append(replace(t, order_digest=messages.order_digest(messages.render_payment(t.instruction))))
+        parsed.append(replace(t, order_digest=messages.order_digest(messages.render_payment(t.instruction)),
+                              payment_info_id=blocks.get(t.client_ref)))
     return payment_file, parsed
 
 
@@ -92,9 +93,12 @@ def statement_file(conn: Connection, fmt: str, statement: Statement, settings, c
 
 
 def render_statuses(fmt: str, statuses: list[PaymentStatus], formats: Path | None = None):
-    """Payment statuses in an adapter's format (pain.002, ...), as the answer's Document element."""
+    """Payment statuses in an adapter's format (pain.002, ...), as the answer's Document element; payments
+    that came in a pain.001 are named by their block (OrgnlPmtInfId), as the ERP wrote it."""
     writer, is_text = registry.status_writer(fmt, formats)
-    return messages.render_document(fmt, _written(fmt, writer, StatusReport(tuple(statuses))), is_text)
+    blocks = {s.client_ref: s.payment_info_id for s in statuses if s.payment_info_id}
+    report = StatusReport(tuple(statuses), payment_info_ids=blocks)
+    return messages.render_document(fmt, _written(fmt, writer, report), is_text)
 
 
 def _written(fmt: str, writer, *args) -> bytes:

@@ -10,14 +10,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
+from gateway.protocol import sm2
+
 
 def new_key(kind: str = "rsa"):
-    """A fresh private key: 'rsa' (2048 bits) or 'p256' (ECDSA on P-256)."""
+    """A fresh private key: 'rsa' (2048 bits), 'p256' (ECDSA on P-256) or 'sm2' (GM/T 0003)."""
     if kind == "rsa":
         return rsa.generate_private_key(public_exponent=65537, key_size=2048)
     if kind == "p256":
         return ec.generate_private_key(ec.SECP256R1())
-    raise ValueError(f"unknown key kind {kind!r} (rsa or p256)")
+    if kind == "sm2":
+        return sm2.generate()
+    raise ValueError(f"unknown key kind {kind!r} (rsa, p256 or sm2)")
 
 
 def self_signed(key, common_name: str, organization: str, *, days: int = 730,
@@ -27,6 +31,14 @@ def self_signed(key, common_name: str, organization: str, *, days: int = 730,
     start = not_before or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
                       x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    if isinstance(key, sm2.PrivateKey):
+        # cryptography builds no SM2 certificate: a throw-away P-256 key drafts the same certificate, and
+        # sm2.certificate puts the SM2 key and algorithms in and signs it (as hsm.py does for a token key).
+        from asn1crypto import x509 as asn1_x509
+        draft = self_signed(ec.generate_private_key(ec.SECP256R1()), common_name, organization, days=days,
+                            not_before=start)
+        tbs = asn1_x509.Certificate.load(draft.public_bytes(serialization.Encoding.DER))["tbs_certificate"]
+        return sm2.certificate(key, tbs)
     return (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(public_key or key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
@@ -38,6 +50,10 @@ def self_signed(key, common_name: str, organization: str, *, days: int = 730,
 
 
 def key_pem(key, passphrase: bytes | None = None) -> bytes:
+    if isinstance(key, sm2.PrivateKey):
+        if passphrase:
+            raise ValueError("SM2 keys are written unencrypted (protect the file, or keep the key in a token)")
+        return key.pem()
     encryption = (serialization.BestAvailableEncryption(passphrase) if passphrase
                   else serialization.NoEncryption())
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)

@@ -46,9 +46,11 @@ def cancel(ctx: PayContext, payment_id: str, comment: str | None) -> PaymentStat
     if state not in CANCELLABLE:
         return _refused(row, ReasonCode.NOT_CANCELLABLE, f"payment is {state.value}; it can no longer be cancelled")
     ledger.release(ctx.conn, payment_id, ctx.now)
+    why = f"cancelled by {ctx.operator}: {comment or 'no comment'}"
+    # The reason it was held (a rule's, say) is no longer why it stands where it does: the cancellation is.
     transitions.move(ctx.uow, payment_id=payment_id, client=ctx.client, before=state,
-                     after=PaymentState.CANCELLED, actor=ctx.actor, now=ctx.now,
-                     why=f"cancelled by {ctx.operator}: {comment or 'no comment'}")
+                     after=PaymentState.CANCELLED, actor=ctx.actor, now=ctx.now, why=why,
+                     reason=ReasonCode.CANCELLED_BY_CLIENT)
     return status_of(load(ctx.conn, payment_id))
 
 

@@ -15,10 +15,11 @@ from domain.codes import Grant
 from domain.errors import NotFound, PermissionDenied
 from domain.models import AccountInfo, Balance
 from domain.money import Money
-from gateway import businessday, cash, documents, ledger, lifecycle, payments, statements
+from gateway import businessday, cash, documents, ledger, lifecycle, payments, receipts, statements
 from gateway.config_cache import Config
 from gateway.directory import AccountGrant
 from gateway.protocol import messages
+from gateway.protocol.signing import Signer
 from gateway.protocol.xmlsafe import q, text
 from gateway.settings import Settings
 from gateway.storage.unit_of_work import UnitOfWork
@@ -35,6 +36,7 @@ class Context:
     operator: str
     now: dt.datetime
     config: Config   # grants, tiers, subscriptions, rules: as of the request's configuration version
+    signer: Signer | None = None   # the gateway's key, for what an answer carries signed on its own (receipts)
 
     @property
     def conn(self) -> Connection:
@@ -142,6 +144,29 @@ def statement_query(ctx: Context, el: etree._Element) -> etree._Element:
     return messages.render_statement(st, ctx.settings.zone)
 
 
+def receipt_query(ctx: Context, el: etree._Element) -> etree._Element:
+    req = messages.parse_receipt_query(el)
+    if ctx.signer is None:
+        raise RuntimeError("receipts are signed with the gateway's key: the pipeline hands it over")
+    if req.account is not None:
+        ctx.grant(req.account, Grant.QUERY)
+        page = receipts.by_account(ctx.conn, ctx.settings, ctx.client, req.account, after=req.after,
+                                   date_from=req.date_from, date_to=req.date_to, limit=req.limit)
+        found, cursor, complete = page.receipts, page.next_cursor, page.complete
+    else:
+        allowed = [g.account for g in ctx.grants.values() if Grant.QUERY in g.grants]
+        found = (receipts.by_payment(ctx.conn, ctx.settings, ctx.client, allowed, list(req.payment_ids))
+                 if req.payment_ids else
+                 receipts.by_number(ctx.conn, ctx.settings, ctx.client, allowed, list(req.numbers)))
+        cursor, complete = "", True
+    items = []
+    for receipt in found:
+        issued = receipts.issue(receipt, ctx.signer, ctx.settings, req.form)
+        items.append(messages.ReceiptItem(receipt.number, receipt.account, receipt.entry_id, receipt.direction,
+                                          receipt.amount, issued.code, issued.xml, issued.pdf))
+    return messages.render_receipt_list(items, cursor, complete)
+
+
 def document_submit(ctx: Context, el: etree._Element) -> etree._Element:
     """An ERP payment file: its transactions follow exactly the PaymentOrder rules (spec section 5)."""
     payment_file, parsed = documents.read_payment_file(el.find(q("Document")), ctx.settings.formats)
@@ -169,5 +194,6 @@ OPERATIONS: dict[str, Callable[[Context, etree._Element], etree._Element]] = {
     "PaymentApproval": payment_approval,
     "PaymentCancel": payment_cancel,
     "CashPositionQuery": cash_position_query,
+    "ReceiptQuery": receipt_query,
 }
 

@@ -50,6 +50,7 @@ class PaymentRecord:
     attempts: int
     creditor_key: str | None
     rule_hits: str | None               # JSON (gateway.rule_facts.hits_json)
+    payment_info_id: str | None = None  # the PmtInfId of the pain.001 block it came in (migration 0015)
 
     @classmethod
     def from_row(cls, row: Sequence) -> PaymentRecord:

@@ -72,7 +72,8 @@ def status_of(row: PaymentRecord | Row) -> PaymentStatus:
         reason=ReasonCode(row.reason_code) if row.reason_code else None, reason_text=row.reason_text,
         approvals_required=row.approvals_required, approvals_given=row.approvals_given,
         order_digest=row.order_digest, updated=row.updated_at, amount=Money.from_minor(row.amount, row.currency),
-        end_to_end_id=row.end_to_end_id, debtor_account=row.debtor_account, rules=rule_facts.hits_from_json(row.rule_hits))
+        end_to_end_id=row.end_to_end_id, debtor_account=row.debtor_account, rules=rule_facts.hits_from_json(row.rule_hits),
+        payment_info_id=row.payment_info_id)
 
 
 def rejected(client_ref: str, problem: PaymentRejected) -> PaymentStatus:
@@ -212,7 +213,7 @@ class _Batch:
             maker=ctx.operator, created_at=ctx.now, updated_at=ctx.now, sent_at=None, attempts=0,
             creditor_key=name_key(ins.creditor.name), rule_hits=rule_facts.hits_json(hits),
             reason_code=hits[0].code.value if held else None,
-            reason_text=rule_facts.reason_text(hits)[:255] if held else None)
+            reason_text=rule_facts.reason_text(hits)[:255] if held else None, payment_info_id=p.payment_info_id)
         self.rows.append(row.values())   # the record stays the payment as stored: nothing reads it back
         self.created.append((row, decision.why))
         self.holds.append((row.id, ins.debtor_account, ins.amount.minor))

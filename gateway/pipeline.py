@@ -44,7 +44,7 @@ UNVERIFIED_BODY_KEPT = 64 * 1024
 _ID35 = re.compile(r"[A-Za-z0-9._:\-]{1,35}", re.ASCII)
 # Operations that never write: a refusal of theirs has nothing to roll back (see _transaction).
 READ_ONLY = frozenset({"AccountQuery", "BalanceQuery", "PaymentStatusQuery", "StatementQuery",
-                       "CashPositionQuery"})
+                       "CashPositionQuery", "ReceiptQuery"})
 
 # The statements every request runs, built once (building one costs about as much as running it on SQLite).
 # The MessageId's earlier use, if any, and whether the certificate that verified the request is still
@@ -271,7 +271,7 @@ class Gateway:
                     # Refused like a write without the grant: answered, stored under the MessageId, audited.
                     raise _Refused(PermissionDenied(f"operator {header.client}/{header.operator} is disabled"))
                 ctx = Context(uow, self.settings, header.client, header.operator, now,
-                              Config(self.config, found.config_version, conn))
+                              Config(self.config, found.config_version, conn), self.signer)
                 try:
                     answer = OPERATIONS[name](ctx, op)
                     code, detail = ResultCode.OK, "processed"

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     # CNAPS codes starting with this prefix are accounts of this bank: those payments settle at once.
     own_cnaps_prefix: str = "999"
     timezone: str = "Asia/Shanghai"                     # the bank's business day
+    sm2_distinguishing_id: str = "1234567812345678"     # SM2 signatures' signer identifier (GM/T 0009 default)
     freshness_seconds: int = 300                        # allowed |Created - now|
     replay_retention_hours: int = 48                    # MessageIds kept at least this long (>= 24 h)
     max_body_bytes: int = 10 * 1024 * 1024
@@ -70,6 +71,10 @@ class Settings(BaseSettings):
     # After `directlink keys rotate`: the old certificate, still published while answers signed with it
     # may be in flight (rolling restarts) and until clients have the new one.
     gateway_previous_cert: Path = Path("certs/gateway.previous.cert.pem")
+    # After `directlink keys rotate --prepare`: the next key and certificate, published ahead at
+    # /v1/certificates so clients can trust both before `keys rotate --switch` makes them current.
+    gateway_next_key: Path = Path("certs/gateway.next.key.pem")
+    gateway_next_cert: Path = Path("certs/gateway.next.cert.pem")
     cert_warning_days: int = 30                         # warn this long before a certificate expires
     # Transport (docs/deployment.md): `serve` terminates TLS itself when tls_certificate is set (else plain
     # HTTP, for a reverse proxy in front), and with tls_client_ca requires a client certificate that CA issued.
@@ -94,6 +99,8 @@ class Settings(BaseSettings):
     # Deliver to loopback, private and link-local addresses too (an ERP on this machine or its LAN, demos):
     # off, so that a subscription cannot make the gateway reach into the bank's own network.
     notify_private_addresses: bool = False
+    # Refuse subscriptions to http:// URLs when they are made or changed (notifications carry payment data).
+    notify_https_only: bool = False
     # --- issue 26: the treasury console (docs/console.md) ---
     # The address operators open, e.g. "https://treasury.bank.example": WebAuthn binds each key to its host
     # name. Unset: the address the request came to (fine on one host; set it behind a proxy).

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from gateway import directory_file
-from gateway.keys import write_key_pair
+from gateway.keys import new_key, write_key_pair
 from gateway.settings import SETTINGS_FILE, Pkcs11Key, Settings
 from gateway.storage.engine import make_engine, migrate
 
@@ -100,10 +101,26 @@ def toml_value(value: object) -> str:
 def init_home(home: Path, key_type: str = "p256", database_url: str | None = None,
               token: Pkcs11Key | None = None) -> Settings:
     """Create settings, keys, the demo directory and the database under `home`; return the settings. With a
-    `token`, the gateway key is made inside it (the PIN from the environment) and no key file is written."""
-    home.mkdir(parents=True, exist_ok=True)
+    `token`, the gateway key is made inside it (the PIN from the environment) and no key file is written.
+    All or nothing: a failure part-way removes what this call made, so `init` can simply be run again."""
     if (home / SETTINGS_FILE).exists():
         raise FileExistsError(f"{home / SETTINGS_FILE} exists already: this home is initialised")
+    new_key(key_type)   # an unknown key type is refused before anything is written
+    made = [p for p in (home, home / SETTINGS_FILE, home / "certs", home / "demo", home / "config",
+                        home / "directlink.db") if not p.exists()]
+    try:
+        return _init_home(home, key_type, database_url, token)
+    except BaseException:
+        for path in reversed(made):   # the home itself last, and only if this call made it
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        raise
+
+
+def _init_home(home: Path, key_type: str, database_url: str | None, token: Pkcs11Key | None) -> Settings:
+    home.mkdir(parents=True, exist_ok=True)
     text = SETTINGS_TEMPLATE
     if database_url:
         text = text.replace('database_url = "sqlite:///directlink.db"', f'database_url = "{database_url}"')

@@ -90,9 +90,9 @@ def signxml_shadow(monkeypatch):
 
     lean = signing.verify
 
-    def shadowed(root, certificate):
+    def shadowed(root, certificate, **at):
         agree(root, certificate, lean)
-        return lean(root, certificate)
+        return lean(root, certificate, **at)
 
     monkeypatch.setattr(signing, "verify", shadowed)
 

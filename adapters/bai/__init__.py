@@ -32,7 +32,7 @@ a 16 record whose last field, the text, runs to the end: BAI2 forbids the delimi
 does not fit continues on 88 records: a break between fields ends the line with "/" and the 88 starts
 with the next field (03 records break only between whole summaries); a break inside the text falls on a
 blank, which readers put back when they join an unterminated line to its 88. Characters: printable ASCII;
-Chinese and other characters are replaced as described in adapters/swift/common.py; "," and "/" never
+Chinese is spelled in pinyin and other characters replaced as described in adapters/swift/common.py; "," and "/" never
 appear in references, "/" never in text.
 """
 from __future__ import annotations

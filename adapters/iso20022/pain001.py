@@ -104,18 +104,36 @@ def read_file(data: bytes, *, vendor: str, message: str, limits: Limits) -> Paym
     return PaymentFile(msg_id, tuple(transactions), _datetime(head.text("CreDtTm")))
 
 
+def _initiation(data: bytes) -> tuple[_Doc, etree._Element] | None:
+    """The root of a pain.001 (any version) read without validating it; None for anything else."""
+    try:
+        root = xmlsafe.parse(data, MAX_BYTES)
+    except XmlRejected:
+        return None
+    ns = etree.QName(root).namespace or ""
+    return (_Doc(ns), root) if ns.startswith("urn:iso:std:iso:20022:tech:xsd:pain.001.") else None
+
+
+def file_message_id(data: bytes) -> str | None:
+    """The GrpHdr/MsgId of a pain.001 (any version), read even when the file is refused for what follows it
+    (a control sum, the XSD), so that a pain.002 refusing the file names it as the ERP did; None when there
+    is none to read."""
+    found = _initiation(data)
+    if found is None:
+        return None
+    doc, root = found
+    msg_id = "".join(el.text or "" for el in doc.all(root, "CstmrCdtTrfInitn/GrpHdr/MsgId")).strip()
+    return msg_id or None
+
+
 def payment_info_ids(data: bytes) -> dict[str, str]:
     """ClientRef (EndToEndId) -> PmtInfId of each transaction of a pain.001 (any version), so that a status
     report can name each payment's block (pain.002 OrgnlPmtInfId) as the ERP wrote it; {} for anything
     that is not a readable pain.001 (the reader proper says what is wrong with it)."""
-    try:
-        root = xmlsafe.parse(data, MAX_BYTES)
-    except XmlRejected:
+    found_root = _initiation(data)
+    if found_root is None:
         return {}
-    ns = etree.QName(root).namespace or ""
-    if not ns.startswith("urn:iso:std:iso:20022:tech:xsd:pain.001."):
-        return {}
-    doc = _Doc(ns)
+    doc, root = found_root
     found: dict[str, str] = {}
     for block in doc.all(root, "CstmrCdtTrfInitn/PmtInf"):
         block_id = "".join(el.text or "" for el in doc.all(block, "PmtInfId")).strip()

@@ -8,14 +8,15 @@ The group status sums them up: RJCT when all are rejected, PART when some are, A
 that, otherwise ACCP.
 
 Transactions are grouped in one OrgnlPmtInfAndSts per PmtInfId of the original file, when the caller
-knows them (StatusReport.payment_info_ids: the agent keeps them from the files it sends); the gateway
-keeps neither the PmtInfId nor, for a status query, the original MsgId, so there the transactions go in
-one OrgnlPmtInfAndSts named after the original message (or UNKNOWN). ERPs match the transactions by
-OrgnlEndToEndId, which is always given.
+knows them (StatusReport.payment_info_ids: the agent keeps them from the files it sends, the gateway with
+each payment that came in a pain.001); the others go in one OrgnlPmtInfAndSts named after the original
+message (or UNKNOWN: the gateway's status query answers for payments of any message). ERPs match the
+transactions by OrgnlEndToEndId, which is always given.
 """
 from __future__ import annotations
 
 import datetime as dt
+import textwrap
 from collections.abc import Callable
 
 from lxml import etree
@@ -109,8 +110,9 @@ def _reason(v: _Version, parent: etree._Element, status: PaymentStatus, code: st
         text = f"{given} {text}".strip()
     elif iso_code:   # DS02 says "cancelled"; the state keeps our own word for it
         text = f"{status.state}: {text}" if text else str(status.state)
-    for start in range(0, min(len(text), _ADDTL_INF * _ADDTL_LINES), _ADDTL_INF):
-        _sub(v, info, "AddtlInf", text[start:start + _ADDTL_INF])
+    # Split between words (a date or an id stays whole; only a word longer than a line is cut).
+    for line in textwrap.wrap(text, _ADDTL_INF, break_on_hyphens=False)[:_ADDTL_LINES]:
+        _sub(v, info, "AddtlInf", line)
 
 
 def _transaction(v: _Version, parent: etree._Element, status: PaymentStatus, amount: Money | None) -> str:

@@ -17,10 +17,13 @@ Fields:
   :61:  value date YYMMDD, entry date MMDD (booking day, see common.booking_day), mark C/D, or RD/RC
         for reversals (RD = reversal of a debit: money back in; RC = reversal of a credit: money out),
         amount, type NTRF (transfer with a counterparty account), NMSC (other bookings), NRTI (returned
-        item: every reversal), customer reference = ClientRef or NONREF, "//" bank reference = BankRef.
-        Both references are 16x: a longer one keeps its first 4 and last 12 characters (payment ids
-        P<date><hex> keep their unique hex tail, returns R<payment id> stay distinct from the payment);
-        the full BankRef then follows as supplementary details on the next line.
+        item: every reversal), customer reference = ClientRef, "//" bank reference = BankRef. Both are
+        16x. A ClientRef that does not fit (or is not SWIFT X as it stands) is not shortened into a
+        reference that looks real but is not: the customer reference is NONREF and the ClientRef is
+        written whole in :86: as /KREF/. A longer BankRef is shortened to a derived form (its first 4 and
+        last 12 characters: payment ids P<date><hex> keep their unique hex tail, returns R<payment id>
+        stay distinct from the payment), and the full BankRef follows as supplementary details on the
+        next line, where MT940 puts the bank's longer reference.
   :86:  "/EREF/<EndToEndId>/KREF/<ClientRef, when it differs>/CNTP/<account>/<bank code>/<name>
         /REMI/<narrative>", at most 6 lines of at most 65 characters including the tag. The remittance
         text comes last because it is what gets shortened if the field is full. Values never contain
@@ -28,7 +31,7 @@ Fields:
         that parsers such as mt-940 would then take apart).
   :64:  not written: the Statement carries no available balance, and a guessed one is worse than none.
 
-Character set: SWIFT X. Chinese and other characters outside it are replaced, not transliterated; see
+Character set: SWIFT X. Chinese is spelled in pinyin, other characters outside it are replaced; see
 adapters/swift/common.py for the exact rules. Continuation lines never start with ":" or "-" (a line
 ":NN:" would open a new tag, a line "-" ends the message) and never start or end with a blank, which
 readers strip; lines are wrapped a little early instead of changing the text. Every line stays within
@@ -78,6 +81,12 @@ def reference16(value: str | None) -> str:
     return text.strip("/")
 
 
+def _customer_reference(entry: StatementEntry) -> str:
+    """The ClientRef if :61: can carry it exactly, else NONREF (then :86: has it as /KREF/)."""
+    short = reference16(entry.client_ref)
+    return short if short and short == entry.client_ref else "NONREF"
+
+
 def _header(statement: Statement, facts: AccountFacts) -> list[str]:
     account = statement.account
     key = common.statement_key(statement)
@@ -98,7 +107,7 @@ def _type_code(entry: StatementEntry) -> str:
 
 def _statement_line(entry: StatementEntry, currency: str) -> list[str]:
     amount = amount_text(common.minor(entry.amount, currency), currency)
-    customer = reference16(entry.client_ref) or "NONREF"
+    customer = _customer_reference(entry)
     full_bank = common.fold(entry.bank_ref, common.SWIFT_X).replace(" ", "")
     bank = reference16(entry.bank_ref) or "NONREF"
     mark = _MARKS[entry.direction, entry.reversal]
@@ -121,7 +130,7 @@ def details_text(entry: StatementEntry, facts: AccountFacts) -> str:
     if e2e:
         parts.append(f"/EREF/{e2e}")
     client = _value(entry.client_ref)
-    if client and client != e2e:
+    if client and (client != e2e or _customer_reference(entry) == "NONREF"):
         parts.append(f"/KREF/{client}")
     party = entry.counterparty
     if party is not None:

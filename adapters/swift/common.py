@@ -8,11 +8,14 @@ Chinese, so every text value is folded into the target set, one character at a t
 2. A character in the target set stays as it is.
 3. Latin letters lose their accents (é -> e, Ł -> L, ß -> ss): the reader still recognises the name.
 4. Punctuation with an obvious stand-in gets it (& -> +, _ -> -, 。-> ., 、-> ,, quotes -> ').
-5. Anything else, Chinese characters above all, is REPLACED: each run of such characters (spaces inside
-   the run included) becomes one "." (so "上海 某某 Ltd" -> ". Ltd"). There is no transliteration of
-   Chinese: pinyin needs a dictionary this gateway does not ship, and pinyin of a company name is not
-   what the ERP's master data holds anyway. Account numbers and references, which ERPs match on, are
-   ASCII already. ERPs that need the Chinese names take camt.053 or the DirectLink statement, both UTF-8.
+5. Chinese characters (Han) are spelled in toneless pinyin, a capitalised syllable each, separated by
+   spaces ("上海某某科技有限公司" -> "Shang Hai Mou Mou Ke Ji You Xian Gong Si"), with the dictionary of
+   pypinyin that the name keys use (domain/names.py): a clerk recognises the payee, and reconciliation's
+   name rules compare Chinese and pinyin alike. ERPs that need the Chinese names take camt.053 or the
+   DirectLink statement, both UTF-8.
+6. Anything else (kana, emoji, ...) is REPLACED: each run of such characters (spaces inside the run
+   included) becomes one "." (so "カナ Ltd" -> ". Ltd"). Account numbers and references, which ERPs match
+   on, are ASCII already.
 
 Whitespace runs collapse to one space: both formats wrap long texts over lines, and readers re-join the
 lines with at most one space (or none), so a run of blanks could not survive anyway.
@@ -28,6 +31,7 @@ from functools import cache
 
 from domain.models import Statement, StatementEntry
 from domain.money import Money, minor_units
+from domain.names import in_pinyin
 
 # SWIFT "x" character set (FIN user handbook): letters, digits, / - ? : ( ) . , ' + and space.
 SWIFT_X = frozenset(string.ascii_letters + string.digits + "/-?:().,'+ ")
@@ -83,7 +87,7 @@ def fold(text: str | None, allowed: frozenset[str]) -> str:
         return ""
     folded = unicodedata.normalize("NFKC", text)
     if not allowed.issuperset(folded):     # most values (accounts, references) are in the set already
-        folded = folded.translate(_table(allowed))
+        folded = in_pinyin(folded).translate(_table(allowed))
         folded = _GAP_RUN.sub(FILLER if FILLER in allowed else "", folded)
     return " ".join(folded.split())
 

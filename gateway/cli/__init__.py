@@ -16,12 +16,16 @@ from gateway.cli import (
     config,
     db,
     errors,
+    grants,
+    metrics,
     notify,
     operators,
+    receipt,
     reconcile,
     rules,
     send,
     serve,
+    usage,  # noqa: F401  (how --help shows flags; imported for its effect)
 )
 
 app = typer.Typer(help="DirectLink bank-enterprise direct-link gateway.", no_args_is_help=True,
@@ -38,6 +42,8 @@ app.command("reconcile")(reconcile.reconcile_command)
 app.add_typer(config.config_app, name="config")
 app.add_typer(certs.certs_app, name="certs")
 app.add_typer(operators.operators_app, name="operators")
+app.add_typer(grants.grants_app, name="grants")
+app.command("metrics")(metrics.metrics)
 app.add_typer(bank.clearing_app, name="clearing")
 app.add_typer(certs.keys_app, name="keys")
 app.add_typer(db.db_app, name="db")
@@ -45,7 +51,8 @@ app.add_typer(audit.audit_app, name="audit")
 app.add_typer(notify.notify_app, name="notify")
 app.add_typer(bank.sandbox_app, name="sandbox")
 app.add_typer(rules.rules_app, name="rules")
+app.add_typer(receipt.receipt_app, name="receipt")
 
 
 def main() -> None:
-    errors.run(lambda: app(prog_name="directlink"))
+    errors.run(lambda: app(prog_name="directlink", standalone_mode=False))

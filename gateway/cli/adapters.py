@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli.common import Home, fail, home_settings
+from gateway.cli.listing import Json, show
 
 adapters_app = typer.Typer(help="ERP adapters and declared formats: list, check, add, remove.",
                            invoke_without_command=True)
@@ -23,7 +24,7 @@ Golden = Annotated[Path | None, typer.Option("--golden", help="the mapping's gol
 
 
 @adapters_app.callback(invoke_without_command=True)
-def list_adapters(ctx: typer.Context, home: Home = Path(".")) -> None:
+def list_adapters(ctx: typer.Context, home: Home = Path("."), as_json: Json = False) -> None:
     """List the adapters, their formats and limits; declared mappings with their file and sha256."""
     if ctx.invoked_subcommand is not None:
         return
@@ -35,13 +36,18 @@ def list_adapters(ctx: typer.Context, home: Home = Path(".")) -> None:
         fail(str(err))
     folder = Settings.load(home).formats
     usable, broken = declared(folder)
-    for a in builtin.values():
-        _show(a)
-    for name, d in usable.items():
-        _show(d.adapter, f"declared in {folder / (name + '.toml')}, sha256 {d.digest}")
+    if as_json:
+        show([_row(a) for a in builtin.values()]
+             + [{**_row(d.adapter), "declared_in": str(folder / (name + ".toml")), "sha256": d.digest}
+                for name, d in usable.items()], lambda r: "", True, "")
+    else:
+        for a in builtin.values():
+            _show(a)
+        for name, d in usable.items():
+            _show(d.adapter, f"declared in {folder / (name + '.toml')}, sha256 {d.digest}")
     for file, why in broken.items():
         typer.echo(f"{folder / file}: cannot be used: {why}", err=True)
-    if not builtin and not usable:
+    if not builtin and not usable and not as_json:
         typer.echo("no adapters installed")
     if broken:
         raise typer.Exit(1)
@@ -57,6 +63,15 @@ def _show(a, origin: str = "") -> None:
             typer.echo(f"  {kind}: {', '.join(formats)}")
     typer.echo(f"  limits: {a.limits.max_transactions} transactions a file, amounts in {a.limits.amount_unit} "
                f"units, encodings {', '.join(a.limits.encodings)}")
+
+
+def _row(a) -> dict:
+    """An adapter for --json: the formats of each kind and its limits."""
+    return {"name": a.name, "description": a.description,
+            **{kind: list(getattr(a, kind)) for kind in ("payment_readers", "statement_writers",
+                                                         "statement_readers", "status_writers")},
+            "limits": {"max_transactions": a.limits.max_transactions, "amount_unit": a.limits.amount_unit,
+                       "encodings": list(a.limits.encodings)}}
 
 
 def _checked(file: Path, golden: Path | None, folder: Path | None):

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli.common import Home, current, fail, home_settings, migrated, now
+from gateway.cli.listing import Json, show
 
 config_app = typer.Typer(help="Clients, accounts, operators, certificates and grants.", no_args_is_help=True)
 
@@ -56,7 +57,7 @@ def config_grant(client: str, operator: str, account: str,
 
 
 @config_app.command("accounts")
-def config_accounts(home: Home = Path(".")) -> None:
+def config_accounts(home: Home = Path("."), as_json: Json = False) -> None:
     """List accounts with booked, held and available balances."""
     from sqlalchemy import select
 
@@ -64,11 +65,14 @@ def config_accounts(home: Home = Path(".")) -> None:
     from gateway.storage.tables import accounts
     _, engine = current(home)
     with engine.connect() as conn:
-        for r in conn.execute(select(accounts).order_by(accounts.c.client_id, accounts.c.number)):
-            booked, held, available = (Money.from_minor(m, r.currency).text() for m in (r.booked, r.held,
-                                                                                        r.booked - r.held))
-            typer.echo(f"{r.client_id or '(bank)':<8} {r.number:<20} {r.currency} booked {booked:>16} "
-                       f"held {held:>14} available {available:>16}  {r.name}")
+        found = conn.execute(select(accounts).order_by(accounts.c.client_id, accounts.c.number)).all()
+    rows = [{"client": r.client_id, "account": r.number, "currency": r.currency, "name": r.name,
+             **{k: Money.from_minor(m, r.currency).text() for k, m in (("booked", r.booked), ("held", r.held),
+                                                                      ("available", r.booked - r.held))}}
+            for r in found]
+    show(rows, lambda r: (f"{r['client'] or '(bank)':<8} {r['account']:<20} {r['currency']} booked "
+                          f"{r['booked']:>16} held {r['held']:>14} available {r['available']:>16}  {r['name']}"),
+         as_json, "no accounts: `directlink config apply` adds them")
 
 
 @config_app.command("policy")

@@ -24,8 +24,15 @@ def debug_option(debug: bool = typer.Option(False, "--debug", help="show the tra
 
 def run(command: Callable[[], object]) -> None:
     """Run the whole command; a failure it did not explain itself becomes one line and its exit status."""
+    from gateway.cli.usage import ClickException, NoArgsIsHelpError, usage_line
     try:
-        command()
+        status = command()
+    except NoArgsIsHelpError:
+        sys.exit(USAGE)   # the help was shown: a group given no command is still a usage error
+    except ClickException as err:   # a usage error (unknown option, missing argument, bad value)
+        _exit(usage_line(err) if not _debug else err.format_message(), err.exit_code)
+    except typer.Abort:
+        _exit("aborted", REFUSED)
     except SystemExit as stop:
         # The settings and the gateway key stop with a message (they are shared with the server).
         if isinstance(stop.code, str) and not _debug:
@@ -35,6 +42,9 @@ def run(command: Callable[[], object]) -> None:
         if _debug:
             raise
         _exit(*explain(err))
+    # Run without click's standalone mode (so that usage errors reach this function), the command returns
+    # its exit status instead of exiting with it.
+    sys.exit(status if isinstance(status, int) else DONE)
 
 
 def _exit(message: str, status: int) -> None:

@@ -7,9 +7,10 @@ from typing import Annotated
 
 import typer
 
-from gateway.cli.common import Home, fail, migrated, now
+from gateway.cli.common import Home, current, fail, migrated, now
+from gateway.cli.listing import Json, show
 
-operators_app = typer.Typer(help="Operators: disable at once, enable again; enrol a security key for the console.",
+operators_app = typer.Typer(help="Operators: list, disable at once, enable again; enrol a security key for the console.",
                             no_args_is_help=True)
 
 
@@ -71,3 +72,34 @@ def operators_revoke_keys(client: str, operator: str, home: Home = Path(".")) ->
     except ValueError as err:
         fail(str(err))
     typer.echo(f"{count} security key(s) of {client}/{operator} revoked")
+
+
+@operators_app.command("list")
+def operators_list(client: Annotated[str | None, typer.Option(help="only this client's operators")] = None,
+                   home: Home = Path("."), as_json: Json = False) -> None:
+    """List operators: enabled or disabled, their active certificates and the accounts they hold grants on."""
+    from sqlalchemy import func, select
+
+    from gateway.storage.tables import certificates, grants, operators
+    _, engine = current(home)
+    at = now()
+    certs = (select(certificates.c.client_id, certificates.c.operator_id, func.count().label("n"))
+             .where(certificates.c.revoked_at.is_(None), certificates.c.not_after > at,
+                    certificates.c.not_before <= at)
+             .group_by(certificates.c.client_id, certificates.c.operator_id))
+    granted = (select(grants.c.client_id, grants.c.operator_id, func.count().label("n"))
+               .group_by(grants.c.client_id, grants.c.operator_id))
+    query = select(operators).order_by(operators.c.client_id, operators.c.id)
+    if client:
+        query = query.where(operators.c.client_id == client)
+    with engine.connect() as conn:
+        found = conn.execute(query).all()
+        cert_counts = {(r.client_id, r.operator_id): r.n for r in conn.execute(certs)}
+        grant_counts = {(r.client_id, r.operator_id): r.n for r in conn.execute(granted)}
+    rows = [{"client": r.client_id, "operator": r.id, "name": r.name,
+             "state": "disabled" if r.disabled_at else "enabled", "disabled_at": r.disabled_at,
+             "certificates": cert_counts.get((r.client_id, r.id), 0),
+             "accounts": grant_counts.get((r.client_id, r.id), 0)} for r in found]
+    show(rows, lambda r: (f"{r['client']}/{r['operator']:<12} {r['state']:<8} {r['certificates']} valid "
+                          f"certificate(s), grants on {r['accounts']} account(s)  {r['name']}"),
+         as_json, f"no operators{f' of {client}' if client else ''}")

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from gateway.cli.common import Home, current, fail, migrated, now
+from gateway.cli.listing import Json, show
 
 rules_app = typer.Typer(help="Fund-flow rules that every payment passes before acceptance.", no_args_is_help=True)
 payee_app = typer.Typer(help="Registered counterparties (the allow-list; known payees).", no_args_is_help=True)
@@ -56,13 +57,15 @@ def rules_remove(client: str, rule: str, account: str = "", home: Home = Path(".
 
 
 @rules_app.command("list")
-def rules_list(client: str, home: Home = Path(".")) -> None:
-    """The client's rules with their parameters."""
+def rules_list(client: str, home: Home = Path("."), as_json: Json = False) -> None:
+    """The client's rules with their parameters ('*': every account of the client)."""
     from gateway import rulebook
     _, engine = current(home)
     with engine.connect() as conn:
-        for account, rule, params in rulebook.list_rules(conn, client):
-            typer.echo(f"{account or '*':<20} {rule:<16} {json.dumps(params, ensure_ascii=False)}")
+        rows = [{"account": account or None, "rule": rule, "params": params}
+                for account, rule, params in rulebook.list_rules(conn, client)]
+    show(rows, lambda r: f"{r['account'] or '*':<20} {r['rule']:<16} {json.dumps(r['params'], ensure_ascii=False)}",
+         as_json, f"no rules for {client}: every payment passes the built-in checks only (docs/rules.md)")
 
 
 @rules_app.command("block-list")
@@ -96,6 +99,7 @@ def payee_add(client: str, name: str, account: str, home: Home = Path(".")) -> N
 
 @payee_app.command("remove")
 def payee_remove(client: str, account: str, home: Home = Path(".")) -> None:
+    """Remove a registered counterparty of CLIENT (by its account); payments to it count as new payees again."""
     from gateway import rulebook
     _, engine = migrated(home)
     with engine.begin() as conn:

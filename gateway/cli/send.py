@@ -15,13 +15,17 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
          key: Annotated[Path, typer.Option(help="the operator's private key (PEM)")],
          cert: Annotated[Path | None, typer.Option(help="default: KEY with .cert.pem")] = None,
          client: Annotated[str | None, typer.Option(help="default: Header/Client of FILE")] = None,
-         url: str = "http://127.0.0.1:8080",
+         url: Annotated[str, typer.Option(envvar="DIRECTLINK_URL", help="the gateway's base URL")]
+         = "http://127.0.0.1:8080",
          gateway_cert: Annotated[Path | None, typer.Option(help="pinned gateway certificate")] = None,
          tls_ca: Annotated[Path | None, typer.Option(help="https: CA of the gateway's TLS certificate")] = None,
          tls_cert: Annotated[Path | None, typer.Option(help="mutual TLS: the client certificate")] = None,
          tls_key: Annotated[Path | None, typer.Option(help="mutual TLS: its key, if not in --tls-cert")] = None,
+         dry_run: Annotated[bool, typer.Option("--dry-run", help="a PaymentOrder or DocumentSubmit is decided "
+                                               "as it would be, and nothing is made (dryRun=\"true\")")] = False,
          ) -> None:
-    """Sign FILE, post it, verify the answer's signature and print the answer."""
+    """Sign FILE, post it, verify the answer's signature and print the answer. --gateway-cert may be a
+    bundle of several gateway certificates (a key rollover): the answer is taken from whichever signed it."""
     from gateway.protocol import client as dl
     from gateway.protocol.xmlsafe import q, text
     cert = cert or Path(str(key).replace(".key.pem", ".cert.pem"))
@@ -31,6 +35,11 @@ def send(file: Annotated[Path, typer.Argument(help="a Request XML; empty Message
         root = etree.fromstring(file.read_bytes(), etree.XMLParser(resolve_entities=False, no_network=True))
     except etree.XMLSyntaxError as err:
         fail(f"{file} is not XML ({err}): give a Request document")
+    if dry_run:
+        operation = next((el for el in root if isinstance(el.tag, str) and el.tag != q("Header")), None)
+        if operation is None or operation.tag not in (q("PaymentOrder"), q("DocumentSubmit")):
+            fail(f"--dry-run: {file} holds no PaymentOrder or DocumentSubmit (only those have a dry run)")
+        operation.set("dryRun", "true")
     client = client or text(root.find(f"{q('Header')}/{q('Client')}"))
     if not client:
         fail("no client: give --client or fill Header/Client in the file")

@@ -11,7 +11,7 @@ from gateway.settings import Pkcs11Key, Settings
 
 
 def init(directory: Annotated[Path, typer.Argument(help="where to create it")] = Path("."),
-         key_type: Annotated[str, typer.Option(help="p256 (ECDSA P-256) or rsa (2048)")] = "p256",
+         key_type: Annotated[str, typer.Option(help="p256 (ECDSA P-256), rsa (2048) or sm2 (SM2/SM3)")] = "p256",
          database_url: Annotated[str | None, typer.Option(help="default: SQLite in DIR")] = None,
          key_store: Annotated[str, typer.Option(help="file (a PEM key in DIR/certs) or pkcs11 (an HSM)")] = "file",
          pkcs11_module: Annotated[Path | None, typer.Option(help="pkcs11: the token's PKCS#11 library")] = None,

@@ -95,6 +95,10 @@ class Delivery:
                     break
                 futures = {}
                 for c in claimed:
+                    if self.settings.notify_https_only and urlsplit(c.url).scheme != "https":
+                        # A subscription made before the setting was turned on: nothing goes out over http.
+                        done[self.record(c, "http:// is refused (setting notify_https_only)")] += 1
+                        continue
                     try:
                         body = self.signer.sign(etree.fromstring(c.payload, _PARSER))
                     except Exception as exc:  # one bad event must not stop the others
@@ -197,6 +201,21 @@ def resolve(url: str, private_allowed: bool,
     if not found:
         return None, f"{parts.hostname} resolves to no address"
     return str(found[0]), None
+
+
+def undeliverable(url: str, settings: Settings,
+                  resolver: addresses.Resolver = addresses.system_resolver) -> tuple[str | None, str | None]:
+    """Checked when a subscription is made or its URL changed: (why it would never be delivered to, or None;
+    a warning, or None). An http:// URL where notify_https_only is set, or a host whose addresses the
+    delivery guard refuses (resolve above), is refused; a name that does not resolve now only warns (it may
+    be set up later, and every delivery resolves it again)."""
+    if settings.notify_https_only and urlsplit(url).scheme != "https":
+        return "the URL must be https:// (setting notify_https_only)", None
+    address, reason = resolve(url, settings.notify_private_addresses, resolver)
+    if address is None and reason is not None and not reason.startswith("cannot resolve") \
+            and not reason.endswith("resolves to no address"):
+        return f"no notification would ever be delivered there: {reason}", None
+    return None, reason
 
 
 def pinned(url: str, address: str) -> tuple[str, dict, dict]:

@@ -8,6 +8,7 @@ import datetime as dt
 import re
 import secrets
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,7 +81,8 @@ class Client:
         self.base_url = base_url.rstrip("/")
         self.client, self.operator = client, operator
         self.signer = signing.Signer.from_pem(key_pem, cert_pem)
-        self.gateway_cert = x509.load_pem_x509_certificate(gateway_cert_pem)
+        self.gateway_certs = trust_bundle(gateway_cert_pem)
+        self.gateway_cert = self.gateway_certs[0]   # the first pinned (the one, without a bundle)
         self.http = http or httpx.Client(timeout=30)
 
     def request(self, operation: etree._Element, *, message_id: str | None = None,
@@ -113,7 +115,7 @@ class Client:
         RequestDigest) under their MessageId (its InReplyTo)."""
         resp = self.http.post(f"{self.base_url}/v1/messages", content=body,
                               headers={"Content-Type": "application/xml"})
-        return verify_answer(resp.status_code, resp.content, self.gateway_cert, signing.digest_b64(body),
+        return verify_answer(resp.status_code, resp.content, self.gateway_certs, signing.digest_b64(body),
                              in_reply_to=echoed_message_id(body))
 
     def call(self, operation: etree._Element, **kw: Any) -> Answer:
@@ -131,15 +133,25 @@ _ECHOED = re.compile(r"[A-Za-z0-9._:\-]{1,35}", re.ASCII)
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True)
 
 
-def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate, request_digest: str | None, *,
-                  in_reply_to: str | None = None) -> Answer:
-    """Verify a Response's signature against the pinned gateway certificate and bind it to our request: its
-    RequestDigest must be `request_digest` and its InReplyTo, when it has one, `in_reply_to` (each when
-    given). Only the refusals signed before a request is read (UNBOUND_CODES) may lack RequestDigest."""
+def trust_bundle(pem: bytes) -> list[x509.Certificate]:
+    """The gateway certificates a client trusts: one, or a bundle of several (PEM blocks one after another,
+    text between them ignored), e.g. the current and the next during a key rollover (docs/deployment.md)."""
+    found = x509.load_pem_x509_certificates(pem)
+    if not found:   # pragma: no cover - the loader itself refuses a file without a certificate
+        raise ValueError("no PEM certificate")
+    return found
+
+
+def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate | Sequence[x509.Certificate],
+                  request_digest: str | None, *, in_reply_to: str | None = None) -> Answer:
+    """Verify a Response's signature against the pinned gateway certificate, or whichever certificate of a
+    pinned bundle signed it, and bind it to our request: its RequestDigest must be `request_digest` and its
+    InReplyTo, when it has one, `in_reply_to` (each when given). Only the refusals signed before a request is
+    read (UNBOUND_CODES) may lack RequestDigest."""
     root = etree.fromstring(raw, _PARSER)
     sig = signing.signature_element(root)
     signing.check_profile(sig)
-    signed = signing.verify(root, gateway_cert).signed
+    signed = _verify_any(root, sig, [gateway_cert] if isinstance(gateway_cert, x509.Certificate) else gateway_cert)
     digest = signed.find(f"{q('Header')}/{q('RequestDigest')}")
     replied = signed.find(f"{q('Header')}/{q('InReplyTo')}")
     result = signed.find(q("Result"))
@@ -155,6 +167,27 @@ def verify_answer(status: int, raw: bytes, gateway_cert: x509.Certificate, reque
                                         f"not {in_reply_to!r})")
     body = next((el for el in signed[2:] if isinstance(el.tag, str) and el.tag.startswith(f"{{{NS}}}")), None)
     return Answer(status, result.get("code"), text(result.find(q("Text"))) or "", body, raw)
+
+
+def _verify_any(root: etree._Element, sig: etree._Element, trusted: Sequence[x509.Certificate]) -> etree._Element:
+    """The signed tree, verified with the trusted certificate the signature names in its KeyInfo (a hint,
+    never trusted itself), else with each in turn; refused when none of them verifies it."""
+    try:
+        hint = signing.keyinfo_certificate(sig)
+    except signing.SignatureRejected:   # only a hint: the verification below judges the signature
+        hint = None
+    ordered = sorted(trusted, key=lambda cert: cert != hint)
+    refusal: signing.SignatureRejected | None = None
+    for cert in ordered:
+        try:
+            return signing.verify(root, cert).signed
+        except signing.SignatureRejected as err:
+            refusal = refusal or err
+    assert refusal is not None
+    if len(ordered) > 1:
+        raise signing.SignatureRejected(f"{refusal.detail} (with none of the {len(ordered)} pinned gateway "
+                                        "certificates)")
+    raise refusal
 
 
 def echoed_message_id(request: bytes) -> str | None:
@@ -229,6 +262,24 @@ def statement_query(account: str, after: str = "", limit: int | None = None,
         el.append(E.Limit(str(limit)))
     if fmt:
         el.append(E.Format(fmt))
+    return el
+
+
+def receipt_query(*, payment_ids: tuple[str, ...] = (), numbers: tuple[str, ...] = (), account: str | None = None,
+                  after: str | None = None, dates: tuple[dt.date, dt.date] | None = None, limit: int | None = None,
+                  form: str | None = None) -> etree._Element:
+    """Receipts by payment, by receipt number, or for one account after a cursor or between two dates."""
+    el = E.ReceiptQuery(*[E.PaymentId(i) for i in payment_ids], *[E.ReceiptNo(n) for n in numbers])
+    if account is not None:
+        el.append(E.Account(account))
+        if dates is not None:
+            el.extend([E.From(dates[0].isoformat()), E.To(dates[1].isoformat())])
+        else:
+            el.append(E.After(after or ""))
+        if limit:
+            el.append(E.Limit(str(limit)))
+    if form:
+        el.append(E.Form(form))
     return el
 
 

@@ -199,6 +199,28 @@ def parse_statement_query(el: etree._Element) -> StatementRequest:
         limit=int(_opt(el, "Limit") or 500), format=_opt(el, "Format") or "directlink")
 
 
+@dataclass(frozen=True)
+class ReceiptRequest:
+    payment_ids: tuple[str, ...]
+    numbers: tuple[str, ...]
+    account: str | None
+    after: str | None
+    date_from: dt.date | None
+    date_to: dt.date | None
+    limit: int
+    form: str          # XML | PDF | BOTH
+
+
+def parse_receipt_query(el: etree._Element) -> ReceiptRequest:
+    after = el.find(q("After"))
+    return ReceiptRequest(
+        payment_ids=tuple(text(e) for e in el.iterfind(q("PaymentId"))),
+        numbers=tuple(text(e) for e in el.iterfind(q("ReceiptNo"))),
+        account=_opt(el, "Account"), after=None if after is None else text(after),
+        date_from=_date(_opt(el, "From")), date_to=_date(_opt(el, "To")),
+        limit=int(_opt(el, "Limit") or 20), form=_opt(el, "Form") or "BOTH")
+
+
 # ---- answers ----------------------------------------------------------------------------------------------
 
 def stamp(moment: dt.datetime, zone: dt.tzinfo) -> str:
@@ -316,6 +338,39 @@ def render_statement(st: Statement, zone: dt.tzinfo) -> etree._Element:
         out.append(entry)
     out.extend([E.Closing(st.closing.text(), date=st.closing_date.isoformat()), E.NextCursor(st.next_cursor),
                 E.Complete("true" if st.complete else "false")])
+    return out
+
+
+@dataclass(frozen=True)
+class ReceiptItem:
+    """One receipt of a ReceiptList: what identifies it, and its forms as asked for."""
+
+    number: str
+    account: str
+    entry_id: int
+    direction: str
+    amount: Money
+    code: str
+    xml: bytes | None
+    pdf: bytes | None
+
+
+def render_receipt_list(items: list[ReceiptItem], next_cursor: str, complete: bool) -> etree._Element:
+    out = E.ReceiptList()
+    for item in items:
+        el = _add(out, "Receipt")
+        _add(el, "ReceiptNo", item.number)
+        _add(el, "Account", item.account)
+        _add(el, "EntryId", f"{item.entry_id:012d}")
+        _add(el, "Direction", item.direction)
+        _add(el, "Amount", item.amount.text(), currency=item.amount.currency)
+        _add(el, "VerificationCode", item.code)
+        if item.xml is not None:
+            _add(el, "Xml", base64.b64encode(item.xml).decode("ascii"))
+        if item.pdf is not None:
+            _add(el, "Pdf", base64.b64encode(item.pdf).decode("ascii"))
+    _add(out, "NextCursor", next_cursor)
+    _add(out, "Complete", "true" if complete else "false")
     return out
 
 

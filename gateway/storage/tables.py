@@ -139,6 +139,7 @@ payments = Table(
     Column("attempts", Integer, nullable=False, default=0, server_default="0"),
     Column("creditor_key", String(420), nullable=True),   # domain.names.key(creditor_name), for the rules
     Column("rule_hits", Text, nullable=True),             # JSON list of the rules that fired (domain/rules.py)
+    Column("payment_info_id", String(35), nullable=True),  # pain.001 PmtInfId, for pain.002 OrgnlPmtInfId
     UniqueConstraint("client_id", "client_ref", name="uq_payments_client_ref"),  # idempotency, forever
     # The rules stage's reads (gateway/rule_facts.py); state, amount and currency ride along so that reading a
     # payee's newest amounts (the anomaly rule's history) never visits the table. These and the partial

@@ -230,7 +230,10 @@ def test_status_report_maps_every_state(message, cancelled):
     assert (txs[0].orgnl_tx_ref.amt.instd_amt.value, txs[0].orgnl_tx_ref.dbtr_acct.id.iban) == (
         Decimal("12.34"), DEBTOR_IBAN)
     assert txs[3].orgnl_tx_ref.amt.instd_amt.value == Decimal("7") and txs[0].acct_svcr_ref == "P1"
-    assert [len(line) for line in txs[5].sts_rsn_inf[0].addtl_inf] == [105, 105, 39]   # Max105Text lines
+    # Max105Text lines, split between words (not "...of 202" / "6-12-07"): they join back with one blank each
+    lines = txs[5].sts_rsn_inf[0].addtl_inf
+    assert len(lines) == 3 and all(len(line) <= 105 for line in lines)
+    assert all(line == line.strip() for line in lines) and sum(map(len, lines)) + 2 == 105 + 105 + 39
 
 
 @pytest.mark.parametrize("codes, group", [(["RJCT", "CANC"], "RJCT"), (["ACSC", "ACSC"], "ACSC"),
@@ -437,13 +440,54 @@ def test_status_report_of_a_file(maker, gateway, fmt):
     if fmt.endswith("03"):
         assert_xsd_valid(data, fmt)
     doc = typed(data, fmt)
-    cancelled = ("RJCT", "DS02") if fmt.endswith("03") else ("CANC", "CANCELLED")
+    # a cancelled payment's reason is the cancellation (pain.002.001.03 has its ISO code for it)
+    cancelled = ("RJCT", "DS02") if fmt.endswith("03") else ("CANC", "CANCELLED_BY_CLIENT")
     assert tx_statuses(data, fmt) == [("T-INT", "ACSC", None), ("T-CNAPS", *cancelled)]
     assert code(doc.cstmr_pmt_sts_rpt.orgnl_grp_inf_and_sts.grp_sts) == "PART"
     txs = doc.cstmr_pmt_sts_rpt.orgnl_pmt_inf_and_sts[0].tx_inf_and_sts
     amounts = [t.orgnl_tx_ref.amt.instd_amt for t in txs]
     assert [(t.acct_svcr_ref, a.value, a.ccy) for t, a in zip(txs, amounts, strict=True)] == [
         (got["T-INT"][1], Decimal("100.00"), "CNY"), (got["T-CNAPS"][1], Decimal("200.00"), "CNY")]
+
+
+def _in_two_blocks(data: bytes, version: str, moved: str) -> bytes:
+    """The file with the payment `moved` in a second PmtInf block, PI-2, after the first (PI-1)."""
+    ns = {"p": NS + version}
+    root = etree.fromstring(data)
+    [block] = root.findall(".//p:PmtInf", ns)
+    second = copy.deepcopy(block)
+    second.find("p:PmtInfId", ns).text = "PI-2"
+    for keep in (block, second):
+        for tx in keep.findall("p:CdtTrfTxInf", ns):
+            if (tx.findtext("p:PmtId/p:EndToEndId", namespaces=ns) == moved) == (keep is block):
+                keep.remove(tx)
+        keep.find("p:NbOfTxs", ns).text = str(len(keep.findall("p:CdtTrfTxInf", ns)))
+    block.addnext(second)
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
+
+
+@pytest.mark.parametrize("fmt, version, report_fmt", [("oracle.pain.001.001.03", "pain.001.001.03", "pain.002.001.03"),
+                                                      ("sap.pain.001.001.09", "pain.001.001.09", "pain.002.001.10")])
+def test_status_report_names_each_payment_block_of_the_file_it_came_in(maker, gateway, fmt, version, report_fmt):
+    """The gateway keeps each payment's PmtInfId from the pain.001 it came in (issue 25): its pain.002 has one
+    OrgnlPmtInfAndSts per PmtInfId of the file, whatever order the query names the payments in. A payment
+    sent in a PaymentOrder has none: it goes in the block named after the original message, as before."""
+    today = dt.date.today().isoformat()
+    data = _in_two_blocks(cgi_file(version, requested=today, txs=[
+        {"e2e": "B-1", "amount": "1.00"}, {"e2e": "B-2", "amount": "2.00"}, {"e2e": "B-3", "amount": "3.00"}]),
+        version, moved="B-2")
+    assert [ref for ref, _, _, _ in outcomes(submit(maker, data, fmt))] == ["B-1", "B-3", "B-2"]   # file order
+    order = maker.call(dl.payment_order(dl.payment("PO-1", OPERATING, "4.00", "ACME Supplies", SUPPLIER)))
+    assert outcomes(order)[0][:2] == ("PO-1", "SETTLED")
+    report = _pain002(maker, report_fmt, "B-1", "B-2", "PO-1", "B-3")
+    if report_fmt.endswith("03"):
+        assert_xsd_valid(report, report_fmt)
+    typed(report, report_fmt)
+    ns = {"p": NS + report_fmt}
+    blocks = [(b.findtext("p:OrgnlPmtInfId", namespaces=ns), [t[:2] for t in tx_statuses(etree.tostring(b), report_fmt)])
+              for b in etree.fromstring(report).iterfind(".//p:OrgnlPmtInfAndSts", ns)]
+    assert blocks == [("PI-1", [("B-1", "ACSC"), ("B-3", "ACSC")]), ("PI-2", [("B-2", "ACSC")]),
+                      (pain002.UNKNOWN_ORIGINAL, [("PO-1", "ACSC")])]
 
 
 def _native_statement(maker) -> tuple[Decimal, Decimal, list[tuple]]:
@@ -487,6 +531,23 @@ def test_pain002_rejecting_a_whole_file_is_valid_and_says_why():
     parts = [el.text for el in group.findall("p:StsRsnInf/p:AddtlInf", ns)]
     assert "".join(parts) == why and all(len(p) <= 105 for p in parts)
     assert etree.fromstring(data).find("p:CstmrPmtStsRpt/p:OrgnlPmtInfAndSts", ns) is None
+
+
+def test_a_pain001s_msg_id_is_read_even_from_a_file_refused_whole():
+    """The agent's pain.002 refusing a file names it by the file's MsgId when there is one to read."""
+    from adapters.iso20022.pain001 import file_message_id
+
+    data = sepa_file("pain.001.001.03", TWO_PAYMENTS)
+    msg_id = etree.fromstring(data).findtext(f".//{{{NS}pain.001.001.03}}MsgId")
+    spoiled = data.replace(b"<CtrlSum>17.34<", b"<CtrlSum>17.35<", 1)
+    with pytest.raises(DocumentInvalid, match="CtrlSum"):
+        SAP.payment_readers["sap.pain.001.001.03"](spoiled)
+    assert file_message_id(data) == file_message_id(spoiled) == msg_id and msg_id
+    assert file_message_id(cgi_file("pain.001.001.09")) == "SAP-F110-0001"
+    no_id = data.replace(f"<MsgId>{msg_id}</MsgId>".encode(), b"<MsgId> </MsgId>")
+    unreadable = (b'{"formid": "bei_bankpaybill"}', data[:len(data) // 2], no_id,
+                  camt.write(SAMPLE, FACTS, camt.CAMT053_08))
+    assert [file_message_id(d) for d in unreadable] == [None] * 4
 
 
 def test_pain002_names_each_payment_block_of_the_original_file():

@@ -99,7 +99,9 @@ def test_mt940_reads_back_every_transaction_and_both_balances():
         assert d["date"] == entry.value_date and d["entry_date"] == entry.value_date
         assert d["status"] == {("CRDT", False): "C", ("DBIT", False): "D",
                                ("CRDT", True): "RD", ("DBIT", True): "RC"}[entry.direction, entry.reversal]
-        assert d["customer_reference"] == (reference16(entry.client_ref) or "NONREF")
+        # :61: carries a ClientRef only as it is; one that does not fit is NONREF there, whole in :86:
+        fits = reference16(entry.client_ref) == entry.client_ref
+        assert d["customer_reference"] == (entry.client_ref if entry.client_ref and fits else "NONREF")
         assert d["bank_reference"] == reference16(entry.bank_ref)
         assert d["id"] == ("NRTI" if entry.reversal else "NTRF" if entry.counterparty.account else "NMSC")
         details = "".join(d["transaction_details"].splitlines())
@@ -107,8 +109,10 @@ def test_mt940_reads_back_every_transaction_and_both_balances():
             assert f"/CNTP/{entry.counterparty.account}/" in details
         if entry.end_to_end_id:
             assert f"/EREF/{entry.end_to_end_id.replace('/', '-')}" in details
-    # long references keep head and tail; the full bank reference follows as supplementary details
-    assert parsed[1].data["customer_reference"] == "PAY-NG-REFERENCE"
+    # a long ClientRef is not shortened into a plausible one: NONREF, and whole in :86: as /KREF/; a long
+    # bank reference keeps head and tail, the full one following as supplementary details
+    assert parsed[1].data["customer_reference"] == "NONREF"
+    assert "/KREF/PAY-2026-000123-LONG-REFERENCE" in "".join(parsed[1].data["transaction_details"].splitlines())
     assert parsed[1].data["extra_details"] == "P20261123ABCDEF000002"
     assert parsed[2].data["bank_reference"] == "RP20ABCDEF000002"
 
@@ -125,7 +129,9 @@ def test_mt940_lines_framing_and_character_set():
         assert all(line[0] not in ":- " and not line.endswith(" ") for line in block[1:])
         assert "?" not in "".join(block)
     text = "".join(details[1])
-    assert "/CNTP/31001234567890/102290012345/./REMI/. invoice INV-2026-0001: . payment.20 for goods" in text
+    # Chinese in pinyin (货款 "Huo Kuan", 第一期 "Di Yi Qi"), not "."
+    assert ("/CNTP/31001234567890/102290012345/Shang Hai Mou Mou Ke Ji You Xian Gong Si/REMI/Huo Kuan invoice "
+            "INV-2026-0001: Di Yi Qi payment.20 for goods") in text
     assert "Muller + Son GmbH" in "".join(details[3]) and "Invoice 42" in "".join(details[3])
 
 
@@ -165,7 +171,7 @@ def test_mt940_without_entries_is_a_valid_balance_only_statement():
 
 @pytest.mark.parametrize("value, expected", [
     (None, ""), ("REF-1", "REF-1"), ("PAY-2026-000123-LONG-REFERENCE", "PAY-NG-REFERENCE"),
-    ("/A//B/", "A/B"), ("INV 2026 001", "INV2026001"), ("付款-001", ".-001"), ("ABC/Q/" + "X" * 11, "ABC/" + "X" * 11),
+    ("/A//B/", "A/B"), ("INV 2026 001", "INV2026001"), ("付款-001", "FuKuan-001"), ("ABC/Q/" + "X" * 11, "ABC/" + "X" * 11),
 ])
 def test_reference16(value, expected):
     assert reference16(value) == expected
@@ -213,8 +219,8 @@ def test_bai2_reads_back_with_integrity_per_booking_day():
         assert tx.bank_reference == entry.bank_ref and tx.customer_reference == entry.client_ref
         assert tx.text == entry_text(entry)
     assert [tx.type_code.code for tx in found] == ["399", "495", "252", "195", "552"]
-    assert found[1].text.startswith(". invoice INV-2026-0001: . payment?20 for goods")
-    assert "CPTY .; ACCT 31001234567890; EREF E2E-0001" in found[1].text
+    assert found[1].text.startswith("Huo Kuan invoice INV-2026-0001: Di Yi Qi payment?20 for goods")
+    assert "CPTY Shang Hai Mou Mou Ke Ji You Xian Gong Si; ACCT 31001234567890; EREF E2E-0001" in found[1].text
 
 
 def test_bai2_records_fit_80_characters_and_long_text_continues_on_88():

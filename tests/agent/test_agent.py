@@ -112,6 +112,29 @@ def test_drop_folder_is_paid_once_reported_and_statements_arrive(erp, gateway):
     assert "files submitted 0, failed 0" in third.stdout and "statement entries 0" in third.stdout
 
 
+def test_a_pain001_refused_whole_is_rejected_under_its_own_msg_id(erp, gateway):
+    """The pain.002 refusing a whole file names it by the file's own GrpHdr/MsgId when it has one (here a
+    control sum is wrong: the file parses, the gateway refuses it); a file with none to read keeps the
+    agent's request MessageId (broken.json in the test above)."""
+    erp.write_config(payment_formats={"*.xml": "sap.pain.001.001.03"}, accounts=[OPERATING, DEBTOR_IBAN])
+    path, refs = erp.sepa("f110-bad.xml")
+    data = path.read_bytes().replace(b"<CtrlSum>17.34<", b"<CtrlSum>17.35<", 1)
+    assert b"17.35" in data
+    path.write_bytes(data)
+    ok(erp.run())
+    assert gateway.payment_rows(*refs) == dict.fromkeys(refs, 0)
+    reason = (erp.outbox / "failed" / "f110-bad.xml.reason.txt").read_text("utf-8")
+    assert reason.startswith("DOCUMENT_INVALID: ") and "GrpHdr/CtrlSum" in reason
+    [rejection] = [p for p in erp.files("inbox", ".xml") if "-status-f110-bad" in p.name]
+    assert erp.status_reports() == []               # XSD-checked; no transaction in it
+    ns = {"p": "urn:iso:std:iso:20022:tech:xsd:pain.002.001.03"}
+    group = etree.fromstring(rejection.read_bytes()).find("p:CstmrPmtStsRpt/p:OrgnlGrpInfAndSts", ns)
+    msg_id = etree.fromstring(data).findtext(".//p1:GrpHdr/p1:MsgId",
+                                             namespaces={"p1": "urn:iso:std:iso:20022:tech:xsd:pain.001.001.03"})
+    assert (group.findtext("p:OrgnlMsgId", namespaces=ns), group.findtext("p:GrpSts", namespaces=ns)) == (msg_id, "RJCT")
+    assert not msg_id.startswith("ERP-") and "MessageId ERP-" in reason   # the request's id is another one
+
+
 @pytest.mark.parametrize("fmt", ["bai2", "camt.053.001.08"])
 def test_other_statement_formats_read_back_by_independent_parsers(erp, gateway, fmt):
     erp.write_config(statement_format=fmt, accounts=[PAYROLL], status_format="kingdee.status.json")
@@ -150,7 +173,7 @@ def test_unreachable_gateway_keeps_the_file_and_fails_the_run(erp, gateway):
     erp.write_config(gateway=f"http://127.0.0.1:{free_port()}")   # nothing listens there
     _, refs = erp.kingdee("waiting.json", *kingdee_bills())
     done = erp.run()
-    assert done.returncode == 1 and "unreachable" in done.stdout
+    assert done.returncode == 3 and "unreachable" in done.stdout
     assert [p.name for p in erp.files("outbox")] == ["waiting.json"] and erp.files("failed") == []
     erp.write_config()
     ok(erp.run())
@@ -164,7 +187,7 @@ def test_answers_not_signed_by_the_pinned_certificate_are_ignored(erp, gateway):
     erp.write_config(gateway_certificate=str(gateway.home / "demo" / "checker.cert.pem"))
     _, refs = erp.kingdee("signed.json", *kingdee_bills())
     done = erp.run()
-    assert done.returncode == 1 and "failed verification" in done.stdout
+    assert done.returncode == 3 and "failed verification" in done.stdout
     assert [p.name for p in erp.files("outbox")] == ["signed.json"] and erp.files("inbox") == []
     with sqlite3.connect(erp.root / "erp" / "agent.db") as db:
         (first_id,) = db.execute("SELECT message_id FROM files").fetchone()
@@ -346,3 +369,27 @@ def test_a_second_agent_on_the_same_state_file_or_outbox_refuses_to_start(tmp_pa
     finally:
         first.close()
     State(tmp_path / "b.db", outbox).close()      # free again once the first has gone
+
+
+def test_receipts_arrive_in_the_inbox_once_each_and_verify(erp, gateway):
+    from cryptography import x509
+
+    from gateway.protocol import receipts
+    erp.write_config(accounts=[PAYROLL], receipts="both", status_format="kingdee.status.json")
+    gateway.pay_internal(f"HAND-{token()}", "1004.05", debtor=PAYROLL)
+    ok(erp.run())
+    cert = x509.load_pem_x509_certificate((gateway.home / "certs" / "gateway.cert.pem").read_bytes())
+    xml, pdf = erp.files("inbox", ".xml"), erp.files("inbox", ".pdf")
+    assert len(xml) == len(pdf) == len(gateway.statement(PAYROLL)) and all("-receipt-R" in p.name for p in xml)
+    checked = [receipts.verify_file(p.read_bytes(), cert).receipt for p in xml + pdf]
+    assert [r.capital for r in checked].count("壹仟零肆元零伍分") == 2
+    gateway.pay_internal(f"HAND-{token()}", "0.50", debtor=PAYROLL)
+    before = {p.name for p in erp.files("inbox")}
+    ok(erp.run())
+    new = sorted({p.name for p in erp.files("inbox")} - before)
+    got = sorted(n.rsplit(".", 1)[1] for n in new if "-receipt-" in n)
+    assert got == ["pdf", "xml"] and len(new) == 3      # and the statement page
+    assert {receipts.verify_file((erp.inbox / n).read_bytes(), cert).receipt.capital
+            for n in new if "-receipt-" in n} == {"伍角整"}
+    ok(erp.run())
+    assert {p.name for p in erp.files("inbox")} == before | set(new)      # nothing twice

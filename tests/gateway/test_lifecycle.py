@@ -19,7 +19,8 @@ def test_maker_cancels_an_accepted_payment_and_the_hold_is_released(maker):
     pid = external(maker, "CAN-1")
     assert balance(maker, OPERATING) == ("1000000.00", "999750.00")
     answer = maker.call(dl.cancel(pid, "wrong invoice"))
-    assert statuses(answer)[0][1:3] == ("CANCELLED", None)
+    # the reason is the cancellation, with who cancelled it and why
+    assert statuses(answer)[0][1:3] == ("CANCELLED", "CANCELLED_BY_CLIENT")
     assert balance(maker, OPERATING) == ("1000000.00", "1000000.00")
     # a retried cancel answers the same, and the reference stays bound to the cancelled payment
     assert statuses(maker.call(dl.cancel(pid)))[0][1] == "CANCELLED"

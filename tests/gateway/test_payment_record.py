@@ -13,6 +13,6 @@ def test_the_fields_are_the_tables_columns_in_order():
 def test_a_row_read_back_gives_the_values_it_was_inserted_with():
     row = tuple(f"v{i}" for i in range(len(COLUMNS)))   # a row of select(payments): a tuple in column order
     record = PaymentRecord.from_row(row)
-    assert (record.id, record.rule_hits) == ("v0", row[-1])
+    assert (record.id, record.payment_info_id) == ("v0", row[-1])
     assert record.values() == dict(zip(payments.c.keys(), row))
     assert PaymentRecord.from_row(tuple(record.values().values())) == record

@@ -192,7 +192,7 @@ def test_the_same_signed_request_on_both_replicas_acts_once_with_one_answer(clus
         state, _, pid = twins(maker.request(dl.payment_order(
             dl.payment(f"MID-{round_}", debtor, "10.00", "Vendor", "31003", **CNAPS))))
         assert state == "ACCEPTED"
-        assert twins(maker.request(dl.cancel(pid, "twins")))[:2] == ("CANCELLED", None)
+        assert twins(maker.request(dl.cancel(pid, "twins")))[:2] == ("CANCELLED", "CANCELLED_BY_CLIENT")
         assert count(cluster, payment_events, payment_events.c.payment_id == pid,
                      payment_events.c.to_state == "CANCELLED") == 1
     assert count(cluster, payments, payments.c.debtor_account == debtor) == ROUNDS
@@ -335,7 +335,7 @@ def test_a_cancel_racing_an_approval_on_the_other_replica_exactly_one_wins(clust
         debits = count(cluster, entries, entries.c.payment_id == pid, entries.c.account == debtor)
         if end == "CANCELLED":
             assert (cancelled[:2], approved[:2], approvals, debits) == \
-                (("CANCELLED", None), ("CANCELLED", None), 0, 0)
+                (("CANCELLED", "CANCELLED_BY_CLIENT"), ("CANCELLED", "CANCELLED_BY_CLIENT"), 0, 0)
         else:
             assert end == "SETTLED"
             assert (cancelled[:2], approved[:2], approvals, debits) == \

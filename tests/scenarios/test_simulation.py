@@ -380,7 +380,7 @@ class Simulation:
         (pid,) = sent.args
         row = self.payment(pid=pid)
         if row.state in (S.PENDING_APPROVAL, S.ACCEPTED, S.CANCELLED):
-            want = (S.CANCELLED, None)
+            want = (S.CANCELLED, "CANCELLED_BY_CLIENT")
         else:
             want = (row.state, "NOT_CANCELLABLE")
 
