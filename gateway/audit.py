@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, true, update
 
 from gateway.protocol import sm2
 from gateway.protocol.signing import SigningKey, public_key
@@ -80,12 +80,14 @@ class Finding:
     problem: str
 
 
-def verify(conn: Connection) -> tuple[int, list[Finding]]:
-    """Walk every chain; return (records checked, findings). No findings means the trail is intact."""
+def verify(conn: Connection, only: str | None = None) -> tuple[int, list[Finding]]:
+    """Walk every chain, or the one named `only` (the console shows a client its own); return (records
+    checked, findings). No findings means the trail is intact."""
     findings: list[Finding] = []
     checked = 0
-    heads = {h.chain: h for h in conn.execute(select(audit_head))}
+    heads = {h.chain: h for h in conn.execute(select(audit_head).where(audit_head.c.chain == only if only else true()))}
     chains = {c for (c,) in conn.execute(select(audit_log.c.chain).where(audit_log.c.chain.is_not(None))
+                                         .where(audit_log.c.chain == only if only else true())
                                          .group_by(audit_log.c.chain))}
     for chain in sorted(chains | set(heads)):
         head = heads.get(chain)
@@ -107,6 +109,8 @@ def verify(conn: Connection) -> tuple[int, list[Finding]]:
         if expected_seq - 1 != head.seq or prev != head.hash:
             findings.append(Finding(chain, head.seq, f"chain ends at {expected_seq - 1} but its head says "
                                                      f"{head.seq}: records at the end were removed"))
+    if only:
+        return checked, findings
     loose = conn.execute(select(func.count()).select_from(audit_log).where(audit_log.c.chain.is_(None))).scalar()
     if loose:
         findings.append(Finding("-", None, f"{loose} record(s) belong to no chain (inserted outside it, "

@@ -74,15 +74,22 @@ def read_payment_file(doc: etree._Element, formats: Path | None = None) -> tuple
 def render_statement(conn: Connection, fmt: str, statement: Statement, settings, created):
     """A statement page in an adapter's format, as the answer's Document element, with the cursor for the
     next page on it (the rendered file itself has nowhere to carry one)."""
+    data, is_text = statement_file(conn, fmt, statement, settings, created)
+    doc = messages.render_document(fmt, data, is_text)
+    doc.set("nextCursor", statement.next_cursor)
+    doc.set("complete", "true" if statement.complete else "false")
+    return doc
+
+
+def statement_file(conn: Connection, fmt: str, statement: Statement, settings, created) -> tuple[bytes, bool]:
+    """A statement page written by an adapter: (the file's bytes, whether the format is text). The console's
+    downloads take the same bytes StatementQuery carries."""
     writer, is_text = registry.statement_writer(fmt, settings.formats)
     owner = conn.execute(select(clients.c.name).join(accounts, accounts.c.client_id == clients.c.id)
                          .where(accounts.c.number == statement.account)).scalar() or ""
     facts = AccountFacts(statement.account, statement.currency, owner, settings.bank_name, settings.bank_bic,
                          timezone=settings.timezone, created=created)
-    doc = messages.render_document(fmt, _written(fmt, writer, statement, facts), is_text)
-    doc.set("nextCursor", statement.next_cursor)
-    doc.set("complete", "true" if statement.complete else "false")
-    return doc
+    return _written(fmt, writer, statement, facts), is_text
 
 
 def render_statuses(fmt: str, statuses: list[PaymentStatus], formats: Path | None = None):

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 
 import webauthn
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, true
 
 from gateway.storage.tables import audit_log
 
@@ -51,19 +51,21 @@ class Problem:
     problem: str
 
 
-def verify_all(conn: Connection) -> tuple[int, list[Problem]]:
-    """Check every approval evidence record: the assertion verifies over the statement's hash with the key
-    enrolled (in the same chain) for that credential, and the statement names the record's operator."""
+def verify_all(conn: Connection, only: str | None = None) -> tuple[int, list[Problem]]:
+    """Check every approval evidence record (of the chain `only`, if named): the assertion verifies over the
+    statement's hash with the key enrolled (in the same chain) for that credential, and the statement names
+    the record's operator."""
     a = audit_log.c
+    mine = a.chain == only if only else true()
     enrolled: dict[tuple[str, str], tuple[str, str]] = {}   # (chain, credential id) -> (operator, public key)
     for row in conn.execute(select(a.chain, a.operator_id, a.detail).where(a.kind == "console",
-                                                                          a.code == "KEY_ENROLLED")):
+                                                                          a.code == "KEY_ENROLLED", mine)):
         words = (row.detail or "").split(" ")   # "credential ID public key KEY" (keys.register)
         if len(words) == 5:
             enrolled[(row.chain, words[1])] = (row.operator_id, words[4])
     checked, problems = 0, []
     for row in conn.execute(select(a.chain, a.seq, a.client_id, a.operator_id, a.request)
-                            .where(a.kind == "console", a.code.in_((SIGNED, REFUSED))).order_by(a.chain, a.seq)):
+                            .where(a.kind == "console", a.code.in_((SIGNED, REFUSED)), mine).order_by(a.chain, a.seq)):
         checked += 1
         why = _check(row, enrolled)
         if why:

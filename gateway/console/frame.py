@@ -40,7 +40,11 @@ SECURITY_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "n
                     "Referrer-Policy": "same-origin", "X-Frame-Options": "DENY", "Cache-Control": "no-store"}
 STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/css; charset=utf-8"}
 # The pages of the navigation: (label key, path, the grant that shows it or None for everyone signed in).
-NAV: list[tuple[str, str, Grant | None]] = [("inbox", "/inbox", Grant.APPROVE), ("balances", "/balances", Grant.QUERY)]
+NAV: list[tuple[str, str, Grant | None]] = [("inbox", "/inbox", Grant.APPROVE), ("balances", "/balances", Grant.QUERY),
+                                             ("payments", "/payments", Grant.QUERY),
+                                             ("statements", "/statements", Grant.QUERY),
+                                             ("audit", "/audit", Grant.QUERY),
+                                             ("delivery", "/delivery", Grant.QUERY)]
 JsonBody = Annotated[dict, Body()]
 
 

@@ -1,5 +1,7 @@
 """The console's routes under /console: the frame's own (the start page, the language, the static files),
-and each group of pages (access.py: enrolment, sign-in, sign-out; treasury.py: approvals and balances).
+and each group of pages (access.py: enrolment, sign-in, sign-out; treasury.py: approvals and balances;
+tracking.py: the payments tracker; statement_view.py: statements;
+audit_view.py: the audit chain; delivery_view.py: notification delivery health).
 The pages are drawn on the server (Jinja2, autoescaped); the JSON endpoints serve the WebAuthn ceremonies."""
 from __future__ import annotations
 
@@ -7,11 +9,11 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.codes import Grant
-from gateway.console import access, labels, treasury
+from gateway.console import access, audit_view, delivery_view, labels, statement_view, tracking, treasury
 from gateway.console.frame import LANG_COOKIE, PREFIX, SECURITY_HEADERS, STATIC, Frame
 from gateway.pipeline import Gateway
 
-PAGES = (access, treasury)   # each adds its routes: add(api, frame)
+PAGES = (access, treasury, tracking, statement_view, audit_view, delivery_view)   # each adds its routes: add(api, frame)
 MAX_BODY = 256 * 1024
 
 

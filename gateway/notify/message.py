@@ -71,3 +71,8 @@ def credit_event(*, event_id: str, created: dt.datetime, client: str, entry, cur
         el.append(E.EndToEndId(entry.end_to_end_id))
     el.extend([E.Reference(_clean(entry.narrative, 140)), E.BankRef(entry.journal)])
     return _document(event_id, created, client, el)
+
+
+def test_event(*, event_id: str, created: dt.datetime, client: str, operator: str) -> bytes:
+    """A test an operator sent from the console: it says who asked, and nothing else changed."""
+    return _document(event_id, created, client, E.TestEvent(E.RequestedBy(operator)))

@@ -4,6 +4,7 @@ if its change committed. A rolled-back payment leaves no event; a committed one 
 An event is written once per matching subscription, with a stable EventId an ERP deduplicates by:
   PAY:<PaymentId>:<Sequence>   a payment changed state (Sequence: its payment_events row, growing per payment)
   CRDT:<Account>:<EntryId>     an incoming credit (the EntryId of its statement entry)
+  TEST:<subscription>:<time>   a test an operator sent from the console (delivery health)
 
 What counts as an incoming credit: a credit leg of a posting on an account a client owns, unless it is a
 reversal (a returned payment is told as its RETURNED state change) or the same posting debits another
@@ -25,6 +26,7 @@ from gateway.storage.tables import notify_subscriptions as subs
 
 PENDING, DELIVERED, DEAD = "PENDING", "DELIVERED", "DEAD"
 CRDT = "CRDT"
+TEST = "test"   # the kind of a test event (never one a subscription asks for: it is sent to one)
 
 
 _PAYMENT = select(payments).where(payments.c.id == bindparam("payment_id"))
@@ -99,6 +101,15 @@ def posted(conn: Connection, legs: list[tuple], now: dt.datetime, owned: list | 
         payload = message.credit_event(event_id=event_id, created=entry.booked_at, client=client, entry=entry,
                                        currency=currency[leg.account])
         _insert(conn, _rows(event_id, CREDIT, client, payload, wanted, now))
+
+
+def test_event(conn: Connection, subscription: Subscription, operator: str, now: dt.datetime) -> str:
+    """A test event for one subscription, due now, delivered (retried, dead-lettered) as every other event;
+    returns its EventId."""
+    event_id = f"TEST:{subscription.id}:{now.astimezone(dt.UTC):%Y%m%dT%H%M%S%f}"
+    payload = message.test_event(event_id=event_id, created=now, client=subscription.client_id, operator=operator)
+    _insert(conn, _rows(event_id, TEST, subscription.client_id, payload, [subscription], now))
+    return event_id
 
 
 def _rows(event_id: str, kind: str, client: str, payload: bytes, subscribed: list[Subscription],

@@ -64,7 +64,7 @@ def test_pages_carry_a_strict_policy_and_the_session_cookie_is_strict(console):
     # nothing the policy blocked.
     said = []
     page.on("console", lambda message: said.append(message.text))
-    for name in ("inbox", "balances"):
+    for name in ("inbox", "balances", "payments", "statements", "audit", "delivery"):
         page.goto(f"{console.url}/console/{name}")
         assert not [m for m in said if "Content Security Policy" in m], said
         assert page.eval_on_selector_all("script", "s => s.map(e => e.src.endsWith('/console/static/console.js') "
@@ -202,10 +202,10 @@ def test_balances_and_the_cash_position_chart(console):
 
 def test_pages_draw_in_under_200_ms_on_the_demo_data(console):
     for n in range(3):
-        pending(console.xml("maker"), f"FAST-{n}", "210000.00")
+        pid, _ = pending(console.xml("maker"), f"FAST-{n}", "210000.00")
     page = console.signed_in("checker")
     timings = {}
-    for name in ("inbox", "balances"):
+    for name in ("inbox", "balances", "payments", "statements", "audit", "delivery", f"payments/{pid}"):
         runs = []
         for _ in range(7):
             started = time.perf_counter()
@@ -227,7 +227,7 @@ def test_sign_in_and_approve_with_the_keyboard_alone(console):
     page.keyboard.type("checker")
     page.keyboard.press("Enter")
     page.wait_for_url("**/console/inbox")
-    for _ in range(8):   # skip link, the two pages, the language, sign-out, then the first payment
+    for _ in range(14):   # skip link, the pages of the navigation, the language, sign-out, then the first payment
         page.keyboard.press("Tab")
         if page.evaluate("document.activeElement.id") == f"pick-{pid}":
             break
