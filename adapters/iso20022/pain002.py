@@ -110,8 +110,12 @@ def _reason(v: _Version, parent: etree._Element, status: PaymentStatus, code: st
         text = f"{given} {text}".strip()
     elif iso_code:   # DS02 says "cancelled"; the state keeps our own word for it
         text = f"{status.state}: {text}" if text else str(status.state)
+    _addtl_inf(v, info, text)
+
+
+def _addtl_inf(v: _Version, info: etree._Element, text: str) -> None:
     # Split between words (a date or an id stays whole; only a word longer than a line is cut).
-    for line in textwrap.wrap(text, _ADDTL_INF, break_on_hyphens=False)[:_ADDTL_LINES]:
+    for line in textwrap.wrap(" ".join(text.split()), _ADDTL_INF, break_on_hyphens=False)[:_ADDTL_LINES]:
         _sub(v, info, "AddtlInf", line)
 
 
@@ -164,9 +168,7 @@ def write(report: StatusReport, v: _Version) -> bytes:
         _sub(v, group, "GrpSts", "RJCT")
         info = _sub(v, group, "StsRsnInf")
         _sub(v, _sub(v, info, "Rsn"), "Prtry", code[:35])
-        why = " ".join(why.split())
-        for start in range(0, min(len(why), _ADDTL_INF * _ADDTL_LINES), _ADDTL_INF):
-            _sub(v, info, "AddtlInf", why[start:start + _ADDTL_INF])
+        _addtl_inf(v, info, why)
     elif report.statuses:
         group_sts = _sub(v, group, "GrpSts")   # filled in below, once the transactions are known
         by_block: dict[str, list[PaymentStatus]] = {}
