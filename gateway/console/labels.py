@@ -167,6 +167,7 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     "recon_upload_note": ("对账单格式:camt.053、MT940、BAI2、金蝶、直联;未达项:CSV、JSON。上传总大小上限",
                           "Statements: camt.053, MT940, BAI2, Kingdee, DirectLink; open items: CSV, JSON. Upload at most"),
     "recon_run": ("开始对账", "Reconcile"),
+    "recon_own": ("或:使用本系统的账户对账单", "Or: the gateway's own statement of an account"),
     "recon_past": ("历史对账", "Past runs"),
     "recon_when": ("时间", "When"),
     "recon_files": ("文件", "Files"),

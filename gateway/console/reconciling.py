@@ -11,6 +11,7 @@ the client's; each decision is audited (RECON_DECIDED) in the transaction that s
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,11 +23,14 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from lxml import etree
 from sqlalchemy import Connection, select
 
 from domain.codes import Grant
-from gateway import audit
+from gateway import audit, statements
 from gateway.console.frame import PREFIX, Frame, Problem
+from gateway.console.statement_view import MOST
+from gateway.protocol import messages
 from gateway.storage.engine import read_only
 from gateway.storage.tables import recon_decisions as decisions
 from gateway.storage.tables import recon_runs as runs
@@ -36,6 +40,7 @@ UPLOAD_PATH = f"{PREFIX}/reconcile/run"
 MAX_UPLOAD = 8 * 1024 * 1024     # the upload's whole body (statement + open items); other routes keep 256 KiB
 RUNS_SHOWN = 50
 KINDS = ("confirmed", "manual")
+MAX_DAYS = 92    # the gateway's own statement: a quarter at most (and MOST entries)
 
 
 @dataclass(frozen=True)
@@ -99,7 +104,10 @@ def add(api: APIRouter, frame: Frame) -> None:
                        runs.c.items_name, runs.c.summary).where(runs.c.client_id == session.client)
                 .order_by(runs.c.id.desc()).limit(RUNS_SHOWN))
                 if set(r.accounts.split(",")) <= mine]
+            accounts = sorted(mine)
+        today = frame.now().astimezone(frame.settings.zone).date()
         return frame.page(request, "reconcile.html", session, available=frame.reconciler is not None,
+                          accounts=accounts, today=today,
                           past=[(r, json.loads(r.summary)) for r in past], error=error[:300],
                           max_mb=MAX_UPLOAD // (1024 * 1024), zone=frame.settings.zone,
                           status=400 if error else 200)
@@ -111,7 +119,9 @@ def add(api: APIRouter, frame: Frame) -> None:
             fields = form_fields(request.headers.get("content-type", ""), body)
             csrf = fields.get("csrf")
             session = await run_in_threadpool(frame.writing, request, csrf.data.decode("ascii", "replace") if csrf else None)
-            statement, items = fields.get("statement"), fields.get("items")
+            items = fields.get("items")
+            statement = (await run_in_threadpool(own_statement, session, fields) if "account" in fields
+                         else fields.get("statement"))
             if statement is None or items is None or not statement.data or not items.data:
                 raise Problem(400, "BAD_REQUEST", "choose a statement file and an open-items file")
             run_id = await run_in_threadpool(run, session, statement, items)
@@ -120,6 +130,27 @@ def add(api: APIRouter, frame: Frame) -> None:
                 return reconcile_page(request, err.detail)
             return err.response()
         return RedirectResponse(f"{PREFIX}/reconcile/runs/{run_id}", status_code=303)
+
+    def own_statement(session, fields: dict[str, Upload]) -> Upload:
+        """The gateway's own statement of an account the operator may query, over a date range, as the
+        StatementQuery answer carries it (the "directlink" format reconcile reads)."""
+        def value(name: str) -> str:
+            return fields[name].data.decode("utf-8", "replace").strip() if name in fields else ""
+        account = value("account")
+        try:
+            first, last = dt.date.fromisoformat(value("date_from")), dt.date.fromisoformat(value("date_to"))
+        except ValueError:
+            raise Problem(400, "BAD_REQUEST", "give the statement's dates as YYYY-MM-DD") from None
+        if last < first or (last - first).days > MAX_DAYS:
+            raise Problem(400, "BAD_REQUEST", f"the date range runs forward, over at most {MAX_DAYS} days")
+        with read_only(frame.engine) as conn:
+            if account.replace(" ", "") not in queried(frame, session, conn):
+                raise Problem(400, "BAD_REQUEST", "no such account among those you may query")
+            st = statements.read(conn, account, after=None, date_from=first, date_to=last, limit=MOST,
+                                 zone=frame.settings.zone, now=frame.now())
+        data = etree.tostring(messages.render_statement(st, frame.settings.zone), xml_declaration=True,
+                              encoding="UTF-8")
+        return Upload(f"{account}-{first:%Y%m%d}-{last:%Y%m%d}.xml", data)
 
     def run(session, statement: Upload, items: Upload) -> int:
         if frame.reconciler is None:
