@@ -25,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from lxml import etree
 from sqlalchemy import Connection, select
+from sqlalchemy.exc import IntegrityError
 
 from domain.codes import Grant
 from gateway import audit, statements
@@ -223,6 +224,8 @@ def add(api: APIRouter, frame: Frame) -> None:
             await run_in_threadpool(save, session, run_id, form)
         except Problem as err:
             return err.response()
+        except IntegrityError:   # another person decided the same line or item at the same moment
+            return Problem(409, "CONFLICT", "one side of that pair was decided meanwhile").response()
         return RedirectResponse(f"{PREFIX}/reconcile/runs/{run_id}?saved=1", status_code=303)
 
     def save(session, run_id: int, form: dict[str, str]) -> None:
