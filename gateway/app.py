@@ -19,6 +19,7 @@ from sqlalchemy import text
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway import jobs
+from gateway.console.reconciling import Reconciler
 from gateway.console.routes import mount as mount_console
 from gateway.limits import InFlight
 from gateway.metrics import Operations
@@ -68,8 +69,9 @@ def gateway_key(settings: Settings) -> signing.SigningKey:
                          f"(set DIRECTLINK_GATEWAY_KEY_PASSPHRASE for an encrypted key)") from None
 
 
-def create_app(gateway: Gateway) -> ASGIApp:
-    """The ASGI application serving one gateway (its housekeeping jobs run while it is up)."""
+def create_app(gateway: Gateway, reconciler: Reconciler | None = None) -> ASGIApp:
+    """The ASGI application serving one gateway (its housekeeping jobs run while it is up). `reconciler`: the
+    console's reconciliation, wired in by the composition root (gateway/cli/serve.py)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -158,7 +160,7 @@ def create_app(gateway: Gateway) -> ASGIApp:
             raise HTTPException(404, "unknown schema")
         return Response(SCHEMA_DIR.joinpath(f"{name}.xsd").read_bytes(), media_type=XML)
 
-    mount_console(app, gateway)   # the treasury console under /console (docs/console.md)
+    mount_console(app, gateway, reconciler)   # the treasury console under /console (docs/console.md)
 
     @app.get("/healthz")
     def healthz() -> dict:

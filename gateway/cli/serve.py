@@ -53,7 +53,8 @@ def serve(home: Home = Path("."), host: str = "127.0.0.1", port: int = 8080,
         tls = uvicorn_tls(settings)
     except ValueError as err:
         fail(str(err))
-    uvicorn.run(create_app(build_gateway(settings)), host=host, port=port, log_level=log_level, **tls)
+    from gateway.cli.reconciler import reconcile_uploads
+    uvicorn.run(create_app(build_gateway(settings), reconcile_uploads), host=host, port=port, log_level=log_level, **tls)
 
 
 def demo() -> None:

@@ -43,6 +43,7 @@ STATIC = {"console.js": "text/javascript; charset=utf-8", "console.css": "text/c
 NAV: list[tuple[str, str, Grant | None]] = [("inbox", "/inbox", Grant.APPROVE), ("balances", "/balances", Grant.QUERY),
                                              ("payments", "/payments", Grant.QUERY),
                                              ("statements", "/statements", Grant.QUERY),
+                                             ("reconcile", "/reconcile", Grant.QUERY),
                                              ("audit", "/audit", Grant.QUERY),
                                              ("delivery", "/delivery", Grant.QUERY)]
 JsonBody = Annotated[dict, Body()]
@@ -64,6 +65,7 @@ class Frame:
 
     def __init__(self, gateway: Gateway):
         self.gateway, self.engine, self.settings = gateway, gateway.engine, gateway.settings
+        self.reconciler: Any = None        # set by routes.mount (reconciling.Reconciler), else not available
         self.idle = dt.timedelta(minutes=self.settings.console_idle_minutes)
         self.pages = Environment(loader=PackageLoader("gateway.console", "templates"),
                                  autoescape=select_autoescape(default=True, default_for_string=True))

@@ -1,7 +1,8 @@
 """The console's routes under /console: the frame's own (the start page, the language, the static files),
 and each group of pages (access.py: enrolment, sign-in, sign-out; treasury.py: approvals and balances;
 tracking.py: the payments tracker; statement_view.py: statements;
-audit_view.py: the audit chain; delivery_view.py: notification delivery health).
+reconciling.py: reconciliation; audit_view.py: the audit chain; delivery_view.py: notification delivery
+health).
 The pages are drawn on the server (Jinja2, autoescaped); the JSON endpoints serve the WebAuthn ceremonies."""
 from __future__ import annotations
 
@@ -9,21 +10,34 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from domain.codes import Grant
-from gateway.console import access, audit_view, delivery_view, labels, statement_view, tracking, treasury
+from gateway.console import (
+    access,
+    audit_view,
+    delivery_view,
+    labels,
+    reconciling,
+    statement_view,
+    tracking,
+    treasury,
+)
 from gateway.console.frame import LANG_COOKIE, PREFIX, SECURITY_HEADERS, STATIC, Frame
 from gateway.pipeline import Gateway
 
-PAGES = (access, treasury, tracking, statement_view, audit_view, delivery_view)   # each adds its routes: add(api, frame)
+PAGES = (access, treasury, tracking, statement_view, reconciling, audit_view, delivery_view)   # each adds its routes: add(api, frame)
 MAX_BODY = 256 * 1024
 
 
-def mount(app: FastAPI, gateway: Gateway) -> None:
-    """Add the console to the gateway's app."""
-    app.include_router(router(Frame(gateway)), prefix=PREFIX)
+def mount(app: FastAPI, gateway: Gateway, reconciler: reconciling.Reconciler | None = None) -> None:
+    """Add the console to the gateway's app. `reconciler` is the reconciliation the composition root wires
+    in (gateway/cli/reconciler.py); without it the reconciliation page says it is not available."""
+    frame = Frame(gateway)
+    frame.reconciler = reconciler
+    app.include_router(router(frame), prefix=PREFIX)
 
     @app.middleware("http")
     async def secure(request: Request, call_next):
-        if request.url.path.startswith(PREFIX) and _over(request.headers.get("content-length")):
+        limit = reconciling.MAX_UPLOAD if request.url.path == reconciling.UPLOAD_PATH else MAX_BODY
+        if request.url.path.startswith(PREFIX) and _over(request.headers.get("content-length"), limit):
             return Response("too large", status_code=413, headers=SECURITY_HEADERS)
         response = await call_next(request)
         if request.url.path.startswith(PREFIX):
@@ -32,9 +46,12 @@ def mount(app: FastAPI, gateway: Gateway) -> None:
         return response
 
 
-def _over(declared: str | None) -> bool:
-    """A body the console never needs (an assertion and 200 payments are a few KiB): refused unread."""
-    return declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY)
+def _over(declared: str | None, limit: int) -> bool:
+    """A body the console never needs (an assertion and 200 payments are a few KiB; a reconciliation upload
+    its own few MB): refused unread. A body of no declared length is refused on the upload route."""
+    if declared is None:
+        return limit == reconciling.MAX_UPLOAD
+    return not declared.isdigit() or int(declared) > limit
 
 
 def router(frame: Frame) -> APIRouter:

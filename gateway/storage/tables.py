@@ -490,3 +490,36 @@ console_sessions = Table(
     Column("ended_at", UtcDateTime, nullable=True),
     Index("ix_console_sessions_operator", "client_id", "operator_id"),
 )
+
+# Reconciliation in the console (gateway/console/reconciling.py): each run with its inputs and report, and the
+# pairs a person decided (confirmed or matched by hand), which the next runs take out before matching.
+recon_runs = Table(
+    "recon_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(35), nullable=False),
+    Column("operator_id", String(35), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("accounts", String(400), nullable=False),
+    Column("statement_name", String(200), nullable=False),
+    Column("items_name", String(200), nullable=False),
+    Column("statement_data", LargeBinary, nullable=False),
+    Column("items_data", LargeBinary, nullable=False),
+    Column("summary", Text, nullable=False),       # JSON: counts and totals, for the list of runs
+    Column("report", Text, nullable=False),        # JSON: the whole report the page draws
+    Index("ix_recon_runs_client", "client_id", "id"),
+)
+
+recon_decisions = Table(
+    "recon_decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("client_id", String(35), nullable=False),
+    Column("line_key", String(120), nullable=False),   # the statement line: account#EntryId
+    Column("item_key", String(120), nullable=False),   # the open item's id
+    Column("kind", String(10), nullable=False),        # confirmed | manual
+    Column("operator_id", String(35), nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("run_id", Integer, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("client_id", "line_key", name="uq_recon_decisions_line"),
+    UniqueConstraint("client_id", "item_key", name="uq_recon_decisions_item"),
+)

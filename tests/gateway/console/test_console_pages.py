@@ -64,7 +64,7 @@ def test_pages_carry_a_strict_policy_and_the_session_cookie_is_strict(console):
     # nothing the policy blocked.
     said = []
     page.on("console", lambda message: said.append(message.text))
-    for name in ("inbox", "balances", "payments", "statements", "audit", "delivery"):
+    for name in ("inbox", "balances", "payments", "statements", "reconcile", "audit", "delivery"):
         page.goto(f"{console.url}/console/{name}")
         assert not [m for m in said if "Content Security Policy" in m], said
         assert page.eval_on_selector_all("script", "s => s.map(e => e.src.endsWith('/console/static/console.js') "
@@ -205,7 +205,7 @@ def test_pages_draw_in_under_200_ms_on_the_demo_data(console):
         pid, _ = pending(console.xml("maker"), f"FAST-{n}", "210000.00")
     page = console.signed_in("checker")
     timings = {}
-    for name in ("inbox", "balances", "payments", "statements", "audit", "delivery", f"payments/{pid}"):
+    for name in ("inbox", "balances", "payments", "statements", "reconcile", "audit", "delivery", f"payments/{pid}"):
         runs = []
         for _ in range(7):
             started = time.perf_counter()
