@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from processes import cli
 from sqlalchemy import select
 from test_clearing import clearing
 
@@ -43,7 +44,7 @@ def download(page, selector: str) -> tuple[str, bytes]:
     return got.value.suggested_filename, Path(got.value.path()).read_bytes()
 
 
-def test_payment_page_shows_and_downloads_its_receipts(console):
+def test_payment_page_shows_and_downloads_its_receipts(console, tmp_path):
     payment_id = returned_payment(console)
     cert = x509.load_pem_x509_certificate(console.home.path(console.home.gateway_cert).read_bytes())
     page = sign_in(console, "viewer", "zh")
@@ -62,6 +63,9 @@ def test_payment_page_shows_and_downloads_its_receipts(console):
         assert checked.receipt.booked.astimezone(console.gateway.settings.zone).strftime("%Y-%m-%d %H:%M:%S") == rows[n][4]
         name, pdf = download(page, f"{row} a[data-form='pdf']")
         assert name == f"{number}.pdf" and document.verify_pdf(pdf, cert).code == checked.code
+        (tmp_path / name).write_bytes(pdf)   # and the command a client runs, as a real process
+        done = cli("receipt", "verify", str(tmp_path / name), "--home", str(console.home.home))
+        assert done.returncode == 0 and number in done.stdout, done.stdout + done.stderr
     with console.gateway.engine.connect() as conn:
         taken = conn.execute(select(audit_log.c.operator_id, audit_log.c.detail)
                              .where(audit_log.c.code == "RECEIPT_DOWNLOADED").order_by(audit_log.c.id)).all()
