@@ -192,6 +192,17 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     # errors
     "forbidden": ("请求被拒绝。", "The request was refused."),
     "not_found": ("页面不存在。", "No such page."),
+    # receipts (the payment page, the statements page)
+    "receipts": ("电子回单", "Receipts"),
+    "receipt_no": ("回单编号", "Receipt number"),
+    "direction": ("借贷", "Debit/credit"),
+    "amount_in_words": ("金额大写", "Amount in words"),
+    "booked_at": ("记账时间", "Booked"),
+    "return_credit": ("退汇入账", "Return credit"),
+    "receipt_xml": ("签名XML", "Signed XML"),
+    "receipt_pdf": ("PDF文件", "PDF"),
+    "receipt": ("回单", "Receipt"),
+    "no_receipts": ("尚未记账,暂无回单。", "Not booked yet: no receipt."),
 }
 
 

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from domain.codes import PaymentState
-from gateway.console import tracker
+from gateway.console import receipt_view, tracker
 from gateway.console.frame import Frame
 from gateway.storage.engine import read_only
 
@@ -61,8 +61,13 @@ def add(api: APIRouter, frame: Frame) -> None:
         if session is None:
             return frame.signin_again(request)
         with read_only(frame.engine) as conn:
-            found = tracker.history(conn, session.client, frame.grants(session, conn), payment_id[:35],
-                                    frame.settings.zone)
+            grants = frame.grants(session, conn)
+            found = tracker.history(conn, session.client, grants, payment_id[:35], frame.settings.zone)
+            listed = (receipt_view.of_payment(conn, frame.settings, session.client, grants, found.payment.id)
+                      if found is not None else [])
         if found is None:
             return frame.page(request, "message.html", session, status=404, message="not_found")
-        return frame.page(request, "payment.html", session, h=found, p=found.payment, zone=frame.settings.zone)
+        return frame.page(request, "payment.html", session, h=found, p=found.payment, zone=frame.settings.zone,
+                          receipts=listed)
+
+    receipt_view.add(api, frame)   # the receipts' downloads: the payment page's, and the statements page's
