@@ -195,7 +195,6 @@ CATALOGUE: dict[str, tuple[str, str]] = {
     # receipts (the payment page, the statements page)
     "receipts": ("电子回单", "Receipts"),
     "receipt_no": ("回单编号", "Receipt number"),
-    "direction": ("借贷", "Debit/credit"),
     "amount_in_words": ("金额大写", "Amount in words"),
     "booked_at": ("记账时间", "Booked"),
     "return_credit": ("退汇入账", "Return credit"),
