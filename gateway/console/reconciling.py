@@ -92,11 +92,14 @@ def decided(conn: Connection, client: str) -> list[Decided]:
             for r in conn.execute(select(decisions).where(decisions.c.client_id == client).order_by(decisions.c.id))]
 
 
-def remembered(conn: Connection, client: str) -> Upload | None:
-    """The column mapping of this client's latest run that had one: used when an upload brings none."""
-    row = conn.execute(select(runs.c.columns).where(runs.c.client_id == client, runs.c.columns.is_not(None))
-                       .order_by(runs.c.id.desc()).limit(1)).first()
-    return None if row is None else Upload("remembered column mapping", row.columns.encode("utf-8"))
+def remembered(conn: Connection, client: str, mine: set[str]) -> Upload | None:
+    """The column mapping of this client's latest run that had one, among the runs this operator may see
+    (a mapping may name an account): used when an upload brings none."""
+    for row in conn.execute(select(runs.c.columns, runs.c.accounts).where(
+            runs.c.client_id == client, runs.c.columns.is_not(None)).order_by(runs.c.id.desc()).limit(RUNS_SHOWN)):
+        if set(row.accounts.split(",")) <= mine:
+            return Upload("remembered column mapping", row.columns.encode("utf-8"))
+    return None
 
 
 def mapping_text(columns: Upload) -> str:
@@ -126,7 +129,7 @@ def add(api: APIRouter, frame: Frame) -> None:
                 .order_by(runs.c.id.desc()).limit(RUNS_SHOWN))
                 if set(r.accounts.split(",")) <= mine]
             accounts = sorted(mine)
-            last = remembered(conn, session.client)
+            last = remembered(conn, session.client, mine)
         today = frame.now().astimezone(frame.settings.zone).date()
         return frame.page(request, "reconcile.html", session, available=frame.reconciler is not None,
                           accounts=accounts, today=today,
@@ -184,7 +187,7 @@ def add(api: APIRouter, frame: Frame) -> None:
         with read_only(frame.engine) as conn:
             pairs, mine = decided(conn, session.client), queried(frame, session, conn)
             if columns is None and remember:
-                columns = remembered(conn, session.client)
+                columns = remembered(conn, session.client, mine)
         text = mapping_text(columns) if columns is not None else None
         try:
             report = frame.reconciler(statement, items, pairs, columns)
