@@ -2,7 +2,8 @@
 the composition root, the one place allowed to import reconcile/ (docs/architecture.md, contract "root").
 
 The uploaded bytes are read by the same readers as `directlink reconcile` (format by the first bytes; open
-items by name or first bytes), from a private temporary folder. Decided pairs whose line and item are both
+items by name or first bytes), from a private temporary folder. XLSX files (statement or open items) are read
+through a column mapping, the same TOML `directlink reconcile --columns` takes (reconcile/xlsx.py). Decided pairs whose line and item are both
 in these files are taken out first and reported with rule "confirmed" or "manual", who and why in the note;
 the cascade matches the rest.
 """
@@ -20,6 +21,7 @@ from reconcile.matcher import reconcile
 from reconcile.model import DBIT, Match, Result, Section, lines_of
 from reconcile.pool import signed
 from reconcile.report_data import section_dict
+from reconcile.xlsx import ColumnsInvalid, load_columns
 
 
 def _saved(folder: str, upload: Upload, fallback: str) -> Path:
@@ -37,16 +39,28 @@ def _totals(values) -> dict:
             "credits": format(sum(credits, Decimal(0)), "f"), "credit_count": len(credits)}
 
 
-def reconcile_uploads(statement: Upload, items: Upload, decided: Sequence[Decided]) -> dict:
+def _mapping(folder: str, columns: Upload | None) -> dict | None:
+    if columns is None:
+        return None
+    path = _saved(folder, columns, "columns")
+    try:
+        return load_columns(path)
+    except ColumnsInvalid as err:      # its message names the file: the name the person gave, not ours
+        raise ValueError(str(err).replace(str(path), columns.name or "column mapping")) from None
+
+
+def reconcile_uploads(statement: Upload, items: Upload, decided: Sequence[Decided],
+                      columns: Upload | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="directlink-recon-") as folder:
+        mapping = _mapping(folder, columns)
         try:
-            read = statement_files.read_accounts([_saved(folder, statement, "statement")])
+            read = statement_files.read_accounts([_saved(folder, statement, "statement")], columns=mapping)
         except (statement_files.StatementFileInvalid, ValueError) as err:
-            raise ValueError(f"{statement.name}: {err}") from None
+            raise ValueError(f"{statement.name}: {err}".replace(" --columns FILE", " a column mapping")) from None
         try:
-            expected = open_items.load(_saved(folder, items, "open-items"))
+            expected = open_items.load(_saved(folder, items, "open-items"), columns=mapping)
         except ValueError as err:
-            raise ValueError(f"{items.name}: {err}") from None
+            raise ValueError(f"{items.name}: {err}".replace(" --columns FILE", " a column mapping")) from None
     lines = {line.label: line for st in read.statements for line in lines_of(st)}
     by_id = {item.id: item for item in expected}
     totals = {"statement": _totals(lines.values()), "items": _totals(by_id.values())}

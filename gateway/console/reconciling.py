@@ -41,6 +41,7 @@ UPLOAD_PATH = f"{PREFIX}/reconcile/run"
 MAX_UPLOAD = 8 * 1024 * 1024     # the upload's whole body (statement + open items); other routes keep 256 KiB
 RUNS_SHOWN = 50
 KINDS = ("confirmed", "manual")
+MAX_COLUMNS = 64 * 1024     # a column mapping is a few lines of TOML
 MAX_DAYS = 92    # the gateway's own statement: a quarter at most (and MOST entries)
 
 
@@ -65,9 +66,12 @@ class Reconciler(Protocol):
     the rest with reconcile's cascade. Returns the report as plain data: "accounts" (list of account numbers),
     "matches", "unmatched_lines", "unmatched_items", "summary" (reconcile/report_data.py's shapes) and
     "totals" (statement and open items, debits and credits apart; the opening balance is no entry).
-    Raises ValueError, with a message a person can act on, when a file cannot be read."""
+    XLSX files are read through `columns`, a column mapping (the TOML of `directlink reconcile --columns`).
+    Raises ValueError, with a message a person can act on, when a file or the mapping cannot be read or the
+    mapping does not fit the sheet."""
 
-    def __call__(self, statement: Upload, items: Upload, decided: Sequence[Decided]) -> dict: ...
+    def __call__(self, statement: Upload, items: Upload, decided: Sequence[Decided],
+                 columns: Upload | None = None) -> dict: ...
 
 
 def form_fields(content_type: str, body: bytes) -> dict[str, Upload]:
@@ -88,6 +92,25 @@ def decided(conn: Connection, client: str) -> list[Decided]:
             for r in conn.execute(select(decisions).where(decisions.c.client_id == client).order_by(decisions.c.id))]
 
 
+def remembered(conn: Connection, client: str, mine: set[str]) -> Upload | None:
+    """The column mapping of this client's latest run that had one, among the runs this operator may see
+    (a mapping may name an account): used when an upload brings none."""
+    for row in conn.execute(select(runs.c.columns, runs.c.accounts).where(
+            runs.c.client_id == client, runs.c.columns.is_not(None)).order_by(runs.c.id.desc()).limit(RUNS_SHOWN)):
+        if set(row.accounts.split(",")) <= mine:
+            return Upload("remembered column mapping", row.columns.encode("utf-8"))
+    return None
+
+
+def mapping_text(columns: Upload) -> str:
+    if len(columns.data) > MAX_COLUMNS:
+        raise Problem(400, "BAD_REQUEST", f"{columns.name}: a column mapping is at most {MAX_COLUMNS // 1024} KiB")
+    try:
+        return columns.data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Problem(400, "BAD_REQUEST", f"{columns.name}: a column mapping is UTF-8 text (TOML)") from None
+
+
 def queried(frame: Frame, session, conn) -> set[str]:
     return {g.account.replace(" ", "") for g in frame.grants(session, conn).values() if Grant.QUERY in g.grants}
 
@@ -106,9 +129,11 @@ def add(api: APIRouter, frame: Frame) -> None:
                 .order_by(runs.c.id.desc()).limit(RUNS_SHOWN))
                 if set(r.accounts.split(",")) <= mine]
             accounts = sorted(mine)
+            last = remembered(conn, session.client, mine)
         today = frame.now().astimezone(frame.settings.zone).date()
         return frame.page(request, "reconcile.html", session, available=frame.reconciler is not None,
                           accounts=accounts, today=today,
+                          columns=last.data.decode("utf-8") if last else None,
                           past=[(r, json.loads(r.summary)) for r in past], error=error[:300],
                           max_mb=MAX_UPLOAD // (1024 * 1024), zone=frame.settings.zone,
                           status=400 if error else 200)
@@ -125,7 +150,9 @@ def add(api: APIRouter, frame: Frame) -> None:
                          else fields.get("statement"))
             if statement is None or items is None or not statement.data or not items.data:
                 raise Problem(400, "BAD_REQUEST", "choose a statement file and an open-items file")
-            run_id = await run_in_threadpool(run, session, statement, items)
+            columns = fields.get("columns")
+            run_id = await run_in_threadpool(run, session, statement, items,
+                                             columns if columns is not None and columns.data else None)
         except Problem as err:
             if err.status == 400:
                 return reconcile_page(request, err.detail)
@@ -153,13 +180,17 @@ def add(api: APIRouter, frame: Frame) -> None:
                               encoding="UTF-8")
         return Upload(f"{account}-{first:%Y%m%d}-{last:%Y%m%d}.xml", data)
 
-    def run(session, statement: Upload, items: Upload) -> int:
+    def run(session, statement: Upload, items: Upload, columns: Upload | None, remember: bool = True) -> int:
+        """One run; without a mapping of its own (and `remember`) the client's last one is used."""
         if frame.reconciler is None:
             raise Problem(400, "BAD_REQUEST", "reconciliation is not available on this server")
         with read_only(frame.engine) as conn:
             pairs, mine = decided(conn, session.client), queried(frame, session, conn)
+            if columns is None and remember:
+                columns = remembered(conn, session.client, mine)
+        text = mapping_text(columns) if columns is not None else None
         try:
-            report = frame.reconciler(statement, items, pairs)
+            report = frame.reconciler(statement, items, pairs, columns)
         except ValueError as err:
             raise Problem(400, "BAD_REQUEST", str(err)) from None
         accounts = [a.replace(" ", "") for a in report["accounts"]]
@@ -172,7 +203,7 @@ def add(api: APIRouter, frame: Frame) -> None:
             run_id = uow.conn.execute(runs.insert().values(
                 client_id=session.client, operator_id=session.operator, created_at=frame.now(),
                 accounts=",".join(accounts)[:400], statement_name=statement.name[:200], items_name=items.name[:200],
-                statement_data=statement.data, items_data=items.data, summary=json.dumps(summary),
+                statement_data=statement.data, items_data=items.data, columns=text, summary=json.dumps(summary),
                 report=json.dumps(report)).returning(runs.c.id)).scalar_one()
             audit.append(uow, chain=session.client, at=frame.now(), kind="console", code="RECON_RUN",
                          client_id=session.client, operator_id=session.operator,
@@ -210,8 +241,9 @@ def add(api: APIRouter, frame: Frame) -> None:
             row = await run_in_threadpool(inputs)
             if row is None:
                 raise Problem(404, "NOT_FOUND", "no such run")
-            new_id = await run_in_threadpool(run, session, Upload(row.statement_name, row.statement_data),
-                                             Upload(row.items_name, row.items_data))
+            new_id = await run_in_threadpool(
+                run, session, Upload(row.statement_name, row.statement_data), Upload(row.items_name, row.items_data),
+                Upload("column mapping", row.columns.encode("utf-8")) if row.columns is not None else None, False)
         except Problem as err:
             return err.response()
         return RedirectResponse(f"{PREFIX}/reconcile/runs/{new_id}", status_code=303)

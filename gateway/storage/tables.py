@@ -506,6 +506,7 @@ recon_runs = Table(
     Column("items_data", LargeBinary, nullable=False),
     Column("summary", Text, nullable=False),       # JSON: counts and totals, for the list of runs
     Column("report", Text, nullable=False),        # JSON: the whole report the page draws
+    Column("columns", Text),                       # the XLSX column mapping (TOML) the run read, if any
     Index("ix_recon_runs_client", "client_id", "id"),
 )
 
