@@ -7,6 +7,7 @@ bytes. Declare it in pyproject.toml under `[project.entry-points."directlink.ada
 from __future__ import annotations
 
 import datetime as dt
+import json
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -115,6 +116,24 @@ def check_payment_file(payment_file: PaymentFile, fmt: str, limits: Limits) -> N
     if not payment_file.transactions:
         raise DocumentInvalid("file", "holds no transactions")
     check_unique_references(payment_file.transactions)
+
+
+def read_json_literally(text: str, object_pairs_hook: Callable[[list[tuple[str, object]]], object]) -> object:
+    """An ERP file's JSON with its numbers kept as their literal text (0.1 stays "0.1", never the float
+    0.1000000000000000055), NaN and Infinity refused, and every fault a DocumentInvalid at "/". The hook
+    decides what a member given twice means to the caller's format."""
+    try:
+        return json.loads(text, object_pairs_hook=object_pairs_hook, parse_float=str, parse_int=str,
+                          parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise DocumentInvalid("/", f"not well-formed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") \
+            from None
+    except RecursionError:
+        raise DocumentInvalid("/", "JSON nested too deeply") from None
+
+
+def _no_constant(name: str):
+    raise DocumentInvalid("/", f"{name} is not a JSON number")
 
 
 def check_reference(value: str, where: str) -> str:

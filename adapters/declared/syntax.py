@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from adapters.base import DocumentInvalid, RenderError
+from adapters.base import DocumentInvalid, RenderError, read_json_literally
 from adapters.declared.spec import MAX_FILE_BYTES, Field, Section
 from adapters.spreadsheet import cell, plain
 from domain.errors import DirectLinkError
@@ -115,10 +115,6 @@ def _pairs(pairs: list[tuple[str, object]]) -> dict:
     return out
 
 
-def _no_constant(name: str):
-    raise DocumentInvalid("/", f"{name} is not a JSON number")
-
-
 def _json_value(node: object, f: Field) -> str | None:
     for step in f.path:
         if not isinstance(node, dict):
@@ -146,14 +142,7 @@ def _values(fields: dict[str, Field], node: object, get, where: Locate, i: int |
 
 
 def _read_json(s: Section, data: bytes) -> Table:
-    try:
-        doc = json.loads(decode(data, s.encoding), object_pairs_hook=_pairs, parse_float=str, parse_int=str,
-                         parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise DocumentInvalid("/", f"not well-formed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") \
-            from None
-    except RecursionError:
-        raise DocumentInvalid("/", "JSON nested too deeply") from None
+    doc = read_json_literally(decode(data, s.encoding), _pairs)
     base = "/" + "/".join(s.records)
 
     def where(i: int | None, name: str | None) -> str:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import codecs
 import datetime as dt
 import decimal
-import json
 import re
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 
 from lxml import etree
 
-from adapters.base import DocumentInvalid, PaymentFile
+from adapters.base import DocumentInvalid, PaymentFile, read_json_literally
 from adapters.base import check_reference as _ref
 from domain.errors import DirectLinkError, PaymentRejected
 from domain.models import SubmittedPayment, build_instruction
@@ -235,22 +234,10 @@ def _is_utf8(data: bytes) -> bool:
     return True
 
 
-def _no_constant(name: str):
-    raise DocumentInvalid("/", f"{name} is not a JSON number")
-
-
 def read_json(data: bytes) -> PaymentFile:
     """kingdee.json: a bei_bankpaybill batch as a JSON object."""
     text = decode_json_bytes(data)
-    try:
-        # Numbers keep their literal text: 0.1 stays "0.1", never the float 0.1000000000000000055.
-        doc = json.loads(text, object_pairs_hook=Fields.of, parse_float=str, parse_int=str,
-                         parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise DocumentInvalid("/", f"not well-formed JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") \
-            from None
-    except RecursionError:
-        raise DocumentInvalid("/", "JSON nested too deeply") from None
+    doc = read_json_literally(text, Fields.of)
     if not isinstance(doc, Mapping):
         raise DocumentInvalid("/", "the batch must be a JSON object")
     if "fencoding" in doc and not _DECLARED.match(data):
