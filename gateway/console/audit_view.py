@@ -13,7 +13,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import Connection, or_, select
 
-from domain.codes import Grant
 from gateway import audit, businessday
 from gateway.console import evidence
 from gateway.console.frame import Frame
@@ -68,7 +67,7 @@ def add(api: APIRouter, frame: Frame) -> None:
             return frame.signin_again(request)
         params = dict(request.query_params) | {"zone": frame.settings.zone}
         with read_only(frame.engine) as conn:
-            accounts = [g.account for g in frame.grants(session, conn).values() if Grant.QUERY in g.grants]
+            accounts = [g.account for g in frame.queryable(session, conn)]
             if not accounts:
                 return frame.page(request, "message.html", session, status=403, message="forbidden")
             try:

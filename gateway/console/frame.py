@@ -132,6 +132,11 @@ class Frame:
         with read_only(self.engine) as own:
             return approvals.config(self.gateway.config, own).grants(session.client, session.operator)
 
+    def queryable(self, session: Session, conn=None) -> list[AccountGrant]:
+        """The operator's accounts under the QUERY grant (their payments, statements, receipts and audit
+        records are the operator's to see), in the grants' order."""
+        return [g for g in self.grants(session, conn).values() if Grant.QUERY in g.grants]
+
     # ---- audit --------------------------------------------------------------------------------------------
 
     def audit(self, client: str | None, operator: str | None, code: str, detail: str,

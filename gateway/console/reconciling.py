@@ -27,7 +27,6 @@ from lxml import etree
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
-from domain.codes import Grant
 from gateway import audit, statements
 from gateway.console.frame import PREFIX, Frame, Problem
 from gateway.console.statement_view import MOST
@@ -112,7 +111,7 @@ def mapping_text(columns: Upload) -> str:
 
 
 def queried(frame: Frame, session, conn) -> set[str]:
-    return {g.account.replace(" ", "") for g in frame.grants(session, conn).values() if Grant.QUERY in g.grants}
+    return {g.account.replace(" ", "") for g in frame.queryable(session, conn)}
 
 
 def add(api: APIRouter, frame: Frame) -> None:

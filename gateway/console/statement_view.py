@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from adapters import registry
-from domain.codes import Grant
 from domain.errors import DirectLinkError
 from domain.models import Statement
 from domain.money import Money
@@ -45,7 +44,7 @@ def totals(st: Statement) -> Totals:
 def add(api: APIRouter, frame: Frame) -> None:
     def chosen(request: Request, session, conn):
         """(account grants the operator may query, the account asked for or the first, first day, last day)."""
-        mine = [g for g in frame.grants(session, conn).values() if Grant.QUERY in g.grants]
+        mine = frame.queryable(session, conn)
         asked = request.query_params.get("account") or (mine[0].account if mine else "")
         today = frame.now().astimezone(frame.settings.zone).date()
         try:
