@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import copy
 import datetime as dt
+import functools
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -69,8 +70,10 @@ class Verified:
     certificate: x509.Certificate
 
 
+@functools.lru_cache(maxsize=1024)
 def fingerprint(cert: x509.Certificate) -> str:
-    """SHA-256 fingerprint of a certificate's DER, lowercase hex: how certificates are registered."""
+    """SHA-256 fingerprint of a certificate's DER, lowercase hex: how certificates are registered. (Kept for
+    the certificates last seen: every request asks it of its signer's, twice.)"""
     return cert.fingerprint(hashes.SHA256()).hex()
 
 
@@ -189,8 +192,11 @@ def _dsig_schema() -> etree.XMLSchema:
     return xsd
 
 
+@functools.lru_cache(maxsize=1024)
 def public_key(certificate: x509.Certificate) -> CertificatePublicKeyTypes | sm2.PublicKey:
-    """A certificate's key: SM2 (which `cryptography` cannot load) or whatever `cryptography` makes of it."""
+    """A certificate's key: SM2 (which `cryptography` cannot load) or whatever `cryptography` makes of it.
+    Kept for the certificates last seen (a certificate is immutable and hashes by its DER): reading an SM2
+    key out of the DER took 0.1 ms, as long as the ECDSA verification it is for."""
     return sm2.public_key_of(certificate) or certificate.public_key()
 
 
