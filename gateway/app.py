@@ -25,8 +25,10 @@ from gateway.limits import InFlight
 from gateway.metrics import Operations
 from gateway.pipeline import Gateway, Reply
 from gateway.protocol import signing, sm2
+from gateway.request_thread import RequestThread
 from gateway.rotation import published
 from gateway.settings import Settings
+from gateway.storage.committer import GroupCommit
 from gateway.storage.engine import make_engine, migrate
 from schemas import SCHEMA_DIR
 
@@ -80,6 +82,8 @@ def create_app(gateway: Gateway, reconciler: Reconciler | None = None) -> ASGIAp
             yield
         finally:
             scheduler.shutdown(wait=False)
+            if requests is not None:
+                requests.close()
 
     app = FastAPI(title="DirectLink gateway", version="1", docs_url=None, redoc_url=None, lifespan=lifespan)
     registry = CollectorRegistry()
@@ -88,12 +92,14 @@ def create_app(gateway: Gateway, reconciler: Reconciler | None = None) -> ASGIAp
     registry.register(Operations(gateway.engine, lambda: published(gateway.settings, gateway.signer.cert_pem)))
     limit = gateway.settings.max_body_bytes
     in_flight = InFlight(gateway.settings.max_in_flight)
-    # Requests run on threads of their own, as many as worker_threads. One thread runs Python at a time: on
-    # PostgreSQL a few are enough to overlap the round trips, and more only take the interpreter from each
-    # other (a quarter more CPU a request with 40: docs/performance.md, "An eighth look"). On SQLite every
-    # transaction waits for the one writer, a waiting thread keeps its place, and payments went faster with 40
-    # (the server's own number). One limiter an event loop, as the server's own.
-    threads = gateway.settings.worker_threads or (4 if gateway.engine.dialect.name == "postgresql" else 40)
+    # On PostgreSQL requests run on threads of their own, as many as worker_threads: one thread runs Python at
+    # a time, a few are enough to overlap the round trips, and more only take the interpreter from each other
+    # (a quarter more CPU a request with 40). On SQLite, which has one writer, one thread of its own runs the
+    # messages and answers each once its batch is durable (gateway/request_thread.py); `worker_threads` set
+    # there brings back a thread a request. One limiter an event loop, as the server's own.
+    threads = gateway.settings.worker_threads or 4
+    requests = (RequestThread(gateway) if isinstance(gateway.committer, GroupCommit)
+                and not gateway.settings.worker_threads else None)
     workers = RunVar[anyio.CapacityLimiter]("directlink_workers")
     # The thread whose turn it is at the writer (SQLite) or that holds a client's rows (PostgreSQL) lets go of
     # the interpreter at every statement, and then waits for it while other threads parse, verify and sign:
@@ -127,6 +133,8 @@ def create_app(gateway: Gateway, reconciler: Reconciler | None = None) -> ASGIAp
         if body is None:
             return await run_in_threadpool(gateway.too_large)
         try:
+            if requests is not None:
+                return await requests.handle(body)
             return await in_worker(gateway.handle, body)
         except Exception:  # a defect: nothing was committed, answer INTERNAL, never crash
             log.exception("request failed")

@@ -33,12 +33,12 @@ from gateway.operations import OPERATIONS, Context
 from gateway.protocol import messages, signing, xmlsafe
 from gateway.protocol.errors import RETRY_AFTER, http_status
 from gateway.settings import Settings
-from gateway.storage.committer import GroupCommit, PerRequest
+from gateway.storage.committer import CommitFailed, GroupCommit, PerRequest, Turn
 from gateway.storage.engine import read_only
 from gateway.storage.hot import HotRead
 from gateway.storage.tables import certificates, operators
 from gateway.storage.tables import messages as message_log
-from gateway.storage.unit_of_work import UnitOfWork, transaction
+from gateway.storage.unit_of_work import UnitOfWork
 
 log = logging.getLogger("directlink.pipeline")
 UNVERIFIED_BODY_KEPT = 64 * 1024
@@ -133,9 +133,17 @@ class Gateway:
 
     # ---- the steps before any state is touched ------------------------------------------------------------
 
-    def handle(self, body: bytes, fresh: bool = False) -> Reply:
-        """Answer one request body with a signed Response (`fresh`: read the certificates from the registry,
-        not from this process's snapshot of it)."""
+    def handle(self, body: bytes) -> Reply:
+        """Answer one request body with a signed Response, once what it wrote is durable."""
+        reply, pending = self.handle_deferred(body)
+        pending.settle()
+        return reply
+
+    def handle_deferred(self, body: bytes, fresh: bool = False) -> tuple[Reply, Pending]:
+        """The answer to one request body, and what must be durable before it may leave (`Pending.settle`):
+        the request thread (gateway/request_thread.py) goes on to the next request meanwhile. `fresh`: read
+        the certificates from the registry, not from this process's snapshot of it."""
+        pending = Pending()
         now = self.clock()
         digest = signing.digest_b64(body)
         claim = _Claim(None, None, None)
@@ -155,15 +163,16 @@ class Gateway:
             self._check_fresh(header.created, now)
         except DirectLinkError as err:
             reply = self._answer(err.code, err.detail, claim.message_id, digest, now)
-            self._audit_unverified(now, claim, err.code, err.detail, digest, body, reply.body)
-            return reply
+            self._audit_unverified(pending, now, claim, err.code, err.detail, digest, body, reply.body)
+            return reply, pending
         wait = self.limiter.acquire(header.client, header.operator)
         if wait is not None:
             # Not audited one by one (a flood must not flood the trail): counted in /metrics instead.
             return self._answer(ResultCode.RATE_LIMITED, f"too many requests from {header.client}; nothing was "
-                                f"accepted, retry in {wait} s", header.message_id, digest, now, retry_after=wait)
+                                f"accepted, retry in {wait} s", header.message_id, digest, now,
+                                retry_after=wait), pending
         try:
-            return self._execute(verified, header, body, digest, now)
+            return self._execute(pending, verified, header, body, digest, now), pending
         except _SignerLapsed:
             pass
         finally:
@@ -171,11 +180,11 @@ class Gateway:
         # The certificate was revoked or removed after this process last read it: the registry decides again.
         self._certs.pop((claim.client, claim.operator), None)
         if not fresh:
-            return self.handle(body, fresh=True)
+            return self.handle_deferred(body, fresh=True)
         detail = f"certificate {signing.fingerprint(verified.certificate)[:16]} was revoked"   # just now
         reply = self._answer(ResultCode.CERT_REVOKED, detail, claim.message_id, digest, now)
-        self._audit_unverified(now, claim, ResultCode.CERT_REVOKED, detail, digest, body, reply.body)
-        return reply
+        self._audit_unverified(pending, now, claim, ResultCode.CERT_REVOKED, detail, digest, body, reply.body)
+        return reply, pending
 
     def _authenticate(self, root, sig, claim: _Claim, now: dt.datetime, fresh: bool) -> signing.Verified:
         """Verify the signature against the operator's registered certificates.
@@ -231,11 +240,11 @@ class Gateway:
 
     # ---- the transaction ----------------------------------------------------------------------------------
 
-    def _execute(self, verified: signing.Verified, header: messages.Header, body: bytes, digest: str,
-                 now: dt.datetime) -> Reply:
+    def _execute(self, pending: Pending, verified: signing.Verified, header: messages.Header, body: bytes,
+                 digest: str, now: dt.datetime) -> Reply:
         for attempt in range(5):
             try:
-                return self._transaction(verified, header, body, digest, now)
+                return self._transaction(pending, verified, header, body, digest, now)
             except IntegrityError:
                 # A concurrent twin committed first (the same MessageId, or a ClientRef of the payments: see
                 # payments.submit); the next attempt answers from it.
@@ -246,8 +255,8 @@ class Gateway:
                 time.sleep(0.01 * (attempt + 1))
         raise RuntimeError("could not complete the transaction")
 
-    def _transaction(self, verified: signing.Verified, header: messages.Header, body: bytes, digest: str,
-                     now: dt.datetime) -> Reply:
+    def _transaction(self, pending: Pending, verified: signing.Verified, header: messages.Header, body: bytes,
+                     digest: str, now: dt.datetime) -> Reply:
         signer = signing.fingerprint(verified.certificate)
         # One turn at the writer (gateway/storage/committer.py): on SQLite the request's unit of work is a
         # savepoint of a batch that commits for many requests at once; on PostgreSQL it is a transaction.
@@ -272,10 +281,8 @@ class Gateway:
                     crash.point(crash.REQUEST_BEFORE_COMMIT)
                 executed = True
         # Nothing is answered before it is durable, a stored answer read back included (its batch may
-        # still have been open).
-        turn.durable()
-        if executed:
-            crash.point(crash.REQUEST_AFTER_COMMIT)
+        # still have been open): the caller settles `pending` before the answer leaves.
+        pending.add(turn, executed)
         return reply
 
     def _run(self, uow: UnitOfWork, verified: signing.Verified, header: messages.Header, body: bytes,
@@ -342,9 +349,10 @@ class Gateway:
     def too_large(self) -> Reply:
         """The answer for a body refused while it was still arriving (over max_body_bytes)."""
         detail = f"the body is over the limit of {self.settings.max_body_bytes} bytes"
-        reply = self._answer(ResultCode.XML_TOO_LARGE, detail, None, None, self.clock())
-        self._audit_unverified(self.clock(), _Claim(None, None, None), ResultCode.XML_TOO_LARGE, detail, None,
-                               b"", reply.body)
+        reply, pending = self._answer(ResultCode.XML_TOO_LARGE, detail, None, None, self.clock()), Pending()
+        self._audit_unverified(pending, self.clock(), _Claim(None, None, None), ResultCode.XML_TOO_LARGE, detail,
+                               None, b"", reply.body)
+        pending.settle()
         return reply
 
     def overloaded(self) -> Reply:
@@ -357,11 +365,13 @@ class Gateway:
         return self._answer(ResultCode.INTERNAL, "internal error; nothing was accepted, retry later",
                             None, signing.digest_b64(body), self.clock())
 
-    def _audit_unverified(self, now, claim: _Claim, code: ResultCode, detail: str, digest: str | None,
-                          body: bytes, answer: bytes) -> None:
-        """Audit a request refused before its signer was known (its own chain: nobody vouches for it)."""
+    def _audit_unverified(self, pending: Pending, now, claim: _Claim, code: ResultCode, detail: str,
+                          digest: str | None, body: bytes, answer: bytes) -> None:
+        """Audit a request refused before its signer was known (its own chain: nobody vouches for it). In a
+        turn at the writer like every request's writes: on SQLite a transaction of its own would wait for
+        the open batch, and on the request thread that batch is its own."""
         try:
-            with transaction(self.engine) as uow:
+            with self.committer.turn() as turn, turn.unit() as uow:
                 audit.append(uow, chain=audit.UNVERIFIED, at=now, kind="request", code=code.value,
                              client_id=_clip(claim.client), operator_id=_clip(claim.operator),
                              message_id=_clip(claim.message_id), detail="unverified claim; " + detail[:2000],
@@ -370,12 +380,45 @@ class Gateway:
                              request=body if len(body) <= UNVERIFIED_BODY_KEPT else None, response=answer)
         except Exception:  # an audit hiccup must not turn a rejection into a 500
             log.exception("could not audit a rejected request")
+        else:
+            pending.add(turn, executed=False, required=False)
 
     def _audit_verified(self, uow: UnitOfWork, now, header: messages.Header, code: ResultCode, detail: str,
                         digest: str, signer: str, body: bytes, answer: bytes) -> None:
         audit.append(uow, chain=header.client, at=now, kind="request", code=code.value, client_id=header.client,
                      operator_id=header.operator, message_id=header.message_id, detail=detail[:2000],
                      request_digest=digest, cert_fingerprint=signer, request=body, response=answer)
+
+
+class Pending:
+    """What an answer waits for before it may leave: the batches its turns wrote into, committed."""
+
+    def __init__(self) -> None:
+        self._turns: list[tuple[Turn, bool, bool]] = []
+
+    def add(self, turn: Turn, executed: bool, required: bool = True) -> None:
+        """`executed`: the request's operation ran in this turn (its crash point follows the commit);
+        `required`: the answer may not leave if the turn's writes were lost (not so for the audit record of
+        a refusal, which is answered whatever becomes of its record)."""
+        self._turns.append((turn, executed, required))
+
+    @property
+    def settled(self) -> bool:
+        """Whether settle() would return at once."""
+        return all(turn.settled for turn, _, _ in self._turns)
+
+    def settle(self) -> None:
+        """Wait until every turn's writes are durable; CommitFailed if a required one never will be."""
+        for turn, executed, required in self._turns:
+            try:
+                turn.durable()
+            except CommitFailed:
+                if required:
+                    raise
+                log.exception("could not audit a rejected request")
+                continue
+            if executed:
+                crash.point(crash.REQUEST_AFTER_COMMIT)
 
 
 def _claims(root: etree._Element) -> _Claim:

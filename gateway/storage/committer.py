@@ -61,6 +61,11 @@ class Turn:
         with self._committer._unit(self) as uow:
             yield uow
 
+    @property
+    def settled(self) -> bool:
+        """Whether durable() would return at once: the batch committed, or failed, or there was none."""
+        return self.batch is None or self.batch.done.is_set()
+
     def durable(self) -> None:
         """Wait until what this turn's units wrote is committed; CommitFailed if it never will be."""
         if self.batch is None:
@@ -104,6 +109,10 @@ class GroupCommit:
         self._queued = 0                   # requests waiting for their turn
         self._conn: Connection | None = None
         self._batch: _Batch | None = None  # the open batch: its transaction is open on _conn
+        # Whether more turns are on their way besides those queued at the writer: the request thread
+        # (gateway/request_thread.py) says so while its queue holds requests, and commits with commit_open()
+        # when it is empty.
+        self.more: Callable[[], bool] = lambda: False
 
     @contextlib.contextmanager
     def turn(self) -> Iterator[Turn]:
@@ -170,8 +179,19 @@ class GroupCommit:
             batch.turns += 1
         with self._counting:
             queued = self._queued
-        if queued and batch.turns < self._max_batch and time.monotonic() - batch.started < self._max_delay:
+        if ((queued or self.more()) and batch.turns < self._max_batch
+                and time.monotonic() - batch.started < self._max_delay):
             return   # the next turn joins this batch
+        self._commit(batch)
+
+    def commit_open(self) -> None:
+        """Commit the open batch, if there is one, whoever's turns are in it (see `more`)."""
+        with self._writer:
+            if self._batch is not None:
+                self._commit(self._batch)
+
+    def _commit(self, batch: _Batch) -> None:
+        """Under the writer lock: commit the open batch and tell its turns how it went."""
         self._batch = None
         try:
             self._crash_point(self.BEFORE_COMMIT)
