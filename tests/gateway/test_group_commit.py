@@ -238,3 +238,21 @@ def test_the_writes_run_past_sqlalchemy_fail_as_sqlalchemy_would_and_take_every_
     assert stored(engine) == {"H1"}
     with transaction(engine) as uow, pytest.raises(ValueError, match="every value is given"):
         HotWrite(insert(accounts)).run(uow.conn, {"number": "X", "client_id": None, "name": "n", "currency": "CNY"})
+
+
+def test_the_hot_writes_convert_every_row_s_own_values(engine):
+    """storage/hot.py keeps a converter's last result for the same object: rows with instants alternating,
+    shared and equal-but-distinct are each stored with their own, as SQLAlchemy itself stores them."""
+    from gateway.storage.hot import HotWrite
+    t1 = dt.datetime(2026, 12, 8, 1, 2, 3, 456789, tzinfo=dt.UTC)
+    t2 = dt.datetime(2026, 12, 9, 4, 5, 6, tzinfo=dt.UTC)
+    t3 = dt.datetime(2026, 12, 8, 1, 2, 3, 456789, tzinfo=dt.UTC)   # equal to t1, another object
+    instants = [t1, t1, t2, t1, t3, t2, t2]
+    rows = [{**claim(f"T{i}"), "received_at": at} for i, at in enumerate(instants)]
+    with transaction(engine) as uow:
+        HotWrite(insert(messages)).run(uow.conn, rows[:4])
+        uow.conn.execute(insert(messages), rows[4:5])   # SQLAlchemy's own, as the judge
+        HotWrite(insert(messages)).run(uow.conn, rows[5:])
+    with read_only(engine) as conn:
+        got = dict(conn.execute(select(messages.c.message_id, messages.c.received_at)).all())
+    assert [got[f"T{i}"].replace(tzinfo=dt.UTC) for i in range(len(instants))] == instants
