@@ -13,6 +13,7 @@ from types import SimpleNamespace
 
 from sqlalchemy import BigInteger, Connection, bindparam, case, func, insert, or_, select, update
 
+from gateway.storage.hot import HotRead
 from gateway.storage.tables import accounts, entries, holds
 from gateway.storage.unit_of_work import UnitOfWork
 
@@ -103,6 +104,9 @@ _UNHOLD_FUNDS = update(accounts).where(accounts.c.number == bindparam("hold_acco
     .values(held=accounts.c.held - bindparam("hold_amount"))
 _BALANCES = select(accounts.c.number, accounts.c.booked, accounts.c.held) \
     .where(accounts.c.number.in_(bindparam("numbers", expanding=True)))
+# One account's, past SQLAlchemy's per-run work (storage/hot.py): most balance queries name one.
+_BALANCE_OF = HotRead(select(accounts.c.number, accounts.c.booked, accounts.c.held)
+                      .where(accounts.c.number == bindparam("number")))
 _HELD = select(holds.c.account, holds.c.amount).where(holds.c.payment_id == bindparam("hold_payment"),
                                                       holds.c.released_at.is_(None))
 _RELEASE = update(holds).where(holds.c.payment_id == bindparam("hold_payment")) \
@@ -218,7 +222,10 @@ def release(conn: Connection, payment_id: str, now: dt.datetime) -> int:
 
 
 def balances(conn: Connection, numbers: list[str]) -> dict[str, tuple[int, int]]:
-    """account -> (booked, available) now, for these accounts in one statement (unknown ones are absent)."""
+    """account -> (booked, available) now, for these accounts (unknown ones are absent)."""
+    if len(numbers) == 1:
+        row = _BALANCE_OF.first(conn, {"number": numbers[0]})
+        return {} if row is None else {row.number: (row.booked, row.booked - row.held)}
     return {r.number: (r.booked, r.booked - r.held) for r in conn.execute(_BALANCES, {"numbers": numbers})}
 
 
