@@ -126,9 +126,16 @@ def keyinfo_certificate(sig: etree._Element) -> x509.Certificate | None:
     if el is None or not (el.text or "").strip():
         return None
     try:
-        return x509.load_der_x509_certificate(base64.b64decode("".join(el.text.split()), validate=True))
+        return _certificate("".join(el.text.split()))
     except Exception as exc:  # any failure here is a bad signature, never a 500
         raise SignatureRejected("KeyInfo holds an unreadable certificate") from exc
+
+
+@functools.lru_cache(maxsize=256)
+def _certificate(b64: str) -> x509.Certificate:
+    """A KeyInfo certificate, read once for the texts last seen: an operator sends the same one every time
+    (a text that fails to read raises and is not kept)."""
+    return x509.load_der_x509_certificate(base64.b64decode(b64, validate=True))
 
 
 def verify(root: etree._Element, certificate: x509.Certificate, *, at: dt.datetime | None = None) -> Verified:
