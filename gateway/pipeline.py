@@ -201,6 +201,9 @@ class Gateway:
                 return self._verify(root, sig, claim, cached, now)
             except (SignatureRejected, CertificateRejected):
                 pass
+        # A pooled connection of its own: on SQLite's request thread, a batch left open must not hold the
+        # database's lock while this waits for one that others, waiting for that lock, hold.
+        self.committer.release_writer()
         with read_only(self.engine) as conn:
             registered = directory.registered_certs(conn, claim.client, claim.operator)
         if registered:

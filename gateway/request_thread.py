@@ -20,6 +20,9 @@ from gateway.pipeline import Gateway, Pending, Reply
 from gateway.storage.committer import GroupCommit
 
 log = logging.getLogger("directlink.requests")
+# A body over this size is parsed and verified for a millisecond or more before its turn at the writer: the
+# batch open before it is committed first rather than held open for it.
+LARGE = 64 * 1024
 
 
 @dataclass
@@ -41,14 +44,16 @@ class RequestThread:
         self._committer = gateway.committer
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._starting = threading.Lock()
         # The batch stays open while requests wait here: they will join it.
         self._committer.more = lambda: not self._queue.empty()
 
     async def handle(self, body: bytes) -> Reply:
         """The answer to a request body, once it is durable; an exception for a defect (nothing accepted)."""
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="directlink-requests", daemon=True)
-            self._thread.start()
+        with self._starting:   # one thread, whichever event loop asks first
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="directlink-requests", daemon=True)
+                self._thread.start()
         loop = asyncio.get_running_loop()
         job = _Job(body, loop, loop.create_future())
         self._queue.put(job)
@@ -64,15 +69,18 @@ class RequestThread:
     def _run(self) -> None:
         waiting: list[_Job] = []
         while (job := self._queue.get()) is not None:
+            if len(job.body) > LARGE:
+                # Parsed and verified for milliseconds before its turn: the batch does not wait for it.
+                self._committer.commit_open()
             try:
                 job.reply, job.pending = self._gateway.handle_deferred(job.body)
                 waiting.append(job)
-            except Exception as err:  # noqa: BLE001 - a defect: its unit rolled back, nothing was accepted
-                _deliver(job, error=err)
-            if self._queue.empty():
-                # Nobody else will join the batch now: commit it (a request that wrote nothing, say refused
-                # before its signer was known, may have followed turns that left it open).
-                self._committer.commit_open()
+            except BaseException as err:  # noqa: BLE001 - a defect: its unit rolled back, nothing was accepted
+                _deliver(job, error=err)   # (and the thread goes on: every later request depends on it)
+            # With nobody else to join it, the batch commits now (a request that wrote nothing, say over the
+            # rate limit, may have followed turns that left it open); else at its bounds, which requests that
+            # take no turn would not otherwise check.
+            self._committer.commit_open(due_only=not self._queue.empty())
             waiting = [j for j in waiting if not _released(j)]
         self._committer.commit_open()
         for j in waiting:

@@ -90,6 +90,9 @@ class PerRequest:
         with transaction(self.engine) as uow:
             yield uow
 
+    def release_writer(self) -> None:
+        """Nothing is kept open between a request's transactions."""
+
 
 class GroupCommit:
     """Units of work as savepoints of one shared transaction, committed together (SQLite). Thread-safe.
@@ -132,7 +135,7 @@ class GroupCommit:
 
     @contextlib.contextmanager
     def _unit(self, turn: Turn) -> Iterator[UnitOfWork]:
-        conn = self._open()
+        conn = self._open(turn)
         turn.batch = self._batch
         # The turn's savepoint on the driver's connection: SQLAlchemy's begin_nested() costs some 0.1 ms a
         # statement more, twice a request. The unit's own savepoints (UnitOfWork.savepoint) nest inside it.
@@ -155,11 +158,17 @@ class GroupCommit:
             self._fail_batch()
             raise
 
-    def _open(self) -> Connection:
+    def _open(self, turn: Turn) -> Connection:
         """The shared connection with the batch's transaction open (BEGIN IMMEDIATE: engine.py)."""
         if self._conn is None or self._conn.invalidated or self._conn.closed:
             self._conn = self.engine.connect()
+        if self._batch is not None and turn.batch is not self._batch and self._due(self._batch):
+            # Kept open past its bounds by requests that took no turn: committed rather than joined (a turn
+            # in it already stays, so that everything it wrote is in the one batch it waits for).
+            self._commit(self._batch)
         if self._batch is None:
+            if self._conn is None:      # the commit failed and dropped the connection
+                self._conn = self.engine.connect()
             try:
                 self._conn.begin()
             except Exception:
@@ -179,16 +188,25 @@ class GroupCommit:
             batch.turns += 1
         with self._counting:
             queued = self._queued
-        if ((queued or self.more()) and batch.turns < self._max_batch
-                and time.monotonic() - batch.started < self._max_delay):
+        if (queued or self.more()) and not self._due(batch):
             return   # the next turn joins this batch
         self._commit(batch)
 
-    def commit_open(self) -> None:
-        """Commit the open batch, if there is one, whoever's turns are in it (see `more`)."""
+    def commit_open(self, *, due_only: bool = False) -> None:
+        """Commit the open batch, if there is one, whoever's turns are in it (see `more`); with `due_only`,
+        only if it is at its size or age bound. (The bounds are checked as turns end, too, but requests that
+        take no turn, say refused by the rate limit, must not keep a batch open past them.)"""
         with self._writer:
-            if self._batch is not None:
+            if self._batch is not None and (not due_only or self._due(self._batch)):
                 self._commit(self._batch)
+
+    def release_writer(self) -> None:
+        """Before this thread waits on something other threads may hold while they wait for SQLite's lock (a
+        pooled connection): a batch it left open would hold that lock meanwhile."""
+        self.commit_open()
+
+    def _due(self, batch: _Batch) -> bool:
+        return batch.turns >= self._max_batch or time.monotonic() - batch.started >= self._max_delay
 
     def _commit(self, batch: _Batch) -> None:
         """Under the writer lock: commit the open batch and tell its turns how it went."""

@@ -4,7 +4,9 @@ its batch is not. Driven on a real event loop, with the gateway's real group com
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
+import time
 
 import pytest
 from conftest import OPERATING, SUPPLIER
@@ -150,3 +152,59 @@ def test_a_batch_that_does_not_commit_is_answered_ok_to_nobody(home, gw):
     assert again[0].status == 200 and again[0].code.value == "OK"
     with gw.engine.connect() as conn:
         assert conn.execute(select(payments.c.client_ref)).scalars().all() == ["NC-0"]
+
+
+def test_requests_that_take_no_turn_do_not_keep_a_batch_open_past_its_bounds(home, gw):
+    """A stream of requests refused by the rate limit (they write nothing, so they end no turn) keeps the
+    thread's queue full for seconds: a request answered meanwhile is released within the batch's bounds, not
+    when the stream stops, and another writer gets the database meanwhile."""
+    class MakerFlooding:   # the maker is over its limit, the viewer is not
+        def acquire(self, _client, operator=None):
+            return None if operator == "viewer" else 5
+
+        def release(self, _client):
+            pass
+
+    gw.limiter = MakerFlooding()
+    demo = home.home / "demo"
+    viewer = dl.Client("http://unused", "DEMO", "viewer", (demo / "viewer.key.pem").read_bytes(),
+                       (demo / "viewer.cert.pem").read_bytes(), home.path(home.gateway_cert).read_bytes())
+    asked, flood = viewer.request(dl.balance_query(OPERATING)), maker_of(home).request(dl.balance_query(OPERATING))
+    runner, seen = RequestThread(gw), {}
+
+    async def scenario():
+        stop = time.monotonic() + 2.5
+
+        async def flooding() -> None:
+            while time.monotonic() < stop:
+                assert (await runner.handle(flood)).code.value == "RATE_LIMITED"
+        floods = [asyncio.ensure_future(flooding()) for _ in range(32)]
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        answer = await runner.handle(asked)
+        seen["answered after"] = time.monotonic() - started
+        await asyncio.sleep(0.2)
+        other = await asyncio.to_thread(writes_at_once, home.db_url)
+        await asyncio.gather(*floods)
+        return answer, other
+
+    try:
+        answer, other = on_a_loop(scenario)
+    finally:
+        runner.close()
+    assert answer.code.value == "OK"
+    assert seen["answered after"] < 1.0, seen   # the flood lasts 2.5 s
+    assert other, "another writer could not get the database while the flood went on"
+
+
+def writes_at_once(db_url: str) -> bool:
+    """Whether another connection gets SQLite's write lock within 0.5 s."""
+    conn = sqlite3.connect(db_url.removeprefix("sqlite:///"), timeout=0.5, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+        return True
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
