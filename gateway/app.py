@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import sys
@@ -212,8 +213,26 @@ def _respond(reply: Reply) -> Response:
     return Response(reply.body, status_code=reply.status, media_type=XML, headers=reply.headers)
 
 
+# The cyclic collector's first threshold: objects allocated, less those freed, before it looks at the youngest
+# generation (CPython's default is 700). A request allocates thousands (lxml's proxies, rows, the answer's tree).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def settle_heap() -> None:
+    """For a serving process, once everything is loaded: what start-up made (modules, schemas, the gateway)
+    moves out of the cyclic collector's sight for good, and the collector looks less often. A 10,000-payment
+    file spent 7% of its time in the collector walking objects that live as long as the process (2.30 ->
+    2.03 s in-process, docs/performance.md). Not for tests, which build many apps in one process."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def app_from_home(home: Path | str = ".") -> ASGIApp:
-    """Factory for `uvicorn --factory gateway.app:app_from_home` (reads DIRECTLINK_HOME or the cwd)."""
-    return create_app(build_gateway(Settings.load(home)))
+    """Factory for `uvicorn --factory gateway.app:app_from_home` (reads DIRECTLINK_HOME or the cwd): a serving
+    process's, so its heap is settled (settle_heap)."""
+    app = create_app(build_gateway(Settings.load(home)))
+    settle_heap()
+    return app
 
 

@@ -25,7 +25,6 @@ name the ERP team configures, so a file's origin shows in the gateway's records 
 from __future__ import annotations
 
 import datetime as dt
-import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,7 +36,7 @@ from adapters.iso20022 import xsd
 from adapters.iso20022.ident import is_own_bic
 from domain.codes import ReasonCode
 from domain.errors import PaymentRejected, XmlRejected
-from domain.models import PaymentInstruction, SubmittedPayment, build_instruction
+from domain.models import PaymentInstruction, SubmittedPayment, build_instruction, has_control_or_format
 from domain.money import parse_amount
 from gateway.protocol import xmlsafe
 
@@ -222,8 +221,7 @@ def _parse(data: bytes, limits: Limits) -> etree._Element:
 def _check_ref(value: str | None, where: str, what: str) -> None:
     """References travel on into PaymentReports as protocol Ref35 values (1-35, no blanks at the ends, no
     control characters), so an unusable one refuses the file instead of breaking the answer."""
-    if not value or value != value.strip(" \t\r\n") or len(value) > 35 or \
-            any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+    if not value or value != value.strip(" \t\r\n") or len(value) > 35 or has_control_or_format(value):
         raise DocumentInvalid(where, f"{what} {value!r} must be 1-35 characters with no blanks at the ends "
                                      "and no control characters")
 

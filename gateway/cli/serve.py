@@ -43,7 +43,7 @@ def serve(home: Home = Path("."), host: str = "127.0.0.1", port: int = 8080,
     """Serve protocol v1 over HTTP from the gateway home (the current directory by default)."""
     import uvicorn
 
-    from gateway.app import build_gateway, create_app
+    from gateway.app import build_gateway, create_app, settle_heap
     from gateway.transport import uvicorn_tls
     settings = Settings.load(home)
     key = settings.path(settings.gateway_key)
@@ -54,7 +54,9 @@ def serve(home: Home = Path("."), host: str = "127.0.0.1", port: int = 8080,
     except ValueError as err:
         fail(str(err))
     from gateway.cli.reconciler import reconcile_uploads
-    uvicorn.run(create_app(build_gateway(settings), reconcile_uploads), host=host, port=port, log_level=log_level, **tls)
+    app = create_app(build_gateway(settings), reconcile_uploads)
+    settle_heap()
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **tls)
 
 
 def demo() -> None:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from domain.codes import ReasonCode
 from domain.errors import DirectLinkError, PaymentRejected
-from domain.models import BankCode, build_instruction, check_account, check_text
+from domain.models import BankCode, build_instruction, check_account, check_text, has_control_or_format
 from domain.money import check_currency, check_iso_currency, iso_minor_units, minor_units, parse_amount
 from gateway.protocol.messages import parse_datetime
 
@@ -106,3 +106,18 @@ def test_creditor_equal_to_debtor_is_refused():
         client_ref="R", debtor_account="6222000000000001", amount="1.00", currency="CNY", creditor_name="Self",
         creditor_account="6222000000000001", bank_scheme="INTERNAL", bank_code="", bank_name=None, purpose="p"))
     assert got == ReasonCode.ACCOUNT_INVALID
+
+
+@settings(max_examples=3000, derandomize=True, database=None)
+@given(st.text(alphabet=st.characters(codec=None), max_size=12))
+def test_the_fast_check_for_control_and_format_characters_agrees_with_reading_every_character(value):
+    """has_control_or_format skips the character-by-character reading for printable texts: over any text
+    (every category, surrogates, unassigned code points, no-break spaces), its answer is the full reading's."""
+    exact = any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value)
+    assert has_control_or_format(value) == exact
+
+
+@pytest.mark.parametrize("value", ["\u00ad", "a\u200bb", "\ufeff", "x\u202e", "\x7f", "\x85", "名\u2066称", "\U000e0001"])
+def test_format_and_control_characters_are_found_in_printable_company(value):
+    assert has_control_or_format(value)
+    assert not has_control_or_format("上海 某某\u00a0科技 (ACME) & Co.")
