@@ -28,14 +28,16 @@ Payments = Callable[[str, dt.date], Sequence[OpenItem]]
 def build_report(statements: Sequence[Path], items_file: Path, *, fmt: str | None = None,
                  tolerances: Tolerances = Tolerances(), payments: Payments | None = None,
                  encoding: str = "utf-8", account: str | None = None, lenient: bool = False,
-                 columns: Mapping | None = None) -> Report:
+                 columns: Mapping | None = None, formats: Path | None = None) -> Report:
     """Read, match and assemble; raises StatementFileInvalid / OpenItemsInvalid on bad input.
 
     `payments` is called only once the statement is read, since its account and closing date say which.
     `account` keeps one account of files that hold several; `lenient` reads files whose figures disagree
     and lists the inconsistencies at the top of the report; `columns` is the column mapping XLSX files are
-    read through (reconcile/xlsx.py)."""
-    read = statement_files.read_accounts(statements, fmt, account=account, lenient=lenient, columns=columns)
+    read through (reconcile/xlsx.py); `formats` a folder of declared mappings (docs/declared-formats.md) whose
+    statement formats are read too."""
+    read = statement_files.read_accounts(statements, fmt, account=account, lenient=lenient, columns=columns,
+                                         formats=formats)
     items = open_items.load(items_file, encoding, columns)
     title = f"open items ({items_file.name})"
     lines = [line for st in read.statements for line in lines_of(st)]

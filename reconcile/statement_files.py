@@ -46,10 +46,11 @@ class Statements:
     inconsistencies: tuple[str, ...] = ()
 
 
-def readers() -> dict[str, Callable[[bytes], Statement]]:
-    """Format name -> reader, for every statement format that can be read."""
+def readers(formats: Path | None = None) -> dict[str, Callable[[bytes], Statement]]:
+    """Format name -> reader, for every statement format that can be read: the installed adapters', and
+    those of the declared mappings in the folder `formats` if given (docs/declared-formats.md)."""
     found: dict[str, Callable[[bytes], Statement]] = {NATIVE: read_native}
-    for adapter in adapters().values():
+    for adapter in adapters(formats).values():
         found.update(adapter.statement_readers)
     return found
 
@@ -82,10 +83,11 @@ def _reader(fmt: str, known: dict) -> Callable[[bytes], Statement]:
     raise StatementFileInvalid("--format", f"no reader for {fmt!r}; formats: {', '.join(sorted(known))}")
 
 
-def _read(path: Path, fmt: str | None, noted: list[str] | None, columns: Mapping | None = None) -> list[Statement]:
+def _read(path: Path, fmt: str | None, noted: list[str] | None, columns: Mapping | None = None,
+          formats: Path | None = None) -> list[Statement]:
     """One statement file's statements (one per account), in `fmt` or the format it looks like; read
     leniently when given a list `noted` to add the inconsistencies to. An XLSX statement is read through
-    the column mapping `columns` (reconcile/xlsx.py)."""
+    the column mapping `columns` (reconcile/xlsx.py); `formats`: a folder of declared mappings."""
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -96,7 +98,7 @@ def _read(path: Path, fmt: str | None, noted: list[str] | None, columns: Mapping
                                                   "with --columns FILE (docs/reconciliation.md)")
         fmt, known = XLSX, {XLSX: lambda data: xlsx.read_statement(data, columns, "")}
     else:
-        known = readers()
+        known = readers(formats)
     fmt = fmt or detect(data)
     if fmt is None:
         raise StatementFileInvalid(str(path), "format not recognised; name it with --format "
@@ -122,11 +124,11 @@ def read(path: Path, fmt: str | None = None) -> Statement:
 
 
 def read_accounts(paths: Sequence[Path], fmt: str | None = None, *, account: str | None = None,
-                  lenient: bool = False, columns: Mapping | None = None) -> Statements:
+                  lenient: bool = False, columns: Mapping | None = None, formats: Path | None = None) -> Statements:
     """Every account of the files, each account's statements joined in the order given; with `account`
     only that one (StatementFileInvalid naming the accounts there are if it is not in the files)."""
     noted: list[str] = []
-    pages = [st for p in paths for st in _read(p, fmt, noted if lenient else None, columns)]
+    pages = [st for p in paths for st in _read(p, fmt, noted if lenient else None, columns, formats)]
     try:
         with leniently() if lenient else contextlib.nullcontext([]) as found:
             statements = accounts(pages, where="statement files: ")

@@ -51,3 +51,11 @@ def load(home: Path, account: str, until: dt.date | None = None) -> list[OpenIte
             other_references=tuple(r for r in (row.end_to_end_id, row.id) if r != row.client_ref),
             where=f"payment {row.id}"))
     return items
+
+
+def formats_folder(home: Path) -> Path | None:
+    """The gateway home's folder of declared formats (`directlink adapters add`), if it has one."""
+    if not (home / "directlink.toml").is_file():
+        return None   # load() says what is wrong with the home, once the statement is read
+    folder = Settings.load(home).formats
+    return folder if folder.is_dir() else None

@@ -33,6 +33,8 @@ def reconcile_command(
                                                    "disagree, and list that at the top of the report")] = False,
         columns: Annotated[Path | None, typer.Option(help="column mapping (TOML) of XLSX statements and open "
                                                           "items; saved, and used when not given")] = None,
+        formats: Annotated[Path | None, typer.Option(help="folder of declared formats whose statements can be "
+                                                          "read too (default: the formats folder of --home)")] = None,
 ) -> None:
     """Match a statement against the ERP's open items (and the gateway's payments); docs/reconciliation.md."""
     from sqlalchemy.exc import SQLAlchemyError
@@ -59,10 +61,14 @@ def reconcile_command(
             mapping = saved_columns(columns)
         except ColumnsInvalid as err:
             fail(f"--columns {err}")
+    if formats is None and home is not None:
+        formats = gateway_payments.formats_folder(home)
+    elif formats is not None and not formats.is_dir():
+        fail(f"--formats {formats}: not a folder")
     try:
         report = build_report(statement, open_items, fmt=format, tolerances=tolerances, encoding=encoding,
                               payments=None if home is None else partial(gateway_payments.load, home),
-                              account=account, lenient=lenient, columns=mapping)
+                              account=account, lenient=lenient, columns=mapping, formats=formats)
     except (StatementFileInvalid, OpenItemsInvalid, FileNotFoundError) as err:
         fail(str(err))
     except SQLAlchemyError as err:

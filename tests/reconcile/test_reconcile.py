@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import random
+import shutil
 import subprocess
 import time
 from decimal import Decimal
@@ -438,3 +439,31 @@ def test_lenient_reads_an_inconsistent_file_and_says_so_first(tmp_path):
     assert len(doc["sections"][0]["matches"]) == 1
     rows = list(csv.reader(io.StringIO((tmp_path / "r.csv").read_text("utf-8-sig"))))
     assert rows[1][:2] == ["statement files", "inconsistent"] and "does not add up" in rows[1][13]
+
+
+def test_a_statement_in_a_declared_format_reconciles_from_the_command_line(tmp_path):
+    """A bank's CSV statement declared by a mapping (config/formats/bank-csv.toml) is read by `reconcile`
+    when the folder of mappings is named, or is that of --home; without it, the format is unknown and the
+    message lists the formats there are."""
+    formats = tmp_path / "formats"
+    formats.mkdir()
+    shutil.copy(ROOT / "config" / "formats" / "bank-csv.toml", formats)
+    statement = ROOT / "config" / "formats" / "bank-csv.golden" / "statement-basic" / "statement.bankcsv.statement.csv"
+    (tmp_path / "erp.csv").write_text(HEADER + "REF-1,6222000000009001,12500.00,CNY,2026-11-25,payment\r\n"
+                                               "REF-5,12345,250.00,CNY,2026-11-25,receipt\r\n", "utf-8")
+    common = ["--statement", statement, "--open-items", tmp_path / "erp.csv", "--format", "bankcsv.statement.csv"]
+    done = _run(*common, "--formats", formats, "--out", tmp_path / "report.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()
+    doc = json.loads((tmp_path / "report.json").read_bytes())
+    assert sorted(i["key"] for m in doc["sections"][0]["matches"] for i in m["items"]) == ["REF-1", "REF-5"]
+    unknown = _run(*common, cwd=tmp_path)
+    assert unknown.returncode == 2 and b"no reader for 'bankcsv.statement.csv'" in unknown.stderr
+    assert _run(*common, "--formats", tmp_path / "nowhere", cwd=tmp_path).returncode == 2
+    # A gateway home's own formats folder, where `directlink adapters add` puts mappings, is the default.
+    from gateway.setup import init_home
+    home = init_home(tmp_path / "home", "p256").home
+    (home / "formats").mkdir(exist_ok=True)
+    shutil.copy(formats / "bank-csv.toml", home / "formats")
+    done = _run(*common, "--home", home, "--out", tmp_path / "with-home.json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"gateway payments" in done.stderr
