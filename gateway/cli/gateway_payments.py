@@ -52,10 +52,3 @@ def load(home: Path, account: str, until: dt.date | None = None) -> list[OpenIte
             where=f"payment {row.id}"))
     return items
 
-
-def formats_folder(home: Path) -> Path | None:
-    """The gateway home's folder of declared formats (`directlink adapters add`), if it has one."""
-    if not (home / "directlink.toml").is_file():
-        return None   # load() says what is wrong with the home, once the statement is read
-    folder = Settings.load(home).formats
-    return folder if folder.is_dir() else None

@@ -62,7 +62,7 @@ def reconcile_command(
         except ColumnsInvalid as err:
             fail(f"--columns {err}")
     if formats is None and home is not None:
-        formats = gateway_payments.formats_folder(home)
+        formats = _formats_of(home)
     elif formats is not None and not formats.is_dir():
         fail(f"--formats {formats}: not a folder")
     try:
@@ -89,6 +89,16 @@ def reconcile_command(
         unmatched += len(r.unmatched_lines) + len(r.unmatched_items)
     raise typer.Exit(1 if fail_on_unmatched and unmatched else 0)
 
+
+
+def _formats_of(home: Path) -> Path | None:
+    """A gateway home's folder of declared formats (`directlink adapters add`), if it has one (what is wrong
+    with a folder that is not a home is said once its payments are read)."""
+    from gateway.settings import Settings
+    if not (home / "directlink.toml").is_file():
+        return None
+    folder = Settings.load(home).formats
+    return folder if folder.is_dir() else None
 
 
 def columns_file() -> Path:
