@@ -102,11 +102,10 @@ _HOLD_FUNDS = update(accounts).where(accounts.c.number == bindparam("hold_accoun
     .values(held=accounts.c.held + bindparam("kept"))
 _UNHOLD_FUNDS = update(accounts).where(accounts.c.number == bindparam("hold_account")) \
     .values(held=accounts.c.held - bindparam("hold_amount"))
-_BALANCES = select(accounts.c.number, accounts.c.booked, accounts.c.held) \
-    .where(accounts.c.number.in_(bindparam("numbers", expanding=True)))
+_FIGURES = select(accounts.c.number, accounts.c.booked, accounts.c.held)
+_BALANCES = _FIGURES.where(accounts.c.number.in_(bindparam("numbers", expanding=True)))
 # One account's, past SQLAlchemy's per-run work (storage/hot.py): most balance queries name one.
-_BALANCE_OF = HotRead(select(accounts.c.number, accounts.c.booked, accounts.c.held)
-                      .where(accounts.c.number == bindparam("number")))
+_BALANCE_OF = HotRead(_FIGURES.where(accounts.c.number == bindparam("number")))
 _HELD = select(holds.c.account, holds.c.amount).where(holds.c.payment_id == bindparam("hold_payment"),
                                                       holds.c.released_at.is_(None))
 _RELEASE = update(holds).where(holds.c.payment_id == bindparam("hold_payment")) \

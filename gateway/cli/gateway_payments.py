@@ -51,4 +51,3 @@ def load(home: Path, account: str, until: dt.date | None = None) -> list[OpenIte
             other_references=tuple(r for r in (row.end_to_end_id, row.id) if r != row.client_ref),
             where=f"payment {row.id}"))
     return items
-

@@ -109,26 +109,19 @@ class HotWrite:
         if compiled.insert_prefetch or compiled.update_prefetch or getattr(compiled, "returning", None):
             raise ValueError("HotWrite runs statements whose every value is given, without RETURNING")
         slots = _slots(compiled, dialect)
-        # A row's values in the driver's order in one C call, then the few that need converting.
+        # A row's values in the driver's order in one C call, then the statement's own literals put in their
+        # places (in order, so each lands where the driver takes it) and the few values that need converting.
         given = [name for name, _, fixed in slots if fixed is None]
         take = operator.itemgetter(*given) if given else (lambda _params: ())
-        if len(given) == 1:
-            one = take
-            take = lambda params: (one(params),)   # noqa: E731 - itemgetter of one name gives the value
-        places, at = [], 0
-        for i, (_name, process, fixed) in enumerate(slots):
-            places.append((i, process, fixed, at if fixed is None else None))
-            at += fixed is None
-        converted = [(i, process) for i, process, _, _ in places if process is not None]
-        literals = [(i, fixed) for i, _, fixed, taken in places if taken is None]
-        order = [taken for _, _, _, taken in places]
+        single = len(given) == 1   # itemgetter of one name gives the value, not a tuple
+        literals = [(i, fixed) for i, (_, _, fixed) in enumerate(slots) if fixed is not None]
+        converted = [(i, process) for i, (_, process, _) in enumerate(slots) if process is not None]
         names = [name for name, _, _ in slots]
 
         def args(params: dict[str, Any]):
-            row = take(params)
-            values = list(row) if not literals else [row[t] if t is not None else None for t in order]
+            values = [take(params)] if single else list(take(params))
             for i, fixed in literals:
-                values[i] = fixed
+                values.insert(i, fixed)
             for i, process in converted:
                 values[i] = process(values[i])
             return tuple(values) if compiled.positional else dict(zip(names, values))
