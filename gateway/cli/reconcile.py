@@ -92,11 +92,11 @@ def reconcile_command(
 
 
 def _formats_of(home: Path) -> Path | None:
-    """A gateway home's folder of declared formats (`directlink adapters add`), if it has one (what is wrong
-    with a folder that is not a home is said once its payments are read)."""
+    """A gateway home's folder of declared formats (`directlink adapters add`), if it has one. A folder that
+    is not a home is said so here, before its statement is read in a format only the home would declare."""
     from gateway.settings import Settings
     if not (home / "directlink.toml").is_file():
-        return None
+        fail(f"--home {home} is not a gateway home (no directlink.toml)")
     folder = Settings.load(home).formats
     return folder if folder.is_dir() else None
 

@@ -459,6 +459,8 @@ def test_a_statement_in_a_declared_format_reconciles_from_the_command_line(tmp_p
     unknown = _run(*common, cwd=tmp_path)
     assert unknown.returncode == 2 and b"no reader for 'bankcsv.statement.csv'" in unknown.stderr
     assert _run(*common, "--formats", tmp_path / "nowhere", cwd=tmp_path).returncode == 2
+    not_home = _run(*common, "--home", tmp_path, cwd=tmp_path)
+    assert not_home.returncode == 2 and b"is not a gateway home" in not_home.stderr
     # A gateway home's own formats folder, where `directlink adapters add` puts mappings, is the default.
     from gateway.setup import init_home
     home = init_home(tmp_path / "home", "p256").home
